@@ -1,0 +1,3 @@
+#ifndef STLS_DNS_H
+#define STLS_DNS_H
+#endif

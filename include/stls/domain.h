@@ -1,0 +1,3 @@
+#ifndef STLS_DOMAIN_H
+#define STLS_DOMAIN_H
+#endif

@@ -1,0 +1,2 @@
+/* DNS resolution (c-ares on libuv). */
+#include "stls/dns.h"

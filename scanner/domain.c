@@ -1,0 +1,2 @@
+/* Domain name normalisation. */
+#include "stls/domain.h"

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Install everything starttls-scan needs to build, test and run its lab.
+#
+# Debian 12 ("bookworm") ships mbedTLS 2.28, which has no TLS 1.3. We take
+# mbedTLS 3.6 from Debian 13 ("trixie") and pin that suite at priority 100,
+# so apt never upgrades anything else from it. The trixie source entry is
+# derived from the machine's own Debian source configuration (same mirror,
+# same keyring), so no archive host is hard-coded here.
+#
+# On Debian 13+ / Ubuntu 25.04+ the distribution's packages are used as is.
+# Idempotent: a second run changes nothing.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: must run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+BUILD_PKGS="build-essential cmake pkg-config git libuv1-dev libcjson-dev libc-ares-dev libcmocka-dev libidn2-dev"
+# The lab: real Postfix (and posttls-finger), openssl for the test CA,
+# unbound/ldnsutils for DNS, python3 + jsonschema for scripted peers and
+# schema validation, iproute2 + util-linux for namespaces, valgrind.
+LAB_PKGS="postfix openssl unbound ldnsutils python3 python3-jsonschema iproute2 util-linux procps jq valgrind"
+
+. /etc/os-release
+codename="${VERSION_CODENAME:-}"
+
+mbedtls_ok() {
+  # 3.6.1 or newer installed?
+  local v
+  v=$(dpkg-query -W -f='${Version}' libmbedtls-dev 2>/dev/null || true)
+  [ -n "$v" ] && dpkg --compare-versions "$v" ge 3.6.1
+}
+
+add_trixie_source() {
+  local src=/etc/apt/sources.list.d/starttls-scan-trixie.sources
+  local pin=/etc/apt/preferences.d/starttls-scan-trixie
+  if [ ! -f "$src" ]; then
+    local uris="" signed=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+      # deb822: take the stanza that carries the main suite (not security).
+      uris=$(awk -v RS= '/Suites:[^\n]*'"$codename"'([ \n]|$)/ && !/-security/ {
+               match($0, /URIs:[^\n]*/); print substr($0, RSTART+6, RLENGTH-6); exit }' \
+             /etc/apt/sources.list.d/debian.sources | xargs)
+      signed=$(awk -v RS= '/Suites:[^\n]*'"$codename"'([ \n]|$)/ && !/-security/ {
+               if (match($0, /Signed-By:[^\n]*/)) print substr($0, RSTART+11, RLENGTH-11); exit }' \
+             /etc/apt/sources.list.d/debian.sources | xargs)
+    fi
+    if [ -z "$uris" ] && [ -f /etc/apt/sources.list ]; then
+      # one-line format: "deb [opts] URI bookworm main"
+      uris=$(awk -v c="$codename" '$1=="deb" { for (i=2;i<=NF;i++) if ($i==c) { print $(i-1); exit } }' \
+             /etc/apt/sources.list)
+    fi
+    if [ -z "$uris" ]; then
+      echo "install-deps: cannot find the Debian archive in the apt sources" >&2
+      exit 1
+    fi
+    [ -n "$signed" ] || signed=/usr/share/keyrings/debian-archive-keyring.gpg
+    printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: %s\n' \
+      "$uris" "$signed" >"$src"
+  fi
+  if [ ! -f "$pin" ]; then
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' >"$pin"
+  fi
+}
+
+need_update=1
+case "$codename" in
+  bookworm)
+    add_trixie_source
+    ;;
+esac
+
+apt_update() {
+  if [ "$need_update" -eq 1 ]; then
+    apt-get update -qq
+    need_update=0
+  fi
+}
+
+# Postfix asks debconf questions; "No configuration" leaves it unconfigured
+# and starts no service. The lab writes its own config directory.
+if ! dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "ok installed"; then
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+fi
+
+missing=""
+for p in $BUILD_PKGS $LAB_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  apt_update
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing
+fi
+
+if ! mbedtls_ok; then
+  apt_update
+  if [ "$codename" = bookworm ]; then
+    apt-get install -y -qq --no-install-recommends -t trixie libmbedtls-dev
+  else
+    apt-get install -y -qq --no-install-recommends libmbedtls-dev
+  fi
+fi
+
+if ! mbedtls_ok; then
+  echo "install-deps: libmbedtls-dev >= 3.6.1 could not be installed" >&2
+  exit 1
+fi
+echo "install-deps: ok (mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev))"
