@@ -1,0 +1,31 @@
+/* Certificate evaluation: facts about a chain as the server sent it. */
+#ifndef STLS_CERT_H
+#define STLS_CERT_H
+
+#include <mbedtls/x509_crt.h>
+
+#include "stls/result.h"
+
+/* Fill out with the facts of one certificate. -1 on ENOMEM. */
+int stls_cert_describe(const mbedtls_x509_crt *crt, stls_cert_t *out);
+
+/* Describe every certificate of the chain (leaf first, as sent). */
+int stls_cert_describe_chain(const mbedtls_x509_crt *chain,
+                             stls_tls_result_t *out);
+
+/* Does the described leaf name host (SAN dNSNames, or the CN when there are
+ * none)? Uses the RFC 6125 rules of stls_name_match(). */
+bool stls_cert_names_host(const stls_cert_t *leaf, const char *host);
+
+/* Does the leaf name the recipient domain the way Postfix's "secure" level
+ * checks it by default (match=nexthop:dot-nexthop): a dNSName (or the CN
+ * without dNSNames) equal to domain or lying below it? */
+bool stls_cert_names_domain(const stls_cert_t *leaf, const char *domain);
+
+/* Map mbedTLS verify flags to STLS_TRUST_REASON() bits. */
+unsigned stls_cert_trust_reasons(uint32_t flags);
+
+/* RFC 8460 result type for an untrusted chain, or NULL when trusted. */
+const char *stls_cert_trust_result_type(const stls_tls_result_t *t);
+
+#endif

@@ -1,0 +1,177 @@
+/* The result model: what a probe found, before anyone turns it into JSON.
+ *
+ * Protocol code fills these structs; only the writer (writer.h) renders
+ * them. Facts are kept apart (trusted, name matched, expired) so policy can
+ * be computed on top of them.
+ */
+#ifndef STLS_RESULT_H
+#define STLS_RESULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One list of host statuses: enum, JSON name, human message. */
+#define STLS_HOST_STATUS_MAP(XX)                                                \
+  XX(SUCCESS, "success", "STARTTLS and TLS handshake completed")               \
+  XX(SKIPPED, "skipped", "probe not attempted")                                \
+  XX(NETWORK_UNREACHABLE, "network-unreachable", "network is unreachable")     \
+  XX(CONNECTION_REFUSED, "connection-refused", "connection refused")           \
+  XX(CONNECTION_TIMEOUT, "connection-timeout", "connection timed out")         \
+  XX(CONNECTION_ERROR, "connection-error", "connection failed")                \
+  XX(GREETING_REJECTED, "greeting-rejected", "server rejected the session")    \
+  XX(IO_TIMEOUT, "io-timeout", "server stopped answering")                     \
+  XX(PROTOCOL_ERROR, "protocol-error", "SMTP protocol error")                  \
+  XX(STARTTLS_NOT_SUPPORTED, "starttls-not-supported", "STARTTLS not offered") \
+  XX(STARTTLS_REJECTED, "starttls-rejected", "STARTTLS command rejected")      \
+  XX(HANDSHAKE_ERROR, "handshake-error", "TLS handshake failed")
+
+typedef enum {
+#define XX(name, json, msg) STLS_HOST_##name,
+  STLS_HOST_STATUS_MAP(XX)
+#undef XX
+  STLS_HOST_STATUS_COUNT
+} stls_host_status_t;
+
+/* Session stages; every error and timeout is tagged with one. */
+#define STLS_STAGE_MAP(XX)                                                     \
+  XX(NONE, "none")                                                             \
+  XX(CONNECT, "connect")                                                       \
+  XX(GREETING, "greeting")                                                     \
+  XX(EHLO, "ehlo")                                                             \
+  XX(HELO, "helo")                                                             \
+  XX(STARTTLS, "starttls")                                                     \
+  XX(HANDSHAKE, "handshake")                                                   \
+  XX(EHLO_TLS, "ehlo_tls")                                                     \
+  XX(QUIT, "quit")                                                             \
+  XX(DONE, "done")
+
+typedef enum {
+#define XX(name, json) STLS_STAGE_##name,
+  STLS_STAGE_MAP(XX)
+#undef XX
+  STLS_STAGE_COUNT
+} stls_stage_t;
+
+const char *stls_host_status_name(stls_host_status_t s);
+const char *stls_host_status_message(stls_host_status_t s);
+const char *stls_stage_name(stls_stage_t s);
+
+typedef struct stls_error_s {
+  bool set;
+  stls_stage_t stage;
+  char code[48];     /* ECONNREFUSED, ETIMEDOUT, SMTP_421, TLS_ALERT_... */
+  char message[256]; /* human text */
+} stls_error_t;
+
+/* A growable list of owned strings. */
+typedef struct stls_strlist_s {
+  char **v;
+  size_t n, cap;
+} stls_strlist_t;
+
+int stls_strlist_push(stls_strlist_t *l, const char *s);
+int stls_strlist_pushn(stls_strlist_t *l, const char *s, size_t len);
+void stls_strlist_free(stls_strlist_t *l);
+
+typedef struct stls_cert_s {
+  char *subject;
+  char *issuer;
+  char *subject_cn; /* last CN of the subject, or NULL */
+  stls_strlist_t san_dns;
+  char not_before[24]; /* RFC 3339 */
+  char not_after[24];
+  char key_type[16]; /* "RSA", "EC", ... */
+  int key_bits;
+  char sig_alg[48];  /* OpenSSL-style name */
+  char serial[132];  /* hex */
+  char sha256[65];   /* of the DER certificate */
+  char spki_sha256[65];
+  bool self_issued;  /* subject == issuer */
+} stls_cert_t;
+
+/* Trust failure reasons, as flags and JSON names. */
+#define STLS_TRUST_REASON_MAP(XX)                                              \
+  XX(UNTRUSTED_ISSUER, "untrusted-issuer")                                     \
+  XX(EXPIRED, "expired")                                                       \
+  XX(NOT_YET_VALID, "not-yet-valid")                                           \
+  XX(BAD_SIGNATURE, "bad-signature")                                           \
+  XX(REVOKED, "revoked")                                                       \
+  XX(BAD_KEY, "bad-key")                                                       \
+  XX(OTHER, "other")
+
+enum {
+#define XX(name, json) STLS_TRUST_BIT_##name,
+  STLS_TRUST_REASON_MAP(XX)
+#undef XX
+  STLS_TRUST_REASON_COUNT
+};
+#define STLS_TRUST_REASON(name) (1u << STLS_TRUST_BIT_##name)
+const char *stls_trust_reason_name(unsigned bit);
+
+typedef struct stls_tls_result_s {
+  char version[16];      /* "TLSv1.3" */
+  char cipher_name[64];  /* IANA name */
+  uint16_t cipher_id;    /* IANA two-byte id */
+  stls_cert_t *chain;    /* as sent by the server, leaf first */
+  size_t n_chain;
+  bool trusted;          /* chain verifies against the trust store(s) */
+  unsigned trust_reasons; /* STLS_TRUST_REASON() bits when not trusted */
+  bool name_mx;          /* leaf names the MX host */
+  int name_domain;       /* leaf names the recipient domain: 1, 0, -1 n/a */
+  bool expired;          /* leaf is past notAfter */
+} stls_tls_result_t;
+
+typedef struct stls_finding_s {
+  char id[40];
+  char message[200];
+} stls_finding_t;
+
+/* Per-step timing in milliseconds; -1 when the step was not reached. */
+typedef struct stls_timing_s {
+  int64_t connect, greeting, ehlo, starttls, handshake, total;
+} stls_timing_t;
+
+typedef struct stls_host_result_s {
+  char *mx;    /* the MX host name (or the address for literals) */
+  char ip[64]; /* canonical text form */
+  int port;
+  int family; /* 4 or 6 */
+  stls_host_status_t status;
+  stls_error_t error;
+  char *banner;              /* greeting reply text, or NULL */
+  bool ehlo_done;
+  bool used_helo;
+  char *ehlo_reply;
+  stls_strlist_t ehlo_ext;
+  bool starttls_offered;
+  char *starttls_reply;
+  bool tls_done;
+  stls_tls_result_t tls;
+  char *ehlo_tls_reply;
+  stls_strlist_t ehlo_tls_ext;
+  stls_finding_t findings[8];
+  size_t n_findings;
+  stls_timing_t timing;
+} stls_host_result_t;
+
+/* Initialise an empty result for mx/ip/port. Returns 0 or -1 (ENOMEM). */
+int stls_host_result_init(stls_host_result_t *r, const char *mx,
+                          const char *ip, int port);
+void stls_host_result_free(stls_host_result_t *r);
+/* Record a finding (silently dropped past the fixed capacity). */
+void stls_host_result_add_finding(stls_host_result_t *r, const char *id,
+                                  const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Set status plus error in one step; fmt may be NULL. */
+void stls_host_result_fail(stls_host_result_t *r, stls_host_status_t st,
+                           stls_stage_t stage, const char *code,
+                           const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Deep copy (for results shared between domains). */
+int stls_host_result_copy(stls_host_result_t *dst,
+                          const stls_host_result_t *src);
+
+void stls_cert_free(stls_cert_t *c);
+
+#endif

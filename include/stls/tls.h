@@ -1,0 +1,69 @@
+/* TLS client over memory buffers (mbedTLS 3.6), for use on a libuv stream.
+ *
+ * A stls_tls_ctx_t is made once per worker: it holds the mbedTLS config, the
+ * random generator, the parsed trust store and a cache of chain verdicts. A
+ * stls_tls_conn_t is made only after STARTTLS was accepted and freed right
+ * after the EHLO inside TLS, so idle sessions stay small.
+ *
+ * Ciphertext from the socket goes in with stls_tls_conn_feed(); mbedTLS
+ * output goes out through the send function given at creation, which must
+ * queue the bytes (for uv_write) and return at once.
+ */
+#ifndef STLS_TLS_H
+#define STLS_TLS_H
+
+#include <stddef.h>
+
+#include "stls/result.h"
+
+typedef struct stls_tls_ctx_s stls_tls_ctx_t;
+typedef struct stls_tls_conn_s stls_tls_conn_t;
+
+/* Queue len bytes for sending; return 0, or -1 if they cannot be queued. */
+typedef int (*stls_tls_send_fn)(void *arg, const unsigned char *buf,
+                                size_t len);
+
+/* ca_file NULL means the system store. On failure returns -1 and writes a
+ * one-line reason into err. */
+int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
+                      size_t errlen);
+void stls_tls_ctx_free(stls_tls_ctx_t *ctx);
+/* The default system trust store path used when ca_file is NULL. */
+const char *stls_tls_default_ca_file(void);
+
+/* sni may be NULL or an IP literal (then no SNI is sent). NULL on ENOMEM. */
+stls_tls_conn_t *stls_tls_conn_new(stls_tls_ctx_t *ctx, const char *sni,
+                                   stls_tls_send_fn send, void *send_arg);
+void stls_tls_conn_free(stls_tls_conn_t *c);
+
+/* Append ciphertext received from the peer. -1 on ENOMEM or overflow. */
+int stls_tls_conn_feed(stls_tls_conn_t *c, const unsigned char *buf,
+                       size_t len);
+
+/* Drive the handshake: 0 done, 1 needs more input, -1 failed. */
+int stls_tls_conn_handshake(stls_tls_conn_t *c);
+/* Application data: write returns 0 or -1; read returns bytes read, 0 when
+ * more input is needed, -1 on error or close. */
+int stls_tls_conn_write(stls_tls_conn_t *c, const void *buf, size_t len);
+int stls_tls_conn_read(stls_tls_conn_t *c, void *buf, size_t len);
+/* Send close_notify (best effort). */
+void stls_tls_conn_close_notify(stls_tls_conn_t *c);
+
+/* After a failure: an error code (TLS_ALERT_<NAME> when the peer sent an
+ * alert, else TLS_ERROR) and a message with mbedTLS's text. */
+void stls_tls_conn_error(const stls_tls_conn_t *c, char *code, size_t codelen,
+                         char *msg, size_t msglen);
+
+/* After a completed handshake: version, cipher, the chain as sent, trust
+ * against the context's store, expiry and the MX-name check for mx.
+ * Returns 0, or -1 on ENOMEM. */
+int stls_tls_conn_collect(stls_tls_conn_t *c, const char *mx,
+                          stls_tls_result_t *out);
+
+/* Translate an mbedTLS ciphersuite name to its IANA name
+ * ("TLS1-3-AES-256-GCM-SHA384" -> "TLS_AES_256_GCM_SHA384"). */
+void stls_tls_iana_cipher_name(const char *mbed, char *out, size_t len);
+/* Name of a TLS alert description ("handshake_failure"), or NULL. */
+const char *stls_tls_alert_name(int desc);
+
+#endif

@@ -1,0 +1,25 @@
+/* The only module that talks JSON: result model in, cJSON / NDJSON out. */
+#ifndef STLS_WRITER_H
+#define STLS_WRITER_H
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "stls/result.h"
+
+#define STLS_SCHEMA_ID "starttls-scan/1"
+
+/* A HOST object (SCHEMA.md). recipient_domain, when not NULL, is used for
+ * tls.names.recipient_domain (else that is null). NULL on ENOMEM. */
+cJSON *stls_json_host(const stls_host_result_t *r, const char *recipient_domain);
+
+/* The record printed by `probe`: a HOST object plus schema and scanned_at. */
+cJSON *stls_json_probe_record(const stls_host_result_t *r,
+                              const char *recipient_domain, time_t scanned_at);
+
+/* Print one record as a single line and flush, so a killed run leaves only
+ * whole lines. Returns 0, or -1 on ENOMEM or a write error. */
+int stls_json_write_line(FILE *f, const cJSON *record);
+
+#endif

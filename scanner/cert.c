@@ -1,0 +1,208 @@
+/* Certificate evaluation: facts about a chain as the server sent it. */
+#include "stls/cert.h"
+#include "stls/names.h"
+#include "stls/util.h"
+
+#include <mbedtls/oid.h>
+#include <mbedtls/sha256.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* OpenSSL's short names for the signature algorithms, so output compares
+ * with what openssl x509 -text and posttls-finger -C print. */
+static void sig_alg_name(const mbedtls_x509_crt *crt, char *out, size_t len) {
+  mbedtls_md_type_t md;
+  mbedtls_pk_type_t pk;
+  const char *mdname = NULL;
+
+  if (mbedtls_oid_get_sig_alg(&crt->sig_oid, &md, &pk) != 0) {
+    /* Unknown to mbedTLS (for example Ed25519): the dotted OID. */
+    if (mbedtls_oid_get_numeric_string(out, len, &crt->sig_oid) < 0)
+      stls_strlcpy(out, "unknown", len);
+    return;
+  }
+  switch (md) {
+  case MBEDTLS_MD_MD5: mdname = "MD5"; break;
+  case MBEDTLS_MD_SHA1: mdname = "SHA1"; break;
+  case MBEDTLS_MD_SHA224: mdname = "SHA224"; break;
+  case MBEDTLS_MD_SHA256: mdname = "SHA256"; break;
+  case MBEDTLS_MD_SHA384: mdname = "SHA384"; break;
+  case MBEDTLS_MD_SHA512: mdname = "SHA512"; break;
+  default: mdname = NULL; break;
+  }
+  if (pk == MBEDTLS_PK_RSASSA_PSS) {
+    stls_strlcpy(out, "rsassaPss", len);
+  } else if (pk == MBEDTLS_PK_ECDSA && mdname) {
+    snprintf(out, len, "ecdsa-with-%s", mdname);
+  } else if (pk == MBEDTLS_PK_RSA && mdname) {
+    char lower[8];
+    size_t i;
+    for (i = 0; mdname[i] && i < sizeof(lower) - 1; i++)
+      lower[i] = (char)(mdname[i] >= 'A' && mdname[i] <= 'Z' ? mdname[i] + 32
+                                                            : mdname[i]);
+    lower[i] = '\0';
+    snprintf(out, len, "%sWithRSAEncryption", lower);
+  } else {
+    const char *desc = NULL;
+    if (mbedtls_oid_get_sig_alg_desc(&crt->sig_oid, &desc) == 0 && desc)
+      stls_strlcpy(out, desc, len);
+    else
+      stls_strlcpy(out, "unknown", len);
+  }
+}
+
+static char *dn_string(const mbedtls_x509_name *dn) {
+  char buf[1024];
+  int n = mbedtls_x509_dn_gets(buf, sizeof(buf), dn);
+  if (n < 0)
+    return stls_strdup("");
+  return stls_strdup(buf);
+}
+
+static char *subject_cn(const mbedtls_x509_name *dn) {
+  const mbedtls_x509_name *last = NULL;
+  for (; dn; dn = dn->next)
+    if (dn->oid.p && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &dn->oid) == 0)
+      last = dn;
+  return last ? stls_strndup((const char *)last->val.p, last->val.len) : NULL;
+}
+
+static void time_str(const mbedtls_x509_time *t, char *out, size_t len) {
+  stls_time_rfc3339_fields(t->year, t->mon, t->day, t->hour, t->min, t->sec,
+                           out, len);
+}
+
+int stls_cert_describe(const mbedtls_x509_crt *crt, stls_cert_t *out) {
+  unsigned char digest[32];
+  const mbedtls_x509_sequence *san;
+  size_t n;
+
+  memset(out, 0, sizeof(*out));
+  out->subject = dn_string(&crt->subject);
+  out->issuer = dn_string(&crt->issuer);
+  out->subject_cn = subject_cn(&crt->subject);
+  if (!out->subject || !out->issuer)
+    return -1;
+  out->self_issued = crt->subject_raw.len == crt->issuer_raw.len &&
+                     memcmp(crt->subject_raw.p, crt->issuer_raw.p,
+                            crt->subject_raw.len) == 0;
+
+  /* Only dNSName entries: the tag is context-specific [2]. */
+  for (san = &crt->subject_alt_names; san && san->buf.p; san = san->next) {
+    if (san->buf.tag ==
+        (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME)) {
+      if (stls_strlist_pushn(&out->san_dns, (const char *)san->buf.p,
+                             san->buf.len) != 0)
+        return -1;
+    }
+  }
+
+  time_str(&crt->valid_from, out->not_before, sizeof(out->not_before));
+  time_str(&crt->valid_to, out->not_after, sizeof(out->not_after));
+  stls_strlcpy(out->key_type, mbedtls_pk_get_name(&crt->pk),
+               sizeof(out->key_type));
+  out->key_bits = (int)mbedtls_pk_get_bitlen(&crt->pk);
+  sig_alg_name(crt, out->sig_alg, sizeof(out->sig_alg));
+
+  n = crt->serial.len;
+  if (n > (sizeof(out->serial) - 1) / 2)
+    n = (sizeof(out->serial) - 1) / 2;
+  stls_hex(crt->serial.p, n, out->serial);
+
+  mbedtls_sha256(crt->raw.p, crt->raw.len, digest, 0);
+  stls_hex(digest, sizeof(digest), out->sha256);
+  mbedtls_sha256(crt->pk_raw.p, crt->pk_raw.len, digest, 0);
+  stls_hex(digest, sizeof(digest), out->spki_sha256);
+  return 0;
+}
+
+int stls_cert_describe_chain(const mbedtls_x509_crt *chain,
+                             stls_tls_result_t *out) {
+  size_t n = 0;
+  const mbedtls_x509_crt *c;
+
+  for (c = chain; c && c->raw.p; c = c->next)
+    n++;
+  if (n == 0)
+    return 0;
+  out->chain = calloc(n, sizeof(*out->chain));
+  if (!out->chain)
+    return -1;
+  for (c = chain; c && c->raw.p; c = c->next) {
+    if (stls_cert_describe(c, &out->chain[out->n_chain]) != 0) {
+      out->n_chain++; /* so the caller frees the partial entry */
+      return -1;
+    }
+    out->n_chain++;
+  }
+  return 0;
+}
+
+bool stls_cert_names_host(const stls_cert_t *leaf, const char *host) {
+  if (!leaf || !host)
+    return false;
+  /* RFC 6125 6.4.4: the CN is consulted only without any dNSName. */
+  if (leaf->san_dns.n == 0)
+    return leaf->subject_cn && stls_name_match(leaf->subject_cn, host);
+  for (size_t i = 0; i < leaf->san_dns.n; i++)
+    if (stls_name_match(leaf->san_dns.v[i], host))
+      return true;
+  return false;
+}
+
+static bool name_in_domain(const char *name, const char *domain) {
+  /* A wildcard "*.sub.example" names hosts below "sub.example", which are
+   * below the domain exactly when "sub.example" is in it. */
+  if (name[0] == '*' && name[1] == '.')
+    name += 2;
+  return stls_name_in_domain(name, domain);
+}
+
+bool stls_cert_names_domain(const stls_cert_t *leaf, const char *domain) {
+  if (!leaf || !domain)
+    return false;
+  if (leaf->san_dns.n == 0)
+    return leaf->subject_cn && name_in_domain(leaf->subject_cn, domain);
+  for (size_t i = 0; i < leaf->san_dns.n; i++)
+    if (name_in_domain(leaf->san_dns.v[i], domain))
+      return true;
+  return false;
+}
+
+unsigned stls_cert_trust_reasons(uint32_t flags) {
+  unsigned r = 0;
+  if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+    r |= STLS_TRUST_REASON(UNTRUSTED_ISSUER);
+  if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+    r |= STLS_TRUST_REASON(EXPIRED);
+  if (flags & MBEDTLS_X509_BADCERT_FUTURE)
+    r |= STLS_TRUST_REASON(NOT_YET_VALID);
+  if (flags & (MBEDTLS_X509_BADCERT_REVOKED | MBEDTLS_X509_BADCRL_NOT_TRUSTED))
+    r |= STLS_TRUST_REASON(REVOKED);
+  if (flags & (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK |
+               MBEDTLS_X509_BADCERT_BAD_KEY))
+    r |= STLS_TRUST_REASON(BAD_KEY);
+  /* Name mismatch is not a trust failure: names are a separate fact. */
+  flags &= ~(uint32_t)(MBEDTLS_X509_BADCERT_CN_MISMATCH |
+                       MBEDTLS_X509_BADCERT_NOT_TRUSTED |
+                       MBEDTLS_X509_BADCERT_EXPIRED |
+                       MBEDTLS_X509_BADCERT_FUTURE |
+                       MBEDTLS_X509_BADCERT_REVOKED |
+                       MBEDTLS_X509_BADCRL_NOT_TRUSTED |
+                       MBEDTLS_X509_BADCERT_BAD_MD |
+                       MBEDTLS_X509_BADCERT_BAD_PK |
+                       MBEDTLS_X509_BADCERT_BAD_KEY);
+  if (flags)
+    r |= STLS_TRUST_REASON(OTHER);
+  return r;
+}
+
+const char *stls_cert_trust_result_type(const stls_tls_result_t *t) {
+  if (t->trusted)
+    return NULL;
+  if (t->trust_reasons & STLS_TRUST_REASON(UNTRUSTED_ISSUER))
+    return "certificate-not-trusted";
+  if (t->trust_reasons & STLS_TRUST_REASON(EXPIRED))
+    return "certificate-expired";
+  return "validation-failure";
+}

@@ -1,0 +1,206 @@
+/* The result model: construction, copying and cleanup. */
+#include "stls/result.h"
+#include "stls/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[] = {
+#define XX(name, json, msg) json,
+    STLS_HOST_STATUS_MAP(XX)
+#undef XX
+};
+static const char *const status_msgs[] = {
+#define XX(name, json, msg) msg,
+    STLS_HOST_STATUS_MAP(XX)
+#undef XX
+};
+static const char *const stage_names[] = {
+#define XX(name, json) json,
+    STLS_STAGE_MAP(XX)
+#undef XX
+};
+static const char *const trust_names[] = {
+#define XX(name, json) json,
+    STLS_TRUST_REASON_MAP(XX)
+#undef XX
+};
+
+const char *stls_host_status_name(stls_host_status_t s) {
+  return (unsigned)s < STLS_HOST_STATUS_COUNT ? status_names[s] : "unknown";
+}
+const char *stls_host_status_message(stls_host_status_t s) {
+  return (unsigned)s < STLS_HOST_STATUS_COUNT ? status_msgs[s] : "unknown";
+}
+const char *stls_stage_name(stls_stage_t s) {
+  return (unsigned)s < STLS_STAGE_COUNT ? stage_names[s] : "unknown";
+}
+const char *stls_trust_reason_name(unsigned bit) {
+  return bit < STLS_TRUST_REASON_COUNT ? trust_names[bit] : "other";
+}
+
+int stls_strlist_pushn(stls_strlist_t *l, const char *s, size_t len) {
+  char *c;
+  if (l->n == l->cap) {
+    size_t ncap = l->cap ? l->cap * 2 : 8;
+    char **nv = realloc(l->v, ncap * sizeof(*nv));
+    if (!nv)
+      return -1;
+    l->v = nv;
+    l->cap = ncap;
+  }
+  c = stls_strndup(s, len);
+  if (!c)
+    return -1;
+  l->v[l->n++] = c;
+  return 0;
+}
+
+int stls_strlist_push(stls_strlist_t *l, const char *s) {
+  return stls_strlist_pushn(l, s, strlen(s));
+}
+
+void stls_strlist_free(stls_strlist_t *l) {
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  memset(l, 0, sizeof(*l));
+}
+
+static int strlist_copy(stls_strlist_t *dst, const stls_strlist_t *src) {
+  memset(dst, 0, sizeof(*dst));
+  for (size_t i = 0; i < src->n; i++)
+    if (stls_strlist_push(dst, src->v[i]) != 0)
+      return -1;
+  return 0;
+}
+
+int stls_host_result_init(stls_host_result_t *r, const char *mx,
+                          const char *ip, int port) {
+  memset(r, 0, sizeof(*r));
+  r->mx = stls_strdup(mx ? mx : ip);
+  stls_strlcpy(r->ip, ip ? ip : "", sizeof(r->ip));
+  r->port = port;
+  r->family = (ip && strchr(ip, ':')) ? 6 : 4;
+  r->status = STLS_HOST_SKIPPED;
+  r->tls.name_domain = -1;
+  r->timing.connect = r->timing.greeting = r->timing.ehlo = -1;
+  r->timing.starttls = r->timing.handshake = r->timing.total = -1;
+  return r->mx ? 0 : -1;
+}
+
+void stls_cert_free(stls_cert_t *c) {
+  free(c->subject);
+  free(c->issuer);
+  free(c->subject_cn);
+  stls_strlist_free(&c->san_dns);
+  memset(c, 0, sizeof(*c));
+}
+
+static void tls_result_free(stls_tls_result_t *t) {
+  for (size_t i = 0; i < t->n_chain; i++)
+    stls_cert_free(&t->chain[i]);
+  free(t->chain);
+  t->chain = NULL;
+  t->n_chain = 0;
+}
+
+void stls_host_result_free(stls_host_result_t *r) {
+  if (!r)
+    return;
+  free(r->mx);
+  free(r->banner);
+  free(r->ehlo_reply);
+  stls_strlist_free(&r->ehlo_ext);
+  free(r->starttls_reply);
+  tls_result_free(&r->tls);
+  free(r->ehlo_tls_reply);
+  stls_strlist_free(&r->ehlo_tls_ext);
+  memset(r, 0, sizeof(*r));
+}
+
+void stls_host_result_add_finding(stls_host_result_t *r, const char *id,
+                                  const char *fmt, ...) {
+  va_list ap;
+  stls_finding_t *f;
+  if (r->n_findings >= sizeof(r->findings) / sizeof(r->findings[0]))
+    return;
+  f = &r->findings[r->n_findings++];
+  stls_strlcpy(f->id, id, sizeof(f->id));
+  va_start(ap, fmt);
+  vsnprintf(f->message, sizeof(f->message), fmt, ap);
+  va_end(ap);
+}
+
+void stls_host_result_fail(stls_host_result_t *r, stls_host_status_t st,
+                           stls_stage_t stage, const char *code,
+                           const char *fmt, ...) {
+  r->status = st;
+  r->error.set = true;
+  r->error.stage = stage;
+  stls_strlcpy(r->error.code, code ? code : "ERROR", sizeof(r->error.code));
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error.message, sizeof(r->error.message), fmt, ap);
+    va_end(ap);
+  } else {
+    stls_strlcpy(r->error.message, stls_host_status_message(st),
+                 sizeof(r->error.message));
+  }
+}
+
+static int cert_copy(stls_cert_t *d, const stls_cert_t *s) {
+  *d = *s;
+  d->subject = stls_strdup(s->subject);
+  d->issuer = stls_strdup(s->issuer);
+  d->subject_cn = stls_strdup(s->subject_cn);
+  if (strlist_copy(&d->san_dns, &s->san_dns) != 0)
+    return -1;
+  return (s->subject && !d->subject) || (s->issuer && !d->issuer) ||
+                 (s->subject_cn && !d->subject_cn)
+             ? -1
+             : 0;
+}
+
+int stls_host_result_copy(stls_host_result_t *d, const stls_host_result_t *s) {
+  int bad = 0;
+  *d = *s;
+  /* Reset owned pointers first so a failure leaves d safe to free. */
+  d->mx = d->banner = d->ehlo_reply = d->starttls_reply = NULL;
+  d->ehlo_tls_reply = NULL;
+  memset(&d->ehlo_ext, 0, sizeof(d->ehlo_ext));
+  memset(&d->ehlo_tls_ext, 0, sizeof(d->ehlo_tls_ext));
+  d->tls.chain = NULL;
+  d->tls.n_chain = 0;
+
+#define DUP(f)                                                                 \
+  do {                                                                         \
+    d->f = stls_strdup(s->f);                                                  \
+    if (s->f && !d->f)                                                         \
+      bad = 1;                                                                 \
+  } while (0)
+  DUP(mx);
+  DUP(banner);
+  DUP(ehlo_reply);
+  DUP(starttls_reply);
+  DUP(ehlo_tls_reply);
+#undef DUP
+  bad |= strlist_copy(&d->ehlo_ext, &s->ehlo_ext) != 0;
+  bad |= strlist_copy(&d->ehlo_tls_ext, &s->ehlo_tls_ext) != 0;
+  if (s->tls.n_chain) {
+    d->tls.chain = calloc(s->tls.n_chain, sizeof(*d->tls.chain));
+    if (!d->tls.chain)
+      bad = 1;
+    else
+      for (size_t i = 0; i < s->tls.n_chain; i++, d->tls.n_chain++)
+        bad |= cert_copy(&d->tls.chain[i], &s->tls.chain[i]) != 0;
+  }
+  if (bad) {
+    stls_host_result_free(d);
+    return -1;
+  }
+  return 0;
+}

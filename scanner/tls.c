@@ -1,0 +1,449 @@
+/* TLS client over memory buffers (mbedTLS 3.6). See tls.h. */
+#include "stls/tls.h"
+#include "stls/cert.h"
+#include "stls/util.h"
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/x509_crt.h>
+#include <psa/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Cap on buffered ciphertext: a TLS record is at most 16 KiB + overhead, so
+ * anything far beyond that is a peer that does not speak TLS. */
+#define TLS_INBUF_MAX (256 * 1024)
+/* Chain verdicts remembered per worker (providers reuse one chain on many
+ * addresses); the table is simply cleared when full. */
+#define VERIFY_CACHE_SLOTS 4096
+
+typedef struct verify_entry_s {
+  unsigned char key[32];
+  uint32_t flags;
+  int used;
+} verify_entry_t;
+
+struct stls_tls_ctx_s {
+  mbedtls_ssl_config conf;
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+  mbedtls_x509_crt ca;
+  verify_entry_t *cache;
+  size_t cache_used;
+};
+
+struct stls_tls_conn_s {
+  stls_tls_ctx_t *ctx;
+  mbedtls_ssl_context ssl;
+  stls_tls_send_fn send;
+  void *send_arg;
+  unsigned char *in;
+  size_t in_len, in_off, in_cap;
+  int last_rc;
+  /* Plaintext alerts seen on the wire (before encryption starts). */
+  int alert_desc;
+  /* Record sniffer state: bytes of the current record header seen, and
+   * body bytes still to skip. */
+  unsigned char hdr[5];
+  size_t hdr_len;
+  size_t body_left;
+  int body_is_alert;
+  unsigned char alert_buf[2];
+  size_t alert_len;
+  int encrypted; /* a ChangeCipherSpec or TLS 1.3 record was seen */
+};
+
+const char *stls_tls_default_ca_file(void) {
+  return "/etc/ssl/certs/ca-certificates.crt";
+}
+
+int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
+                      size_t errlen) {
+  static const char pers[] = "starttls-scan";
+  stls_tls_ctx_t *ctx;
+  int rc;
+  psa_status_t ps;
+
+  *out = NULL;
+  /* TLS 1.3 in mbedTLS 3.6 does its crypto through PSA. */
+  ps = psa_crypto_init();
+  if (ps != PSA_SUCCESS) {
+    snprintf(err, errlen, "psa_crypto_init failed (%d)", (int)ps);
+    return -1;
+  }
+  ctx = calloc(1, sizeof(*ctx));
+  if (!ctx) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  /* Init everything before the first failure point: one cleanup path. */
+  mbedtls_ssl_config_init(&ctx->conf);
+  mbedtls_entropy_init(&ctx->entropy);
+  mbedtls_ctr_drbg_init(&ctx->drbg);
+  mbedtls_x509_crt_init(&ctx->ca);
+
+  ctx->cache = calloc(VERIFY_CACHE_SLOTS, sizeof(*ctx->cache));
+  if (!ctx->cache) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  rc = mbedtls_ctr_drbg_seed(&ctx->drbg, mbedtls_entropy_func, &ctx->entropy,
+                             (const unsigned char *)pers, sizeof(pers) - 1);
+  if (rc != 0) {
+    snprintf(err, errlen, "random generator seed failed (-0x%04x)",
+             (unsigned)-rc);
+    goto fail;
+  }
+  if (!ca_file)
+    ca_file = stls_tls_default_ca_file();
+  rc = mbedtls_x509_crt_parse_file(&ctx->ca, ca_file);
+  if (rc < 0) {
+    char buf[128];
+    mbedtls_strerror(rc, buf, sizeof(buf));
+    snprintf(err, errlen, "cannot load CA file %s: %s", ca_file, buf);
+    goto fail;
+  }
+  if (ctx->ca.raw.p == NULL) {
+    snprintf(err, errlen, "CA file %s holds no usable certificate", ca_file);
+    goto fail;
+  }
+  rc = mbedtls_ssl_config_defaults(&ctx->conf, MBEDTLS_SSL_IS_CLIENT,
+                                   MBEDTLS_SSL_TRANSPORT_STREAM,
+                                   MBEDTLS_SSL_PRESET_DEFAULT);
+  if (rc != 0) {
+    snprintf(err, errlen, "ssl config failed (-0x%04x)", (unsigned)-rc);
+    goto fail;
+  }
+  /* The handshake completes whatever the certificate, like Postfix at
+   * "may"; trust is then computed (and cached) by us, apart from names. */
+  mbedtls_ssl_conf_authmode(&ctx->conf, MBEDTLS_SSL_VERIFY_NONE);
+  mbedtls_ssl_conf_rng(&ctx->conf, mbedtls_ctr_drbg_random, &ctx->drbg);
+  mbedtls_ssl_conf_min_tls_version(&ctx->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+  mbedtls_ssl_conf_max_tls_version(&ctx->conf, MBEDTLS_SSL_VERSION_TLS1_3);
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+  mbedtls_ssl_conf_session_tickets(&ctx->conf,
+                                   MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+#endif
+  *out = ctx;
+  return 0;
+
+fail:
+  stls_tls_ctx_free(ctx);
+  return -1;
+}
+
+void stls_tls_ctx_free(stls_tls_ctx_t *ctx) {
+  if (!ctx)
+    return;
+  mbedtls_ssl_config_free(&ctx->conf);
+  mbedtls_ctr_drbg_free(&ctx->drbg);
+  mbedtls_entropy_free(&ctx->entropy);
+  mbedtls_x509_crt_free(&ctx->ca);
+  free(ctx->cache);
+  free(ctx);
+}
+
+/* Watch records arriving from the server to learn alert descriptions while
+ * they are still in clear text; mbedTLS keeps the received alert private. */
+static void sniff_records(stls_tls_conn_t *c, const unsigned char *p,
+                          size_t n) {
+  while (n > 0 && !c->encrypted) {
+    if (c->body_left == 0) {
+      c->hdr[c->hdr_len++] = *p++;
+      n--;
+      if (c->hdr_len < 5)
+        continue;
+      c->hdr_len = 0;
+      c->body_left = ((size_t)c->hdr[3] << 8) | c->hdr[4];
+      c->body_is_alert = c->hdr[0] == 21 && c->body_left == 2;
+      c->alert_len = 0;
+      if (c->hdr[0] == 20 || c->hdr[0] == 23)
+        c->encrypted = 1; /* after this, alerts are no longer readable */
+      continue;
+    }
+    size_t take = n < c->body_left ? n : c->body_left;
+    if (c->body_is_alert)
+      for (size_t i = 0; i < take && c->alert_len < 2; i++)
+        c->alert_buf[c->alert_len++] = p[i];
+    if (c->body_is_alert && c->alert_len == 2 && c->alert_desc < 0)
+      c->alert_desc = c->alert_buf[1];
+    p += take;
+    n -= take;
+    c->body_left -= take;
+  }
+}
+
+static int bio_send(void *arg, const unsigned char *buf, size_t len) {
+  stls_tls_conn_t *c = arg;
+  if (c->send(c->send_arg, buf, len) != 0)
+    return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+  return (int)len;
+}
+
+static int bio_recv(void *arg, unsigned char *buf, size_t len) {
+  stls_tls_conn_t *c = arg;
+  size_t avail = c->in_len - c->in_off;
+  if (avail == 0)
+    return MBEDTLS_ERR_SSL_WANT_READ;
+  if (len > avail)
+    len = avail;
+  memcpy(buf, c->in + c->in_off, len);
+  c->in_off += len;
+  if (c->in_off == c->in_len)
+    c->in_off = c->in_len = 0;
+  return (int)len;
+}
+
+static int is_ip_literal(const char *s) {
+  return s && (strchr(s, ':') || strspn(s, "0123456789.") == strlen(s));
+}
+
+stls_tls_conn_t *stls_tls_conn_new(stls_tls_ctx_t *ctx, const char *sni,
+                                   stls_tls_send_fn send, void *send_arg) {
+  stls_tls_conn_t *c = calloc(1, sizeof(*c));
+  if (!c)
+    return NULL;
+  c->ctx = ctx;
+  c->send = send;
+  c->send_arg = send_arg;
+  c->alert_desc = -1;
+  mbedtls_ssl_init(&c->ssl);
+  if (mbedtls_ssl_setup(&c->ssl, &ctx->conf) != 0)
+    goto fail;
+  /* SNI is the MX host name; an address literal is never sent as SNI. */
+  if (sni && *sni && !is_ip_literal(sni) &&
+      mbedtls_ssl_set_hostname(&c->ssl, sni) != 0)
+    goto fail;
+  mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+  return c;
+fail:
+  stls_tls_conn_free(c);
+  return NULL;
+}
+
+void stls_tls_conn_free(stls_tls_conn_t *c) {
+  if (!c)
+    return;
+  mbedtls_ssl_free(&c->ssl);
+  free(c->in);
+  free(c);
+}
+
+int stls_tls_conn_feed(stls_tls_conn_t *c, const unsigned char *buf,
+                       size_t len) {
+  sniff_records(c, buf, len);
+  if (c->in_off > 0 && c->in_off == c->in_len)
+    c->in_off = c->in_len = 0;
+  if (c->in_len + len > c->in_cap) {
+    size_t ncap = c->in_cap ? c->in_cap : 16384;
+    unsigned char *nb;
+    while (ncap < c->in_len + len)
+      ncap *= 2;
+    if (ncap > TLS_INBUF_MAX)
+      return -1;
+    nb = realloc(c->in, ncap);
+    if (!nb)
+      return -1;
+    c->in = nb;
+    c->in_cap = ncap;
+  }
+  memcpy(c->in + c->in_len, buf, len);
+  c->in_len += len;
+  return 0;
+}
+
+int stls_tls_conn_handshake(stls_tls_conn_t *c) {
+  int rc = mbedtls_ssl_handshake(&c->ssl);
+  if (rc == 0)
+    return 0;
+  if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+    return 1;
+  c->last_rc = rc;
+  return -1;
+}
+
+int stls_tls_conn_write(stls_tls_conn_t *c, const void *buf, size_t len) {
+  const unsigned char *p = buf;
+  while (len > 0) {
+    int rc = mbedtls_ssl_write(&c->ssl, p, len);
+    if (rc < 0) {
+      /* Our send callback never blocks, so WANT_WRITE cannot persist. */
+      c->last_rc = rc;
+      return -1;
+    }
+    p += rc;
+    len -= (size_t)rc;
+  }
+  return 0;
+}
+
+int stls_tls_conn_read(stls_tls_conn_t *c, void *buf, size_t len) {
+  for (;;) {
+    int rc = mbedtls_ssl_read(&c->ssl, buf, len);
+    if (rc > 0)
+      return rc;
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+      return 0;
+#ifdef MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET
+    /* TLS 1.3 servers send tickets after the handshake; we keep none. */
+    if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+      continue;
+#endif
+    c->last_rc = rc == 0 ? MBEDTLS_ERR_SSL_CONN_EOF : rc;
+    return -1;
+  }
+}
+
+void stls_tls_conn_close_notify(stls_tls_conn_t *c) {
+  (void)mbedtls_ssl_close_notify(&c->ssl);
+}
+
+const char *stls_tls_alert_name(int desc) {
+  switch (desc) {
+  case 0: return "close_notify";
+  case 10: return "unexpected_message";
+  case 20: return "bad_record_mac";
+  case 22: return "record_overflow";
+  case 40: return "handshake_failure";
+  case 42: return "bad_certificate";
+  case 43: return "unsupported_certificate";
+  case 44: return "certificate_revoked";
+  case 45: return "certificate_expired";
+  case 46: return "certificate_unknown";
+  case 47: return "illegal_parameter";
+  case 48: return "unknown_ca";
+  case 49: return "access_denied";
+  case 50: return "decode_error";
+  case 51: return "decrypt_error";
+  case 70: return "protocol_version";
+  case 71: return "insufficient_security";
+  case 80: return "internal_error";
+  case 86: return "inappropriate_fallback";
+  case 90: return "user_canceled";
+  case 109: return "missing_extension";
+  case 110: return "unsupported_extension";
+  case 112: return "unrecognized_name";
+  case 116: return "certificate_required";
+  case 120: return "no_application_protocol";
+  default: return NULL;
+  }
+}
+
+void stls_tls_conn_error(const stls_tls_conn_t *c, char *code, size_t codelen,
+                         char *msg, size_t msglen) {
+  char text[160];
+  mbedtls_strerror(c->last_rc, text, sizeof(text));
+  if (c->alert_desc >= 0) {
+    const char *name = stls_tls_alert_name(c->alert_desc);
+    char upper[48];
+    size_t i;
+    if (name) {
+      for (i = 0; name[i] && i < sizeof(upper) - 1; i++)
+        upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32
+                                                          : name[i]);
+      upper[i] = '\0';
+      snprintf(code, codelen, "TLS_ALERT_%s", upper);
+      snprintf(msg, msglen, "server sent TLS alert %s (%d)", name,
+               c->alert_desc);
+    } else {
+      snprintf(code, codelen, "TLS_ALERT_%d", c->alert_desc);
+      snprintf(msg, msglen, "server sent TLS alert %d", c->alert_desc);
+    }
+    return;
+  }
+  stls_strlcpy(code, "TLS_ERROR", codelen);
+  snprintf(msg, msglen, "%s (-0x%04x)", text, (unsigned)-c->last_rc);
+}
+
+void stls_tls_iana_cipher_name(const char *mbed, char *out, size_t len) {
+  size_t i = 0, o = 0;
+  if (!mbed) {
+    stls_strlcpy(out, "", len);
+    return;
+  }
+  /* mbedTLS spells TLS 1.3 suites "TLS1-3-AES-..."; IANA "TLS_AES_...". */
+  if (strncmp(mbed, "TLS1-3-", 7) == 0) {
+    i = 7;
+    o = stls_strlcpy(out, "TLS_", len);
+  }
+  for (; mbed[i] && o + 1 < len; i++, o++)
+    out[o] = mbed[i] == '-' ? '_' : mbed[i];
+  out[o < len ? o : len - 1] = '\0';
+}
+
+/* Verify the chain against the context's store, once per distinct chain. */
+static uint32_t verify_chain(stls_tls_ctx_t *ctx,
+                             const mbedtls_x509_crt *chain) {
+  unsigned char key[32];
+  mbedtls_sha256_context sha;
+  const mbedtls_x509_crt *c;
+  verify_entry_t *e;
+  uint32_t flags = 0;
+  size_t slot, probes;
+
+  mbedtls_sha256_init(&sha);
+  mbedtls_sha256_starts(&sha, 0);
+  for (c = chain; c && c->raw.p; c = c->next)
+    mbedtls_sha256_update(&sha, c->raw.p, c->raw.len);
+  mbedtls_sha256_finish(&sha, key);
+  mbedtls_sha256_free(&sha);
+
+  memcpy(&slot, key, sizeof(slot));
+  for (probes = 0; probes < 8; probes++) {
+    e = &ctx->cache[(slot + probes) % VERIFY_CACHE_SLOTS];
+    if (!e->used)
+      break;
+    if (memcmp(e->key, key, sizeof(key)) == 0)
+      return e->flags;
+  }
+  /* No name is passed: trust and names are separate facts. */
+  if (mbedtls_x509_crt_verify((mbedtls_x509_crt *)chain, &ctx->ca, NULL, NULL,
+                              &flags, NULL, NULL) != 0 &&
+      flags == 0)
+    flags = MBEDTLS_X509_BADCERT_OTHER;
+
+  if (ctx->cache_used >= VERIFY_CACHE_SLOTS / 2) {
+    memset(ctx->cache, 0, VERIFY_CACHE_SLOTS * sizeof(*ctx->cache));
+    ctx->cache_used = 0;
+  }
+  for (probes = 0; probes < 8; probes++) {
+    e = &ctx->cache[(slot + probes) % VERIFY_CACHE_SLOTS];
+    if (!e->used) {
+      memcpy(e->key, key, sizeof(key));
+      e->flags = flags;
+      e->used = 1;
+      ctx->cache_used++;
+      break;
+    }
+  }
+  return flags;
+}
+
+int stls_tls_conn_collect(stls_tls_conn_t *c, const char *mx,
+                          stls_tls_result_t *out) {
+  const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&c->ssl);
+  int id = mbedtls_ssl_get_ciphersuite_id_from_ssl(&c->ssl);
+
+  stls_strlcpy(out->version, mbedtls_ssl_get_version(&c->ssl),
+               sizeof(out->version));
+  stls_tls_iana_cipher_name(mbedtls_ssl_get_ciphersuite(&c->ssl),
+                            out->cipher_name, sizeof(out->cipher_name));
+  out->cipher_id = (uint16_t)id;
+  out->trusted = false;
+  out->trust_reasons = STLS_TRUST_REASON(OTHER);
+  if (!peer || !peer->raw.p)
+    return 0; /* anonymous suite: no certificate at all */
+  if (stls_cert_describe_chain(peer, out) != 0)
+    return -1;
+  uint32_t flags = verify_chain(c->ctx, peer);
+  out->trust_reasons = stls_cert_trust_reasons(flags);
+  out->trusted = out->trust_reasons == 0;
+  out->expired = mbedtls_x509_time_is_past(&peer->valid_to) != 0;
+  out->name_mx = out->n_chain > 0 && stls_cert_names_host(&out->chain[0], mx);
+  return 0;
+}
