@@ -72,3 +72,115 @@ int64_t stls_parse_seconds_ms(const char *s) {
     return -1;
   return (int64_t)(v * 1000.0 + 0.5);
 }
+
+uint64_t stls_hash64(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+typedef struct strmap_ent_s {
+  struct strmap_ent_s *next;
+  uint64_t hash;
+  void *val;
+  char key[];
+} strmap_ent_t;
+
+struct stls_strmap_s {
+  strmap_ent_t **b;
+  size_t nb, n;
+};
+
+stls_strmap_t *stls_strmap_new(void) {
+  stls_strmap_t *m = calloc(1, sizeof(*m));
+  if (!m)
+    return NULL;
+  m->nb = 64;
+  m->b = calloc(m->nb, sizeof(*m->b));
+  if (!m->b) {
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void stls_strmap_free(stls_strmap_t *m) {
+  if (!m)
+    return;
+  for (size_t i = 0; i < m->nb; i++)
+    for (strmap_ent_t *e = m->b[i], *nx; e; e = nx) {
+      nx = e->next;
+      free(e);
+    }
+  free(m->b);
+  free(m);
+}
+
+static strmap_ent_t **strmap_find(const stls_strmap_t *m, const char *key,
+                                  uint64_t h) {
+  strmap_ent_t **pp = &m->b[h & (m->nb - 1)];
+  for (; *pp; pp = &(*pp)->next)
+    if ((*pp)->hash == h && strcmp((*pp)->key, key) == 0)
+      return pp;
+  return pp;
+}
+
+void *stls_strmap_get(const stls_strmap_t *m, const char *key) {
+  strmap_ent_t **pp = strmap_find(m, key, stls_hash64(key));
+  return *pp ? (*pp)->val : NULL;
+}
+
+static void strmap_grow(stls_strmap_t *m) {
+  size_t nnb = m->nb * 2;
+  strmap_ent_t **nb = calloc(nnb, sizeof(*nb));
+  if (!nb)
+    return; /* keep working with longer chains */
+  for (size_t i = 0; i < m->nb; i++)
+    for (strmap_ent_t *e = m->b[i], *nx; e; e = nx) {
+      nx = e->next;
+      e->next = nb[e->hash & (nnb - 1)];
+      nb[e->hash & (nnb - 1)] = e;
+    }
+  free(m->b);
+  m->b = nb;
+  m->nb = nnb;
+}
+
+int stls_strmap_put(stls_strmap_t *m, const char *key, void *val) {
+  uint64_t h = stls_hash64(key);
+  strmap_ent_t **pp = strmap_find(m, key, h), *e;
+  size_t kl;
+  if (*pp) {
+    (*pp)->val = val;
+    return 0;
+  }
+  kl = strlen(key);
+  e = malloc(sizeof(*e) + kl + 1);
+  if (!e)
+    return -1;
+  memcpy(e->key, key, kl + 1);
+  e->hash = h;
+  e->val = val;
+  e->next = NULL;
+  *pp = e;
+  if (++m->n > m->nb)
+    strmap_grow(m);
+  return 0;
+}
+
+void *stls_strmap_del(stls_strmap_t *m, const char *key) {
+  strmap_ent_t **pp = strmap_find(m, key, stls_hash64(key)), *e = *pp;
+  void *v;
+  if (!e)
+    return NULL;
+  *pp = e->next;
+  v = e->val;
+  free(e);
+  m->n--;
+  return v;
+}
+
+size_t stls_strmap_size(const stls_strmap_t *m) { return m->n; }

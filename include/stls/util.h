@@ -28,4 +28,20 @@ size_t stls_strlcpy(char *dst, const char *src, size_t len);
 /* Parse seconds ("10", "0.5") into milliseconds; -1 on bad input. */
 int64_t stls_parse_seconds_ms(const char *s);
 
+
+/* A string-keyed hash map (chaining, grows). Keys are copied; values are
+ * the caller's. Not thread-safe: one per owner. */
+typedef struct stls_strmap_s stls_strmap_t;
+stls_strmap_t *stls_strmap_new(void);
+void stls_strmap_free(stls_strmap_t *m);
+void *stls_strmap_get(const stls_strmap_t *m, const char *key);
+/* Insert or replace; returns 0 or -1 on ENOMEM. */
+int stls_strmap_put(stls_strmap_t *m, const char *key, void *val);
+/* Remove key; returns its value or NULL. */
+void *stls_strmap_del(stls_strmap_t *m, const char *key);
+size_t stls_strmap_size(const stls_strmap_t *m);
+
+/* FNV-1a 64-bit hash: stable across runs and machines (used for shards). */
+uint64_t stls_hash64(const char *s);
+
 #endif
