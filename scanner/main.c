@@ -1,4 +1,5 @@
 /* starttls-scan: command line front end. */
+#include "stls/scan.h"
 #include "stls/session.h"
 #include "stls/tls.h"
 #include "stls/util.h"
@@ -22,11 +23,65 @@ static const char usage_main[] =
     "\n"
     "Tells what the receiving mail servers of a domain really do with TLS.\n"
     "Commands:\n"
+    "  scan [DOMAIN...]    scan recipient domains (or -i FILE): every MX,\n"
+    "                      every address; one JSON line per domain\n"
     "  probe HOST[:PORT]   probe one mail server, print one JSON object\n"
     "  help [COMMAND]      show help for a command\n"
     "  version             print the version\n"
     "\n"
-    "Run 'starttls-scan help probe' for the probe's options.\n";
+    "Run 'starttls-scan help scan' or 'starttls-scan help probe' for options.\n";
+
+static const char usage_scan[] =
+    "usage: starttls-scan scan [DOMAIN...] [-i FILE] [-o FILE] [OPTIONS]\n"
+    "\n"
+    "For each recipient domain: resolve its MX hosts (RFC 5321 rules: no MX\n"
+    "means the domain itself, a null MX means no mail), their IPv4 and IPv6\n"
+    "addresses, and probe every address like 'probe' does. Writes one JSON\n"
+    "object per input domain per line (NDJSON), in completion order.\n"
+    "Each (address, port, name) is probed once per run and the result is\n"
+    "shared by every domain that uses it (\"shared\": true).\n"
+    "\n"
+    "Input and output:\n"
+    "  -i, --input FILE        domains, one per line ('-' = stdin); '#' starts\n"
+    "                          a comment; blank lines are ignored; a bad line\n"
+    "                          becomes an invalid-domain record\n"
+    "  -o, --output FILE       write records to FILE (default stdout)\n"
+    "  --resume                with -o: skip domains already in FILE, append\n"
+    "                          the rest (a torn last line is cut off first)\n"
+    "  --shard K/N             scan only shard K (1..N) of N; shards split any\n"
+    "                          list the same way on every machine\n"
+    "  --summary FILE          write the run summary as JSON to FILE\n"
+    "  -q, --quiet             no progress and no summary on stderr\n"
+    "\n"
+    "DNS:\n"
+    "  --resolver ADDR[:PORT]  ask this server (repeatable; [v6]:port);\n"
+    "                          default: /etc/resolv.conf\n"
+    "  -4, -6                  only IPv4 / only IPv6 addresses\n"
+    "  --ipv6 auto|on|off      auto (default): probe IPv6 only when this\n"
+    "                          machine has an IPv6 route; else 'skipped'\n"
+    "  --max-mx N              MX hosts per domain (default 10)\n"
+    "  --max-addrs N           addresses per MX host (default 10)\n"
+    "\n"
+    "Politeness and speed:\n"
+    "  -w, --workers N         worker threads (default: one per CPU)\n"
+    "  -c, --concurrency N     probes at once, whole run (default 100)\n"
+    "  --per-ip N              probes at once per address (default 2)\n"
+    "  --rate N                new connections per second, whole run\n"
+    "                          (default 100; 0 = no limit)\n"
+    "  --retry-delay SEC       retry a 421 or reset once after SEC (default 10)\n"
+    "  --no-retry              never retry\n"
+    "  --no-dedupe             probe every (domain, address) afresh\n"
+    "\n"
+    "Probe options, as for 'probe': --port N, --ca-file FILE, --ehlo NAME,\n"
+    "--connect-timeout, --greeting-timeout, --command-timeout, --tls-timeout.\n"
+    "\n"
+    "Exit status: 0 when every domain got its record (whatever it says),\n"
+    "1 on a fatal error, 2 on bad usage.\n"
+    "\n"
+    "Examples:\n"
+    "  starttls-scan scan example.com example.net | jq .status\n"
+    "  starttls-scan scan -i domains.txt -o results.ndjson --summary sum.json\n"
+    "  starttls-scan scan -i domains.txt -o results.ndjson --resume\n";
 
 static const char usage_probe[] =
     "usage: starttls-scan probe HOST[:PORT] [OPTIONS]\n"
@@ -287,6 +342,173 @@ static int cmd_probe(int argc, char **argv) {
   return run.exit_code;
 }
 
+static int parse_uint(const char *s, unsigned min, unsigned max,
+                      unsigned *out) {
+  char *end;
+  unsigned long v = strtoul(s, &end, 10);
+  if (!*s || *end || *s == '-' || v < min || v > max)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+static int cmd_scan(int argc, char **argv) {
+  enum {
+    OPT_CA = 256, OPT_EHLO, OPT_CT, OPT_GT, OPT_XT, OPT_TT, OPT_RESUME,
+    OPT_SHARD, OPT_SUMMARY, OPT_RESOLVER, OPT_IPV6, OPT_MAXMX, OPT_MAXADDR,
+    OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY, OPT_NODEDUPE
+  };
+  static const struct option longopts[] = {
+      {"input", required_argument, NULL, 'i'},
+      {"output", required_argument, NULL, 'o'},
+      {"resume", no_argument, NULL, OPT_RESUME},
+      {"shard", required_argument, NULL, OPT_SHARD},
+      {"summary", required_argument, NULL, OPT_SUMMARY},
+      {"quiet", no_argument, NULL, 'q'},
+      {"resolver", required_argument, NULL, OPT_RESOLVER},
+      {"ipv6", required_argument, NULL, OPT_IPV6},
+      {"max-mx", required_argument, NULL, OPT_MAXMX},
+      {"max-addrs", required_argument, NULL, OPT_MAXADDR},
+      {"workers", required_argument, NULL, 'w'},
+      {"concurrency", required_argument, NULL, 'c'},
+      {"per-ip", required_argument, NULL, OPT_PERIP},
+      {"rate", required_argument, NULL, OPT_RATE},
+      {"retry-delay", required_argument, NULL, OPT_RETRY},
+      {"no-retry", no_argument, NULL, OPT_NORETRY},
+      {"no-dedupe", no_argument, NULL, OPT_NODEDUPE},
+      {"port", required_argument, NULL, 'p'},
+      {"ca-file", required_argument, NULL, OPT_CA},
+      {"ehlo", required_argument, NULL, OPT_EHLO},
+      {"connect-timeout", required_argument, NULL, OPT_CT},
+      {"greeting-timeout", required_argument, NULL, OPT_GT},
+      {"command-timeout", required_argument, NULL, OPT_XT},
+      {"tls-timeout", required_argument, NULL, OPT_TT},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  stls_scan_opts_t o;
+  char ehlo_buf[256], resolvers[1024] = "";
+  int64_t *tmo = NULL;
+  int c, only4 = 0, only6 = 0;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+  stls_scan_opts_defaults(&o);
+  o.workers = ncpu > 0 ? (unsigned)ncpu : 1;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "i:o:qw:c:p:46h", longopts, NULL)) !=
+         -1) {
+    switch (c) {
+    case 'i': o.input = optarg; break;
+    case 'o': o.output = optarg; break;
+    case OPT_RESUME: o.resume = true; break;
+    case OPT_SUMMARY: o.summary_file = optarg; break;
+    case 'q': o.quiet = true; break;
+    case OPT_SHARD: {
+      unsigned k, n;
+      char extra;
+      if (sscanf(optarg, "%u/%u%c", &k, &n, &extra) != 2 || n < 1 ||
+          n > 100000 || k < 1 || k > n)
+        return usage_error("scan", "bad --shard '%s' (K/N with 1 <= K <= N)",
+                           optarg);
+      o.shard_k = k;
+      o.shard_n = n;
+      break;
+    }
+    case OPT_RESOLVER:
+      if (strlen(resolvers) + strlen(optarg) + 2 > sizeof(resolvers))
+        return usage_error("scan", "%s", "too many --resolver options");
+      if (resolvers[0])
+        strcat(resolvers, ",");
+      strcat(resolvers, optarg);
+      break;
+    case OPT_IPV6:
+      if (!strcmp(optarg, "auto"))
+        o.ipv6_mode = STLS_IPV6_AUTO;
+      else if (!strcmp(optarg, "on"))
+        o.ipv6_mode = STLS_IPV6_ON;
+      else if (!strcmp(optarg, "off"))
+        o.ipv6_mode = STLS_IPV6_OFF;
+      else
+        return usage_error("scan", "--ipv6 wants auto, on or off, not '%s'",
+                           optarg);
+      break;
+    case OPT_MAXMX:
+      if (parse_uint(optarg, 1, 100, &o.max_mx))
+        return usage_error("scan", "bad --max-mx '%s' (1..100)", optarg);
+      break;
+    case OPT_MAXADDR:
+      if (parse_uint(optarg, 1, 100, &o.max_addrs))
+        return usage_error("scan", "bad --max-addrs '%s' (1..100)", optarg);
+      break;
+    case 'w':
+      if (parse_uint(optarg, 1, 256, &o.workers))
+        return usage_error("scan", "bad --workers '%s' (1..256)", optarg);
+      break;
+    case 'c':
+      if (parse_uint(optarg, 1, 100000, &o.concurrency))
+        return usage_error("scan", "bad --concurrency '%s' (1..100000)",
+                           optarg);
+      break;
+    case OPT_PERIP:
+      if (parse_uint(optarg, 1, 1000, &o.per_ip))
+        return usage_error("scan", "bad --per-ip '%s' (1..1000)", optarg);
+      break;
+    case OPT_RATE: {
+      char *end;
+      o.rate = strtod(optarg, &end);
+      if (!*optarg || *end || o.rate < 0 || o.rate > 1e6)
+        return usage_error("scan", "bad --rate '%s' (connections/s, 0 = no "
+                           "limit)", optarg);
+      break;
+    }
+    case OPT_RETRY:
+      if ((o.retry_delay_ms = stls_parse_seconds_ms(optarg)) < 0)
+        return usage_error("scan", "bad --retry-delay '%s' (seconds)", optarg);
+      break;
+    case OPT_NORETRY: o.retry_delay_ms = -1; break;
+    case OPT_NODEDUPE: o.dedupe = false; break;
+    case 'p': {
+      int port = parse_port(optarg);
+      if (port < 0)
+        return usage_error("scan", "bad port '%s'", optarg);
+      o.probe.port = port;
+      break;
+    }
+    case '4': only4 = 1; break;
+    case '6': only6 = 1; break;
+    case OPT_CA: o.ca_file = optarg; break;
+    case OPT_EHLO: o.probe.ehlo_name = optarg; break;
+    case OPT_CT: tmo = &o.probe.connect_timeout_ms; goto timeout;
+    case OPT_GT: tmo = &o.probe.greeting_timeout_ms; goto timeout;
+    case OPT_XT: tmo = &o.probe.command_timeout_ms; goto timeout;
+    case OPT_TT: tmo = &o.probe.tls_timeout_ms;
+    timeout:
+      if ((*tmo = stls_parse_seconds_ms(optarg)) <= 0)
+        return usage_error("scan", "bad timeout '%s' (seconds, e.g. 10 or 0.5)",
+                           optarg);
+      break;
+    case 'h': fputs(usage_scan, stdout); return 0;
+    default: return usage_error("scan", "%s", "bad option");
+    }
+  }
+  if (only4 && only6)
+    return usage_error("scan", "%s", "-4 and -6 exclude each other");
+  o.want_ipv4 = !only6;
+  o.want_ipv6 = !only4;
+  o.domains = argv + optind;
+  o.n_domains = (size_t)(argc - optind);
+  if (!o.input && o.n_domains == 0)
+    return usage_error("scan", "%s", "no domains: give DOMAIN... or -i FILE");
+  if (o.resume && !o.output)
+    return usage_error("scan", "%s", "--resume needs -o FILE");
+  if (resolvers[0])
+    o.resolvers = resolvers;
+  if (!o.probe.ehlo_name) {
+    default_ehlo(ehlo_buf, sizeof(ehlo_buf));
+    o.probe.ehlo_name = ehlo_buf;
+  }
+  return stls_scan_run(&o);
+}
+
 int main(int argc, char **argv) {
   const char *cmd = argc > 1 ? argv[1] : NULL;
   if (!cmd) {
@@ -295,6 +517,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "probe"))
     return cmd_probe(argc - 1, argv + 1);
+  if (!strcmp(cmd, "scan"))
+    return cmd_scan(argc - 1, argv + 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     printf("starttls-scan %s\n", STLS_VERSION);
     return 0;
@@ -302,6 +526,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     if (argc > 2 && !strcmp(argv[2], "probe"))
       fputs(usage_probe, stdout);
+    else if (argc > 2 && !strcmp(argv[2], "scan"))
+      fputs(usage_scan, stdout);
     else
       fputs(usage_main, stdout);
     return 0;

@@ -251,3 +251,167 @@ int stls_json_write_line(FILE *f, const cJSON *record) {
   cJSON_free(s);
   return rc;
 }
+
+/* ---- domain records ----------------------------------------------------- */
+
+static void add_dns(jctx_t *j, cJSON *o, const stls_dns_result_t *dns) {
+  cJSON *d = jobj(j, o, "dns"), *mx, *e;
+  if (!d)
+    return;
+  if ((mx = jarr(j, d, "mx")) && dns) {
+    if (dns->null_mx) {
+      cJSON *m = cJSON_CreateObject();
+      if (!m || !cJSON_AddItemToArray(mx, m)) {
+        cJSON_Delete(m);
+        j->ok = 0;
+      } else {
+        jnum(j, m, "preference", 0);
+        jstr(j, m, "host", ".");
+        jarr(j, m, "addresses");
+      }
+    }
+    for (size_t i = 0; i < dns->nmx; i++) {
+      const stls_dns_mx_t *h = &dns->mx[i];
+      cJSON *m = cJSON_CreateObject(), *a;
+      if (!m || !cJSON_AddItemToArray(mx, m)) {
+        cJSON_Delete(m);
+        j->ok = 0;
+        break;
+      }
+      jnum(j, m, "preference", h->preference);
+      jstr(j, m, "host", h->host);
+      if ((a = jarr(j, m, "addresses")))
+        for (size_t k = 0; k < h->naddrs; k++) {
+          cJSON *s = cJSON_CreateString(h->addrs[k].text);
+          if (!s || !cJSON_AddItemToArray(a, s)) {
+            cJSON_Delete(s);
+            j->ok = 0;
+          }
+        }
+      jstr(j, m, "status", stls_dns_status_name(h->status));
+      if (h->error.code && (e = jobj(j, m, "error"))) {
+        jstr(j, e, "stage", "dns");
+        jstr(j, e, "code", h->error.code);
+        jstr(j, e, "message", h->error.message);
+      }
+      jbool(j, m, "cname", h->is_cname);
+      jbool(j, m, "ip_literal", h->is_ip_literal);
+      if (h->addrs_truncated)
+        jbool(j, m, "addresses_truncated", 1);
+    }
+  }
+  jbool(j, d, "implicit_mx", dns && dns->implicit_mx);
+  jbool(j, d, "null_mx", dns && dns->null_mx);
+  jbool(j, d, "dnssec", 0);
+  if (dns && dns->mx_truncated)
+    jbool(j, d, "mx_truncated", 1);
+  if (dns && dns->error.code && (e = jobj(j, d, "error"))) {
+    jstr(j, e, "stage", "dns");
+    jstr(j, e, "code", dns->error.code);
+    jstr(j, e, "message", dns->error.message);
+  } else {
+    jnull(j, d, "error");
+  }
+}
+
+cJSON *stls_json_domain(const stls_domain_record_t *d) {
+  jctx_t j = {1};
+  char ts[32];
+  cJSON *o = cJSON_CreateObject(), *hosts, *e;
+  if (!o)
+    return NULL;
+  stls_time_rfc3339(d->scanned_at, ts, sizeof(ts));
+  jstr(&j, o, "schema", STLS_SCHEMA_ID);
+  jstr(&j, o, "domain", d->domain);
+  jstr(&j, o, "scanned_at", ts);
+  jms(&j, o, "duration_ms", d->duration_ms < 0 ? 0 : d->duration_ms);
+  jstr(&j, o, "status", d->status);
+  if (d->input_error && (e = jobj(&j, o, "error"))) {
+    jstr(&j, e, "stage", "input");
+    jstr(&j, e, "code", "INVALID_DOMAIN");
+    jstr(&j, e, "message", d->input_error);
+  }
+  add_dns(&j, o, d->dns);
+  if ((hosts = jarr(&j, o, "hosts")))
+    for (size_t i = 0; i < d->n_hosts; i++) {
+      cJSON *h = stls_json_host(&d->hosts[i].res, d->domain);
+      if (!h || !cJSON_AddItemToArray(hosts, h)) {
+        cJSON_Delete(h);
+        j.ok = 0;
+        break;
+      }
+      jbool(&j, h, "shared", d->hosts[i].shared);
+    }
+  if (!j.ok) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  return o;
+}
+
+/* ---- summary ------------------------------------------------------------ */
+
+void stls_counts_add(stls_counts_t *c, const char *key, uint64_t n) {
+  for (size_t i = 0; i < c->n; i++)
+    if (strcmp(c->v[i].key, key) == 0) {
+      c->v[i].n += n;
+      return;
+    }
+  if (c->n < STLS_SUMMARY_MAX_KEYS) {
+    c->v[c->n].key = key;
+    c->v[c->n++].n = n;
+  } else {
+    /* Past the table's size everything lands on one bucket. */
+    c->v[STLS_SUMMARY_MAX_KEYS - 1].key = "other";
+    c->v[STLS_SUMMARY_MAX_KEYS - 1].n += n;
+  }
+}
+
+static void add_counts(jctx_t *j, cJSON *o, const char *k,
+                       const stls_counts_t *c) {
+  cJSON *x = jobj(j, o, k);
+  if (!x)
+    return;
+  for (size_t i = 0; i < c->n; i++)
+    jnum(j, x, c->v[i].key, (double)c->v[i].n);
+}
+
+cJSON *stls_json_summary(const stls_summary_t *s) {
+  jctx_t j = {1};
+  char ts[32];
+  cJSON *o = cJSON_CreateObject(), *x;
+  if (!o)
+    return NULL;
+  jstr(&j, o, "schema", STLS_SUMMARY_SCHEMA_ID);
+  stls_time_rfc3339(s->started_at, ts, sizeof(ts));
+  jstr(&j, o, "started_at", ts);
+  stls_time_rfc3339(s->finished_at, ts, sizeof(ts));
+  jstr(&j, o, "finished_at", ts);
+  jnum(&j, o, "duration_ms", (double)s->duration_ms);
+  if ((x = jobj(&j, o, "input"))) {
+    jnum(&j, x, "lines", (double)s->input_lines);
+    jnum(&j, x, "invalid", (double)s->input_invalid);
+    jnum(&j, x, "resumed_skipped", (double)s->resumed_skipped);
+    jnum(&j, x, "other_shards", (double)s->shard_skipped);
+  }
+  jnum(&j, o, "domains", (double)s->domains);
+  add_counts(&j, o, "domain_status", &s->domain_status);
+  jnum(&j, o, "mx_hosts", (double)s->mx_hosts);
+  jnum(&j, o, "addresses", (double)s->addresses);
+  if ((x = jobj(&j, o, "probes"))) {
+    jnum(&j, x, "made", (double)s->probes_made);
+    jnum(&j, x, "shared", (double)s->probes_shared);
+    jnum(&j, x, "skipped", (double)s->probes_skipped);
+  }
+  add_counts(&j, o, "host_status", &s->host_status);
+  jnum(&j, o, "starttls_offered", (double)s->starttls_offered);
+  jnum(&j, o, "tls_established", (double)s->tls_ok);
+  add_counts(&j, o, "tls_versions", &s->tls_versions);
+  jnum(&j, o, "trusted", (double)s->trusted);
+  jnum(&j, o, "mx_hostname_match", (double)s->mx_hostname_match);
+  if (!j.ok) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  return o;
+}

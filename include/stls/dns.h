@@ -1,3 +1,178 @@
+/* DNS stage: a recipient domain's MX hosts and their addresses, resolved
+ * with c-ares on the worker's libuv loop. */
 #ifndef STLS_DNS_H
 #define STLS_DNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+/* Statuses of a domain, an MX host, or one address lookup.
+ * XX(NAME, dns_name, domain_status, message): dns_name is the value in the
+ * "dns" part of a record; domain_status is what the domain record's
+ * "status" becomes (SCHEMA.md: ok | null-mx | nxdomain | dns-error |
+ * no-address), so transient failures stay apart here but share one
+ * domain-level value. */
+#define STLS_DNS_STATUS_MAP(XX)                                                           \
+  XX(OK, "ok", "ok", "resolved")                                                          \
+  XX(NULL_MX, "null-mx", "null-mx", "domain accepts no mail (null MX, RFC 7505)")         \
+  XX(NXDOMAIN, "nxdomain", "nxdomain", "name does not exist")                             \
+  XX(NO_ADDRESS, "no-address", "no-address", "no address records")                      \
+  XX(SERVFAIL, "servfail", "dns-error", "DNS server failure")                             \
+  XX(REFUSED, "refused", "dns-error", "DNS query refused")                                \
+  XX(TIMEOUT, "timeout", "dns-error", "DNS query timed out")                              \
+  XX(BAD_RESPONSE, "bad-response", "dns-error", "malformed or unusable DNS response")     \
+  XX(ERROR, "error", "dns-error", "DNS resolution failed")                                \
+  XX(CANCELLED, "cancelled", "dns-error", "DNS lookup cancelled")                         \
+  XX(NOT_QUERIED, "not-queried", "dns-error", "not queried")
+
+typedef enum {
+#define XX(name, dns_name, domain_status, message) STLS_DNS_##name,
+  STLS_DNS_STATUS_MAP(XX)
+#undef XX
+} stls_dns_status_t;
+
+/* Names and messages from the map; "unknown" for an out-of-range value. */
+const char *stls_dns_status_name(stls_dns_status_t s);
+const char *stls_dns_status_domain_name(stls_dns_status_t s);
+const char *stls_dns_status_message(stls_dns_status_t s);
+
+/* An error as the schema shows it, minus the stage (always "dns"). code is
+ * NULL when there is no error; otherwise code ("NXDOMAIN", "NODATA",
+ * "SERVFAIL", "REFUSED", "ETIMEDOUT", "ECONNREFUSED", "FORMERR", "BADRESP",
+ * "ECANCELED", "ENOMEM", ...) and message are static strings. */
+typedef struct {
+  const char *code;
+  const char *message;
+} stls_dns_error_t;
+
+#define STLS_DNS_ADDRSTRLEN 46 /* INET6_ADDRSTRLEN */
+
+typedef struct {
+  int family;                     /* AF_INET or AF_INET6 */
+  char text[STLS_DNS_ADDRSTRLEN]; /* canonical text (inet_ntop) */
+} stls_dns_addr_t;
+
+/* One MX host. addrs holds IPv4 addresses in ascending order, then IPv6
+ * addresses in ascending order, without duplicates. */
+typedef struct {
+  unsigned preference;
+  char *host;                /* lower case, no trailing dot; "" never */
+  stls_dns_addr_t *addrs;
+  size_t naddrs;
+  stls_dns_status_t status;  /* OK when naddrs > 0, else why not */
+  stls_dns_error_t error;    /* why status is not OK (code NULL if OK) */
+  stls_dns_status_t a_status;    /* the A lookup; NOT_QUERIED if not asked */
+  stls_dns_status_t aaaa_status; /* the AAAA lookup */
+  bool is_cname;             /* an address answer came through a CNAME
+                                (RFC 2181 10.3: an MX must not name an alias) */
+  bool is_ip_literal;        /* the MX target is an IP address written as a
+                                name (RFC violation); used as the address */
+  bool addrs_truncated;      /* more addresses existed than max_addrs_per_host */
+} stls_dns_mx_t;
+
+typedef struct {
+  char *domain;
+  stls_dns_status_t status;
+  stls_dns_error_t error;    /* code NULL for OK and NULL_MX */
+  bool implicit_mx;          /* no MX records: the domain is its own MX
+                                (RFC 5321 5.1), mx[0].preference 0 */
+  bool null_mx;              /* RFC 7505 null MX; nmx is 0 */
+  bool null_mx_mixed;        /* a "." MX next to real ones (RFC 7505 says it
+                                must stand alone); it is ignored */
+  bool mx_truncated;         /* more MX hosts existed than max_mx */
+  stls_dns_mx_t *mx;         /* in delivery order, see stls__dns_mx_sort */
+  size_t nmx;
+  uint64_t duration_ms;      /* from the call to the callback */
+} stls_dns_result_t;
+
+void stls_dns_result_free(stls_dns_result_t *r);
+
+/* One resolver per loop (per worker thread); not thread-safe. */
+typedef struct stls_dns_s stls_dns_t;
+
+/* Defaults used when a field is 0. */
+#define STLS_DNS_DEFAULT_TIMEOUT_MS 2000
+#define STLS_DNS_DEFAULT_TRIES 2
+#define STLS_DNS_DEFAULT_MAX_MX 10
+#define STLS_DNS_DEFAULT_MAX_ADDRS 10
+
+typedef struct {
+  /* Comma-separated "ADDR[:PORT]" list, IPv6 as "[ADDR]:PORT", e.g.
+   * "127.0.53.53,[::1]:5353"; NULL or "" uses /etc/resolv.conf. */
+  const char *servers;
+  unsigned timeout_ms; /* per try and server; 0 = default; with NULL
+                          servers, 0 keeps resolv.conf's value */
+  unsigned tries;      /* 0 = default (resolv.conf's with NULL servers) */
+} stls_dns_opts_t;
+
+/* Create a resolver on loop. o may be NULL (resolv.conf). Reads
+ * resolv.conf synchronously: call it while setting a worker up, not per
+ * query. Returns 0 or a negative UV error code (UV_EINVAL for a bad
+ * servers list, UV_ENOMEM). */
+int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o);
+
+/* Close the resolver. Queries still in flight complete, before this
+ * returns, with status CANCELLED (or their result, when it was already
+ * known). Memory is released in libuv close callbacks, so run the loop
+ * afterwards. Safe to call from a completion callback. */
+void stls_dns_close(stls_dns_t *d);
+
+typedef struct {
+  bool want_ipv4;
+  bool want_ipv6;
+  unsigned max_mx;             /* 0 = STLS_DNS_DEFAULT_MAX_MX */
+  unsigned max_addrs_per_host; /* 0 = STLS_DNS_DEFAULT_MAX_ADDRS; split
+                                  between the families so that neither
+                                  crowds the other out */
+} stls_dns_query_opts_t;
+
+/* Receives the result and owns it: free it with stls_dns_result_free(). */
+typedef void (*stls_dns_done_cb)(stls_dns_result_t *res, void *arg);
+
+/* Resolve a (normalised) domain: MX, then A and/or AAAA of every MX host in
+ * parallel. q may be NULL: both families, default caps; with both families
+ * off only the MX step runs.
+ *
+ * Returns 0 and calls cb exactly once, always from the loop and never
+ * before this function has returned; or returns a negative UV error code
+ * (UV_EINVAL, UV_ENOMEM, UV_ECANCELED when the resolver is closing) and
+ * never calls cb. */
+int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_query_opts_t *q,
+                            stls_dns_done_cb cb, void *arg);
+
+/* Internal: the MX rules as pure functions, for unit tests. */
+
+/* One MX record as it came from the answer. host "" is the root (".").*/
+typedef struct {
+  unsigned preference;
+  const char *host;
+} stls__dns_mx_rr_t;
+
+/* Apply the MX rules to the MX lookup's outcome and fill r->status,
+ * r->error, r->implicit_mx, r->null_mx, r->null_mx_mixed, r->mx_truncated
+ * and r->mx (hosts only, status NOT_QUERIED): mx_status OK with records
+ * -> sorted, de-duplicated hosts, capped at max_mx; OK with no records
+ * (NODATA) -> the domain itself as implicit MX; a lone "." -> NULL_MX;
+ * any other status -> that status and error. Returns 0 or UV_ENOMEM. */
+int stls__dns_classify_mx(stls_dns_result_t *r, const char *domain, stls_dns_status_t mx_status,
+                          stls_dns_error_t mx_error, const stls__dns_mx_rr_t *rr, size_t nrr,
+                          unsigned max_mx);
+
+/* Sort MX hosts into delivery order: preference ascending, ties by host
+ * name in byte order (deterministic across runs, unlike the resolver's
+ * round-robin answer order). */
+void stls__dns_mx_sort(stls_dns_mx_t *mx, size_t n);
+
+/* Status and error for a c-ares status code. */
+stls_dns_status_t stls__dns_status_from_ares(int ares_status, stls_dns_error_t *err);
+
+/* Settle a host's status from its per-family lookups, and the domain's
+ * status from its hosts (OK if any host has an address; else a transient
+ * host failure if there was one, since a retry may succeed; else
+ * NO_ADDRESS). */
+void stls__dns_settle(stls_dns_result_t *r);
+
 #endif

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "stls/record.h"
 #include "stls/result.h"
 
 #define STLS_SCHEMA_ID "starttls-scan/1"
+#define STLS_SUMMARY_SCHEMA_ID "starttls-scan-summary/1"
 
 /* A HOST object (SCHEMA.md). recipient_domain, when not NULL, is used for
  * tls.names.recipient_domain (else that is null). NULL on ENOMEM. */
@@ -17,6 +19,12 @@ cJSON *stls_json_host(const stls_host_result_t *r, const char *recipient_domain)
 /* The record printed by `probe`: a HOST object plus schema and scanned_at. */
 cJSON *stls_json_probe_record(const stls_host_result_t *r,
                               const char *recipient_domain, time_t scanned_at);
+
+/* One line of `scan`: everything about one recipient domain. */
+cJSON *stls_json_domain(const stls_domain_record_t *d);
+
+/* The run summary (--summary FILE). */
+cJSON *stls_json_summary(const stls_summary_t *s);
 
 /* Print one record as a single line and flush, so a killed run leaves only
  * whole lines. Returns 0, or -1 on ENOMEM or a write error. */

@@ -1,0 +1,56 @@
+/* The per-domain record and the run summary: what `scan` writes. */
+#ifndef STLS_RECORD_H
+#define STLS_RECORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "stls/dns.h"
+#include "stls/result.h"
+
+typedef struct stls_domain_host_s {
+  stls_host_result_t res;
+  bool shared; /* result came from a probe made for another domain */
+} stls_domain_host_t;
+
+typedef struct stls_domain_record_s {
+  const char *domain; /* normalised; the raw input for invalid-domain */
+  const char *status; /* ok | null-mx | nxdomain | dns-error | ... */
+  time_t scanned_at;
+  int64_t duration_ms;
+  const stls_dns_result_t *dns; /* NULL when never looked up */
+  const char *input_error;      /* invalid-domain: why */
+  stls_domain_host_t *hosts;
+  size_t n_hosts;
+} stls_domain_record_t;
+
+/* Run counters, filled by the writer side of `scan` under its lock. */
+#define STLS_SUMMARY_MAX_KEYS 24
+typedef struct stls_counter_s {
+  const char *key;
+  uint64_t n;
+} stls_counter_t;
+
+typedef struct stls_counts_s {
+  stls_counter_t v[STLS_SUMMARY_MAX_KEYS];
+  size_t n;
+} stls_counts_t;
+
+typedef struct stls_summary_s {
+  time_t started_at, finished_at;
+  int64_t duration_ms;
+  uint64_t domains;
+  stls_counts_t domain_status;
+  uint64_t mx_hosts, addresses;
+  uint64_t probes_made, probes_shared, probes_skipped;
+  uint64_t starttls_offered, tls_ok, trusted, mx_hostname_match;
+  stls_counts_t host_status;
+  stls_counts_t tls_versions;
+  uint64_t input_lines, input_invalid, resumed_skipped, shard_skipped;
+} stls_summary_t;
+
+/* Count key in c (keys are static strings or strings that outlive c). */
+void stls_counts_add(stls_counts_t *c, const char *key, uint64_t n);
+
+#endif
