@@ -895,7 +895,7 @@ static int take_target(input_t *in, const char *line, unsigned long lineno,
   sc->sum.input_lines++;
   if (r < 0) {
     /* The raw text, trimmed and bounded, is the record's "domain". */
-    size_t b = strspn(line, " \t"), e = strlen(line);
+    size_t b = strspn(line, " \t"), e = strcspn(line, "#");
     while (e > b && strchr(" \t\r\n", line[e - 1]))
       e--;
     if (e - b >= sizeof(raw))

@@ -25,6 +25,9 @@ typedef struct session_s {
   int open_handles;
   int closing;
   int shutdown_sent;
+  int tls12_only;    /* this attempt offers TLS 1.2 alone */
+  int restart_tls12; /* finish() should reconnect with tls12_only */
+  struct sockaddr_storage addr;
   stls_stage_t stage;
   int64_t t0, stage_t0;
   char *mx;
@@ -128,10 +131,43 @@ static void send_command(session_t *s, const char *fmt, ...) {
 
 /* ---- teardown ---------------------------------------------------------- */
 
+static void session_connect(session_t *s);
+
+/* Start over on a new connection that offers TLS 1.2 only. */
+static void restart_tls12(session_t *s) {
+  stls_host_result_t *res = s->res;
+  char ip[sizeof(res->ip)], first[sizeof(res->error.message)];
+  int port = res->port;
+  stls_strlcpy(ip, res->ip, sizeof(ip));
+  stls_strlcpy(first, res->error.message, sizeof(first));
+  stls_host_result_free(res);
+  if (stls_host_result_init(res, s->mx, ip, port) != 0) {
+    s->cb(res, s->cb_arg);
+    free(s->mx);
+    free(s->ehlo_name);
+    free(s);
+    return;
+  }
+  stls_host_result_add_finding(
+      res, "tls12-fallback",
+      "TLS 1.2 server signed with RSA-PSS, which mbedTLS 3.6.6 rejects in a "
+      "TLS 1.2+1.3 handshake (%.60s); reconnected offering TLS 1.2 only",
+      first);
+  s->restart_tls12 = 0;
+  s->tls12_only = 1;
+  s->closing = 0;
+  s->shutdown_sent = 0;
+  session_connect(s);
+}
+
 static void close_cb(uv_handle_t *h) {
   session_t *s = h->data;
   if (--s->open_handles > 0)
     return;
+  if (s->restart_tls12) {
+    restart_tls12(s);
+    return;
+  }
   s->cb(s->res, s->cb_arg);
   free(s->mx);
   free(s->ehlo_name);
@@ -340,6 +376,9 @@ static void tls_failed(session_t *s, stls_host_status_t st) {
   char code[48], msg[200];
   stls_tls_conn_error(s->tls, code, sizeof(code), msg, sizeof(msg));
   fail(s, st, code, "%s", msg);
+  if (s->stage == STLS_STAGE_HANDSHAKE &&
+      stls_tls_conn_wants_tls12_retry(s->tls))
+    s->restart_tls12 = 1;
   finish(s);
 }
 
@@ -461,7 +500,8 @@ static void session_enter(session_t *s, stls_stage_t stage) {
   case STLS_STAGE_HANDSHAKE:
     arm_timer(s, s->tls_timeout_ms);
     /* TLS state exists only from here to QUIT (about 40 KB with buffers). */
-    s->tls = stls_tls_conn_new(s->tls_ctx, s->mx, tls_send_cb, s);
+    s->tls = stls_tls_conn_new(s->tls_ctx, s->mx, s->tls12_only, tls_send_cb,
+                               s);
     if (!s->tls) {
       fail(s, STLS_HOST_CONNECTION_ERROR, "ENOMEM", "out of memory");
       finish(s);
@@ -538,12 +578,28 @@ static void connect_cb(uv_connect_t *req, int status) {
   session_enter(s, STLS_STAGE_GREETING);
 }
 
+static void session_connect(session_t *s) {
+  int r;
+  s->t0 = s->stage_t0 = stls_now_ms();
+  s->stage = STLS_STAGE_CONNECT;
+  s->res->status = STLS_HOST_SKIPPED;
+  uv_tcp_init(s->loop, &s->tcp);
+  uv_timer_init(s->loop, &s->timer);
+  s->tcp.data = s->timer.data = s->connect_req.data = s;
+  s->open_handles = 2;
+  uv_tcp_nodelay(&s->tcp, 1);
+  arm_timer(s, s->connect_timeout_ms);
+  r = uv_tcp_connect(&s->connect_req, &s->tcp, (struct sockaddr *)&s->addr,
+                     connect_cb);
+  if (r < 0)
+    connect_result(s, r); /* e.g. ENETUNREACH is reported synchronously */
+}
+
 int stls_probe_start(uv_loop_t *loop, const stls_probe_cfg_t *cfg,
                      stls_host_result_t *res, stls_probe_done_cb cb,
                      void *arg) {
   struct sockaddr_storage ss;
   session_t *s;
-  int r;
 
   memset(&ss, 0, sizeof(ss));
   if (uv_ip4_addr(cfg->ip, cfg->port, (struct sockaddr_in *)&ss) != 0 &&
@@ -573,19 +629,7 @@ int stls_probe_start(uv_loop_t *loop, const stls_probe_cfg_t *cfg,
     free(s);
     return UV_ENOMEM;
   }
-  s->t0 = s->stage_t0 = stls_now_ms();
-  s->stage = STLS_STAGE_CONNECT;
-  res->status = STLS_HOST_SKIPPED;
-
-  uv_tcp_init(loop, &s->tcp);
-  uv_timer_init(loop, &s->timer);
-  s->tcp.data = s->timer.data = s->connect_req.data = s;
-  s->open_handles = 2;
-  uv_tcp_nodelay(&s->tcp, 1);
-  arm_timer(s, s->connect_timeout_ms);
-  r = uv_tcp_connect(&s->connect_req, &s->tcp, (struct sockaddr *)&ss,
-                     connect_cb);
-  if (r < 0)
-    connect_result(s, r); /* e.g. ENETUNREACH is reported synchronously */
+  memcpy(&s->addr, &ss, sizeof(ss));
+  session_connect(s);
   return 0;
 }

@@ -29,7 +29,8 @@ typedef struct verify_entry_s {
 } verify_entry_t;
 
 struct stls_tls_ctx_s {
-  mbedtls_ssl_config conf;
+  mbedtls_ssl_config conf;   /* TLS 1.2 and 1.3 */
+  mbedtls_ssl_config conf12; /* TLS 1.2 only: the fallback, see tls.h */
   mbedtls_entropy_context entropy;
   mbedtls_ctr_drbg_context drbg;
   mbedtls_x509_crt ca;
@@ -56,10 +57,33 @@ struct stls_tls_conn_s {
   unsigned char alert_buf[2];
   size_t alert_len;
   int encrypted; /* a ChangeCipherSpec or TLS 1.3 record was seen */
+  int tls12_only;
 };
 
 const char *stls_tls_default_ca_file(void) {
   return "/etc/ssl/certs/ca-certificates.crt";
+}
+
+static int client_conf(stls_tls_ctx_t *ctx, mbedtls_ssl_config *conf,
+                       mbedtls_ssl_protocol_version max, char *err,
+                       size_t errlen) {
+  int rc = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT,
+                                       MBEDTLS_SSL_TRANSPORT_STREAM,
+                                       MBEDTLS_SSL_PRESET_DEFAULT);
+  if (rc != 0) {
+    snprintf(err, errlen, "ssl config failed (-0x%04x)", (unsigned)-rc);
+    return -1;
+  }
+  /* The handshake completes whatever the certificate, like Postfix at
+   * "may"; trust is then computed (and cached) by us, apart from names. */
+  mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE);
+  mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &ctx->drbg);
+  mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
+  mbedtls_ssl_conf_max_tls_version(conf, max);
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+  mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+#endif
+  return 0;
 }
 
 int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
@@ -83,6 +107,7 @@ int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
   }
   /* Init everything before the first failure point: one cleanup path. */
   mbedtls_ssl_config_init(&ctx->conf);
+  mbedtls_ssl_config_init(&ctx->conf12);
   mbedtls_entropy_init(&ctx->entropy);
   mbedtls_ctr_drbg_init(&ctx->drbg);
   mbedtls_x509_crt_init(&ctx->ca);
@@ -112,23 +137,9 @@ int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
     snprintf(err, errlen, "CA file %s holds no usable certificate", ca_file);
     goto fail;
   }
-  rc = mbedtls_ssl_config_defaults(&ctx->conf, MBEDTLS_SSL_IS_CLIENT,
-                                   MBEDTLS_SSL_TRANSPORT_STREAM,
-                                   MBEDTLS_SSL_PRESET_DEFAULT);
-  if (rc != 0) {
-    snprintf(err, errlen, "ssl config failed (-0x%04x)", (unsigned)-rc);
+  if (client_conf(ctx, &ctx->conf, MBEDTLS_SSL_VERSION_TLS1_3, err, errlen) ||
+      client_conf(ctx, &ctx->conf12, MBEDTLS_SSL_VERSION_TLS1_2, err, errlen))
     goto fail;
-  }
-  /* The handshake completes whatever the certificate, like Postfix at
-   * "may"; trust is then computed (and cached) by us, apart from names. */
-  mbedtls_ssl_conf_authmode(&ctx->conf, MBEDTLS_SSL_VERIFY_NONE);
-  mbedtls_ssl_conf_rng(&ctx->conf, mbedtls_ctr_drbg_random, &ctx->drbg);
-  mbedtls_ssl_conf_min_tls_version(&ctx->conf, MBEDTLS_SSL_VERSION_TLS1_2);
-  mbedtls_ssl_conf_max_tls_version(&ctx->conf, MBEDTLS_SSL_VERSION_TLS1_3);
-#if defined(MBEDTLS_SSL_SESSION_TICKETS)
-  mbedtls_ssl_conf_session_tickets(&ctx->conf,
-                                   MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
-#endif
   *out = ctx;
   return 0;
 
@@ -141,6 +152,7 @@ void stls_tls_ctx_free(stls_tls_ctx_t *ctx) {
   if (!ctx)
     return;
   mbedtls_ssl_config_free(&ctx->conf);
+  mbedtls_ssl_config_free(&ctx->conf12);
   mbedtls_ctr_drbg_free(&ctx->drbg);
   mbedtls_entropy_free(&ctx->entropy);
   mbedtls_x509_crt_free(&ctx->ca);
@@ -204,7 +216,8 @@ static int is_ip_literal(const char *s) {
 }
 
 stls_tls_conn_t *stls_tls_conn_new(stls_tls_ctx_t *ctx, const char *sni,
-                                   stls_tls_send_fn send, void *send_arg) {
+                                   int tls12_only, stls_tls_send_fn send,
+                                   void *send_arg) {
   stls_tls_conn_t *c = calloc(1, sizeof(*c));
   if (!c)
     return NULL;
@@ -213,7 +226,8 @@ stls_tls_conn_t *stls_tls_conn_new(stls_tls_ctx_t *ctx, const char *sni,
   c->send_arg = send_arg;
   c->alert_desc = -1;
   mbedtls_ssl_init(&c->ssl);
-  if (mbedtls_ssl_setup(&c->ssl, &ctx->conf) != 0)
+  c->tls12_only = tls12_only;
+  if (mbedtls_ssl_setup(&c->ssl, tls12_only ? &ctx->conf12 : &ctx->conf) != 0)
     goto fail;
   /* SNI is the MX host name; an address literal is never sent as SNI. */
   if (sni && *sni && !is_ip_literal(sni) &&
@@ -297,6 +311,18 @@ int stls_tls_conn_read(stls_tls_conn_t *c, void *buf, size_t len) {
     c->last_rc = rc == 0 ? MBEDTLS_ERR_SSL_CONN_EOF : rc;
     return -1;
   }
+}
+
+int stls_tls_conn_wants_tls12_retry(const stls_tls_conn_t *c) {
+  /* mbedTLS 3.6.6 offers rsa_pss_rsae_* in its TLS 1.2+1.3 ClientHello
+   * but rejects a TLS 1.2 ServerKeyExchange signed with them (fixed
+   * upstream in 3.6.7, Mbed-TLS/mbedtls#10668). OpenSSL servers with RSA
+   * keys that speak only TLS 1.2 pick exactly that. A TLS 1.2-only
+   * ClientHello avoids it. */
+  return !c->tls12_only && c->last_rc == MBEDTLS_ERR_SSL_ILLEGAL_PARAMETER &&
+         mbedtls_ssl_get_version_number(&c->ssl) ==
+             MBEDTLS_SSL_VERSION_TLS1_2 &&
+         c->alert_desc < 0;
 }
 
 void stls_tls_conn_close_notify(stls_tls_conn_t *c) {

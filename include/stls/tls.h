@@ -31,9 +31,11 @@ void stls_tls_ctx_free(stls_tls_ctx_t *ctx);
 /* The default system trust store path used when ca_file is NULL. */
 const char *stls_tls_default_ca_file(void);
 
-/* sni may be NULL or an IP literal (then no SNI is sent). NULL on ENOMEM. */
+/* sni may be NULL or an IP literal (then no SNI is sent). tls12_only offers
+ * TLS 1.2 alone (see stls_tls_conn_wants_tls12_retry). NULL on ENOMEM. */
 stls_tls_conn_t *stls_tls_conn_new(stls_tls_ctx_t *ctx, const char *sni,
-                                   stls_tls_send_fn send, void *send_arg);
+                                   int tls12_only, stls_tls_send_fn send,
+                                   void *send_arg);
 void stls_tls_conn_free(stls_tls_conn_t *c);
 
 /* Append ciphertext received from the peer. -1 on ENOMEM or overflow. */
@@ -46,6 +48,11 @@ int stls_tls_conn_handshake(stls_tls_conn_t *c);
  * more input is needed, -1 on error or close. */
 int stls_tls_conn_write(stls_tls_conn_t *c, const void *buf, size_t len);
 int stls_tls_conn_read(stls_tls_conn_t *c, void *buf, size_t len);
+/* After a failed handshake: did it fail only because of the mbedTLS 3.6.6
+ * TLS 1.2 RSA-PSS regression, so that a new connection offering TLS 1.2
+ * alone would succeed? */
+int stls_tls_conn_wants_tls12_retry(const stls_tls_conn_t *c);
+
 /* Send close_notify (best effort). */
 void stls_tls_conn_close_notify(stls_tls_conn_t *c);
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The demo behind `make demo`: start the lab (real Postfix endpoints and a
+# DNS server, all on loopback inside a private namespace), scan the demo
+# domains, show a table and one full record. Run via netns-run.sh.
+set -euo pipefail
+bin=${1:?usage: demo.sh PATH-TO-starttls-scan}
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+lab="$STLS_LAB_TMP/lab"
+
+echo "== starting the lab (Postfix + DNS on loopback, private namespace)"
+"$here/lab.sh" start "$lab" >/dev/null
+out="$lab/demo.ndjson"
+
+echo "== starttls-scan scan -i targets/demo.txt --ca-file <lab CA> --ipv6 on"
+"$bin" scan -i "$top/targets/demo.txt" --ca-file "$lab/pki/ca-a.pem" \
+  --ipv6 on --summary "$lab/summary.json" -o "$out"
+echo
+echo "== one line per (domain, MX, address)"
+jq -r '
+  if (.hosts | length) == 0 then
+    [.domain, .status, "-", "-", "-", "-", "-"]
+  else
+    .domain as $d | .status as $s | .hosts[] |
+    [$d, $s, .mx, .ip, .status, (.tls.version // "-"),
+     (if .tls == null then "-" elif .tls.trust.trusted then "trusted"
+      else "untrusted" end)]
+  end | @tsv' "$out" | sort |
+  column -t -s $'\t' -N DOMAIN,STATUS,MX,ADDRESS,PROBE,TLS,CHAIN
+echo
+echo "== multi.lab.test's first host (EHLO replies and the intermediate left out)"
+jq 'select(.domain == "multi.lab.test") | .hosts[0]
+    | del(.ehlo.reply, .ehlo_tls) | .tls.chain |= [.[0]]' "$out"
+echo
+echo "== the run summary (--summary)"
+jq -c . "$lab/summary.json"
+"$here/lab.sh" stop "$lab" >/dev/null 2>&1 || true
