@@ -88,6 +88,7 @@ int stls_host_result_init(stls_host_result_t *r, const char *mx,
   r->tls.name_domain = -1;
   r->timing.connect = r->timing.greeting = r->timing.ehlo = -1;
   r->timing.starttls = r->timing.handshake = r->timing.total = -1;
+  r->timing.ehlo_tls = -1;
   return r->mx ? 0 : -1;
 }
 

@@ -314,6 +314,7 @@ static void on_reply(session_t *s, const stls_reply_t *r) {
     break;
 
   case STLS_STAGE_EHLO_TLS:
+    res->timing.ehlo_tls = elapsed(s);
     if (cls == 2) {
       res->ehlo_tls_reply = stls_strndup(r->text, r->text_len);
       parse_extensions(r, &res->ehlo_tls_ext, &starttls);
@@ -445,7 +446,10 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
   switch (s->stage) {
   case STLS_STAGE_QUIT:
-    return; /* whatever the server says after QUIT is discarded */
+    /* The answer to QUIT has come: we are done. Waiting for the server's
+     * FIN as well can cost a delayed-ACK round (40 ms) per session. */
+    finish(s);
+    return;
   case STLS_STAGE_HANDSHAKE:
   case STLS_STAGE_EHLO_TLS:
     if (stls_tls_conn_feed(s->tls, (const unsigned char *)buf->base,

@@ -200,6 +200,7 @@ cJSON *stls_json_host(const stls_host_result_t *r,
     jms(&j, x, "ehlo", r->timing.ehlo);
     jms(&j, x, "starttls", r->timing.starttls);
     jms(&j, x, "handshake", r->timing.handshake);
+    jms(&j, x, "ehlo_tls", r->timing.ehlo_tls);
     jms(&j, x, "total", r->timing.total);
   }
   if (!j.ok) {

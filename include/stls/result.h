@@ -129,7 +129,7 @@ typedef struct stls_finding_s {
 
 /* Per-step timing in milliseconds; -1 when the step was not reached. */
 typedef struct stls_timing_s {
-  int64_t connect, greeting, ehlo, starttls, handshake, total;
+  int64_t connect, greeting, ehlo, starttls, handshake, ehlo_tls, total;
 } stls_timing_t;
 
 typedef struct stls_host_result_s {
