@@ -64,7 +64,9 @@ static char *subject_cn(const mbedtls_x509_name *dn) {
   for (; dn; dn = dn->next)
     if (dn->oid.p && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &dn->oid) == 0)
       last = dn;
-  return last ? stls_strndup((const char *)last->val.p, last->val.len) : NULL;
+  if (!last || memchr(last->val.p, 0, last->val.len))
+    return NULL; /* a CN with a NUL in it names nothing */
+  return stls_strndup((const char *)last->val.p, last->val.len);
 }
 
 static void time_str(const mbedtls_x509_time *t, char *out, size_t len) {
@@ -89,8 +91,12 @@ int stls_cert_describe(const mbedtls_x509_crt *crt, stls_cert_t *out) {
 
   /* Only dNSName entries: the tag is context-specific [2]. */
   for (san = &crt->subject_alt_names; san && san->buf.p; san = san->next) {
+    /* A NUL inside a name would cut it short as a C string and let
+     * "good.example\0.evil.example" pass for good.example: such a name
+     * names nothing (the CVE-2009-2408 class). */
     if (san->buf.tag ==
-        (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME)) {
+            (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME) &&
+        !memchr(san->buf.p, 0, san->buf.len)) {
       if (stls_strlist_pushn(&out->san_dns, (const char *)san->buf.p,
                              san->buf.len) != 0)
         return -1;
@@ -104,10 +110,19 @@ int stls_cert_describe(const mbedtls_x509_crt *crt, stls_cert_t *out) {
   out->key_bits = (int)mbedtls_pk_get_bitlen(&crt->pk);
   sig_alg_name(crt, out->sig_alg, sizeof(out->sig_alg));
 
-  n = crt->serial.len;
-  if (n > (sizeof(out->serial) - 1) / 2)
-    n = (sizeof(out->serial) - 1) / 2;
-  stls_hex(crt->serial.p, n, out->serial);
+  {
+    /* The DER integer may carry a leading 00 sign byte; print the number
+     * as openssl does, without it. */
+    const unsigned char *sp = crt->serial.p;
+    n = crt->serial.len;
+    while (n > 1 && sp[0] == 0) {
+      sp++;
+      n--;
+    }
+    if (n > (sizeof(out->serial) - 1) / 2)
+      n = (sizeof(out->serial) - 1) / 2;
+    stls_hex(sp, n, out->serial);
+  }
 
   mbedtls_sha256(crt->raw.p, crt->raw.len, digest, 0);
   stls_hex(digest, sizeof(digest), out->sha256);
@@ -151,10 +166,17 @@ bool stls_cert_names_host(const stls_cert_t *leaf, const char *host) {
 }
 
 static bool name_in_domain(const char *name, const char *domain) {
-  /* A wildcard "*.sub.example" names hosts below "sub.example", which are
-   * below the domain exactly when "sub.example" is in it. */
-  if (name[0] == '*' && name[1] == '.')
+  if (name[0] == '*' && name[1] == '.') {
+    const char *parent = strchr(domain, '.');
+    /* Postfix (match_servername, tls_wildcard_matches_multiple_labels =
+     * yes by default): "*.example.com" matches the nexthop
+     * "mx.example.com" and also "a.b.example.com" ... */
+    if (parent && stls_name_in_domain(parent + 1, name + 2))
+      return true;
+    /* ... and with dot-nexthop, names hosts below "example.com", which
+     * are below the domain exactly when "example.com" is in it. */
     name += 2;
+  }
   return stls_name_in_domain(name, domain);
 }
 

@@ -109,6 +109,7 @@ stls_dns_status_t stls__dns_status_from_ares(int ares_status, stls_dns_error_t *
 
 /* ---- results ---------------------------------------------------------- */
 
+/* Free what one MX entry owns (the entry itself lives in an array). */
 static void mx_free_fields(stls_dns_mx_t *m)
 {
   free(m->host);
@@ -131,6 +132,7 @@ void stls_dns_result_free(stls_dns_result_t *r)
 
 /* ---- pure MX rules ---------------------------------------------------- */
 
+/* Delivery order: preference, then host name in byte order. */
 static int mx_cmp(const void *a, const void *b)
 {
   const stls_dns_mx_t *x = a, *y = b;
@@ -163,6 +165,7 @@ static char *host_dup(const char *s)
   return h;
 }
 
+/* The null MX target: c-ares spells the root "" (and "." is accepted). */
 static bool is_root(const char *host)
 {
   return host[0] == '\0' || strcmp(host, ".") == 0;
@@ -189,6 +192,7 @@ static int ip_literal(const char *host, unsigned char bin[16])
   return 0;
 }
 
+/* A fresh MX entry that owns host; nothing is looked up yet. */
 static void mx_init(stls_dns_mx_t *m, unsigned preference, char *host)
 {
   unsigned char bin[16];
@@ -425,6 +429,17 @@ struct dns_req_s {
   dns_req_t *next;       /* in the deferred-delivery queue */
 };
 
+/* A query waiting for a slot (see max_inflight). name points into the
+ * request's result, which outlives the query. */
+typedef struct dns_q_s {
+  stls_dns_t *d;
+  const char *name;
+  int type;
+  ares_callback cb;
+  void *arg;
+  struct dns_q_s *next;
+} dns_q_t;
+
 struct stls_dns_s {
   uv_loop_t *loop;
   ares_channel channel;
@@ -433,6 +448,10 @@ struct stls_dns_s {
   uv_timer_t defer; /* delivers completions that happened during a call */
   dns_sock_t *socks;
   dns_req_t *deferred_head, *deferred_tail;
+  dns_q_t *queue_head, *queue_tail; /* queries beyond max_inflight */
+  unsigned inflight;
+  unsigned max_inflight;
+  bool pumping;
   unsigned busy;    /* depth of our calls into c-ares */
   bool closing;     /* stls_dns_close called */
   bool torn_down;   /* channel destroyed, handles closing */
@@ -451,6 +470,7 @@ static void ares_once_init(void)
 static void teardown(stls_dns_t *d);
 static void timer_cb(uv_timer_t *t);
 
+/* The resolver is freed when its last handle has closed. */
 static void handle_closed_cb(uv_handle_t *h)
 {
   stls_dns_t *d = h->data;
@@ -458,6 +478,7 @@ static void handle_closed_cb(uv_handle_t *h)
     free(d);
 }
 
+/* A socket watcher is gone; it may have been the last handle. */
 static void sock_closed_cb(uv_handle_t *h)
 {
   dns_sock_t *s = h->data;
@@ -497,6 +518,7 @@ static void ares_leave(stls_dns_t *d)
     timer_update(d);
 }
 
+/* A c-ares socket is ready: let c-ares read or write it. */
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
   dns_sock_t *s = h->data;
@@ -520,6 +542,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
   ares_leave(d);
 }
 
+/* A c-ares deadline passed: retries and timeouts happen in here. */
 static void timer_cb(uv_timer_t *t)
 {
   stls_dns_t *d = t->data;
@@ -542,6 +565,8 @@ static void sock_close(stls_dns_t *d, dns_sock_t *s)
   uv_close((uv_handle_t *)&s->poll, sock_closed_cb);
 }
 
+/* c-ares says which events it wants on a socket; none means it is about
+ * to close the socket, so the watcher must go first. */
 static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 {
   stls_dns_t *d = data;
@@ -574,8 +599,87 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
   uv_poll_start(&s->poll, events, poll_cb);
 }
 
+/* ---- the query queue -------------------------------------------------- */
+
+/* c-ares sends every query at once; thousands of them in one burst
+ * overflow the socket buffers on both ends and come back as timeouts.
+ * So at most max_inflight queries are on the wire, the rest wait here. */
+
+static void queue_pump(stls_dns_t *d);
+
+static void query_done_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+  dns_q_t *q = arg;
+  stls_dns_t *d = q->d;
+  d->inflight--;
+  q->cb(q->arg, status, timeouts, abuf, alen);
+  free(q);
+  queue_pump(d);
+}
+
+static void query_send(stls_dns_t *d, dns_q_t *q)
+{
+  d->inflight++;
+  ares_query(d->channel, q->name, C_IN, q->type, query_done_cb, q);
+}
+
+/* Send queued queries while there is room. Not re-entered: a query that
+ * fails synchronously calls back into here, and the outer loop goes on. */
+static void queue_pump(stls_dns_t *d)
+{
+  if (d->pumping || d->closing)
+    return; /* when closing, teardown cancels what is queued */
+  d->pumping = true;
+  while (d->queue_head && d->inflight < d->max_inflight) {
+    dns_q_t *q = d->queue_head;
+    d->queue_head = q->next;
+    if (!d->queue_head)
+      d->queue_tail = NULL;
+    query_send(d, q);
+  }
+  d->pumping = false;
+}
+
+/* Start a query; cb runs exactly once, possibly before this returns. */
+static void query_start(stls_dns_t *d, const char *name, int type, ares_callback cb, void *arg)
+{
+  dns_q_t *q = calloc(1, sizeof *q);
+  if (!q) {
+    cb(arg, ARES_ENOMEM, 0, NULL, 0);
+    return;
+  }
+  q->d = d;
+  q->name = name;
+  q->type = type;
+  q->cb = cb;
+  q->arg = arg;
+  if (!d->queue_head && d->inflight < d->max_inflight) {
+    query_send(d, q);
+    return;
+  }
+  if (d->queue_tail)
+    d->queue_tail->next = q;
+  else
+    d->queue_head = q;
+  d->queue_tail = q;
+}
+
+/* Complete queued queries as cancelled (the resolver is going away). */
+static void queue_cancel(stls_dns_t *d)
+{
+  while (d->queue_head) {
+    dns_q_t *q = d->queue_head;
+    d->queue_head = q->next;
+    if (!d->queue_head)
+      d->queue_tail = NULL;
+    q->cb(q->arg, ARES_EDESTRUCTION, 0, NULL, 0);
+    free(q);
+  }
+}
+
 /* ---- requests --------------------------------------------------------- */
 
+/* Free the per-family lookup state once addresses are merged. */
 static void lookups_free(dns_req_t *req)
 {
   if (!req->lookups)
@@ -586,6 +690,7 @@ static void lookups_free(dns_req_t *req)
   req->lookups = NULL;
 }
 
+/* Address order for qsort: network byte order compares as numbers. */
 static int bin_cmp4(const void *a, const void *b)
 {
   return memcmp(a, b, 4);
@@ -629,11 +734,14 @@ static int addrs_merge(stls_dns_mx_t *m, const dns_lookup_t *l4, const dns_looku
   return 0;
 }
 
+/* Milliseconds since a uv_hrtime() reading. */
 static uint64_t elapsed_ms(uint64_t start_ns)
 {
   return (uv_hrtime() - start_ns) / 1000000;
 }
 
+/* Finish the result and hand it to the caller; req is freed first so the
+ * callback may start new lookups or close the resolver. */
 static void req_deliver(dns_req_t *req)
 {
   stls_dns_result_t *res = req->res;
@@ -662,6 +770,7 @@ static void req_deliver(dns_req_t *req)
   cb(res, arg);
 }
 
+/* Deliver results that were complete before their call returned. */
 static void defer_cb(uv_timer_t *t)
 {
   stls_dns_t *d = t->data;
@@ -685,20 +794,20 @@ static void req_finish(dns_req_t *req)
     req->complete = true;
     return;
   }
-  if (req->complete) {
+  if (req->complete && !d->torn_down) {
     req->next = NULL;
     if (d->deferred_tail)
       d->deferred_tail->next = req;
     else
       d->deferred_head = req;
     d->deferred_tail = req;
-    if (!d->torn_down)
-      uv_timer_start(&d->defer, defer_cb, 0, 0);
+    uv_timer_start(&d->defer, defer_cb, 0, 0);
     return;
   }
   req_deliver(req);
 }
 
+/* One of the request's queries has called back. */
 static void req_release(dns_req_t *req)
 {
   if (--req->pending == 0)
@@ -745,6 +854,7 @@ static bool went_through_cname(const struct hostent *he, const char *host)
   return differs;
 }
 
+/* An A or AAAA answer for one MX host. */
 static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
   dns_lookup_t *lk = arg;
@@ -825,15 +935,16 @@ static void lookups_start(dns_req_t *req)
     }
     if (req->q.want_ipv4) {
       req->pending++;
-      ares_query(d->channel, m->host, C_IN, T_A, addr_cb, &req->lookups[2 * i]);
+      query_start(d, m->host, T_A, addr_cb, &req->lookups[2 * i]);
     }
     if (req->q.want_ipv6) {
       req->pending++;
-      ares_query(d->channel, m->host, C_IN, T_AAAA, addr_cb, &req->lookups[2 * i + 1]);
+      query_start(d, m->host, T_AAAA, addr_cb, &req->lookups[2 * i + 1]);
     }
   }
 }
 
+/* The MX answer: apply the MX rules, then look up every host. */
 static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
   dns_req_t *req = arg;
@@ -923,7 +1034,7 @@ int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_qu
   req->in_submit = true;
 
   d->busy++;
-  ares_query(d->channel, req->res->domain, C_IN, T_MX, mx_cb, req);
+  query_start(d, req->res->domain, T_MX, mx_cb, req);
   /* req is still ours: delivery is held while in_submit is set. */
   req->in_submit = false;
   if (req->complete)
@@ -953,14 +1064,18 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
   if (!d)
     return UV_ENOMEM;
   d->loop = loop;
+  d->max_inflight = o && o->max_inflight ? o->max_inflight : STLS_DNS_DEFAULT_MAX_INFLIGHT;
 
   memset(&opts, 0, sizeof opts);
   opts.sock_state_cb = sock_state_cb;
   opts.sock_state_cb_data = d;
   /* EDNS lets big MX and address sets come back over UDP; 1232 is the
    * size that avoids IP fragmentation (DNS flag day 2020). c-ares falls
-   * back to TCP for a truncated answer and to plain DNS on FORMERR. */
-  opts.flags = ARES_FLAG_EDNS;
+   * back to TCP for a truncated answer and to plain DNS on FORMERR.
+   * NOCHECKRESP: c-ares 1.18 turns SERVFAIL and REFUSED answers into
+   * "could not contact DNS servers" (ECONNREFUSED) after retrying; we
+   * need them told apart, and a resolver's SERVFAIL is final anyway. */
+  opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOCHECKRESP;
   opts.ednspsz = 1232;
   if (explicit_servers || (o && o->timeout_ms)) {
     opts.timeout = (int)(o && o->timeout_ms ? o->timeout_ms : STLS_DNS_DEFAULT_TIMEOUT_MS);
@@ -996,6 +1111,7 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
   return 0;
 }
 
+/* Cancel everything and close the handles; runs once, outside c-ares. */
 static void teardown(stls_dns_t *d)
 {
   dns_req_t *req;
@@ -1016,8 +1132,9 @@ static void teardown(stls_dns_t *d)
   if (d->channel_ok) {
     d->busy++;
     ares_destroy(d->channel);
-    d->busy--;
     d->channel_ok = false;
+    queue_cancel(d);
+    d->busy--;
   }
   /* c-ares tells the socket-state callback about each socket it closes;
    * anything left is closed here so no handle outlives the object. */

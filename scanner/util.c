@@ -184,3 +184,59 @@ void *stls_strmap_del(stls_strmap_t *m, const char *key) {
 }
 
 size_t stls_strmap_size(const stls_strmap_t *m) { return m->n; }
+
+size_t stls_utf8_seq_len(const unsigned char *s) {
+  unsigned c = s[0];
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xc2 && c <= 0xdf)
+    return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    /* E0 needs A0..BF (no overlong); ED needs 80..9F (no surrogates). */
+    unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    /* F0 needs 90..BF (no overlong); F4 needs 80..8F (<= U+10FFFF). */
+    unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
+                   (s[3] & 0xc0) == 0x80
+               ? 4
+               : 0;
+  }
+  return 0;
+}
+
+int stls_utf8_is_valid(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    size_t n = stls_utf8_seq_len(p);
+    if (!n)
+      return 0;
+    p += n;
+  }
+  return 1;
+}
+
+char *stls_utf8_repair(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t len = strlen(s), o = 0;
+  /* Each bad byte becomes 3 bytes (EF BF BD). */
+  char *out = malloc(len * 3 + 1);
+  if (!out)
+    return NULL;
+  while (*p) {
+    size_t n = stls_utf8_seq_len(p);
+    if (n) {
+      memcpy(out + o, p, n);
+      o += n;
+      p += n;
+    } else {
+      memcpy(out + o, "\xef\xbf\xbd", 3);
+      o += 3;
+      p++;
+    }
+  }
+  out[o] = '\0';
+  return out;
+}

@@ -13,10 +13,27 @@ typedef struct jctx_s {
   int ok;
 } jctx_t;
 
+/* A JSON string from bytes a server sent us: JSON must be valid UTF-8,
+ * so invalid sequences become U+FFFD (valid text is left alone). */
+static cJSON *jcreate_string(const char *v) {
+  cJSON *x;
+  char *fixed;
+  if (stls_utf8_is_valid(v))
+    return cJSON_CreateString(v);
+  if (!(fixed = stls_utf8_repair(v)))
+    return NULL;
+  x = cJSON_CreateString(fixed);
+  free(fixed);
+  return x;
+}
+
 static cJSON *jstr(jctx_t *j, cJSON *o, const char *k, const char *v) {
-  cJSON *x = v ? cJSON_AddStringToObject(o, k, v) : cJSON_AddNullToObject(o, k);
-  if (!x)
+  cJSON *x = v ? jcreate_string(v) : cJSON_CreateNull();
+  if (!x || !cJSON_AddItemToObject(o, k, x)) {
+    cJSON_Delete(x);
     j->ok = 0;
+    return NULL;
+  }
   return x;
 }
 
@@ -64,7 +81,7 @@ static void jstrlist(jctx_t *j, cJSON *o, const char *k,
   if (!a)
     return;
   for (size_t i = 0; i < l->n; i++) {
-    cJSON *s = cJSON_CreateString(l->v[i]);
+    cJSON *s = jcreate_string(l->v[i]);
     if (!s || !cJSON_AddItemToArray(a, s)) {
       cJSON_Delete(s);
       j->ok = 0;

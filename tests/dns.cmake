@@ -1,1 +1,34 @@
-# dns tests
+# DNS stage: domain normalisation and MX rules (unit, no network), and the
+# resolver against the lab DNS server (tests/lab/dns) inside the namespace.
+
+stls_unit_test(test_domain ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_domain.c)
+stls_unit_test(test_dns ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_dns.c)
+
+# test_dns_lab sends queries, so it runs only inside the lab namespace with
+# unbound started by run-with-dns.sh.
+add_executable(test_dns_lab ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_dns_lab.c)
+target_link_libraries(test_dns_lab PRIVATE stls PkgConfig::CMOCKA)
+add_test(NAME dns_lab
+         COMMAND ${STLS_NETNS} bash ${CMAKE_CURRENT_SOURCE_DIR}/lab/dns/run-with-dns.sh
+                 $<TARGET_FILE:test_dns_lab>)
+set_tests_properties(dns_lab PROPERTIES LABELS lab TIMEOUT 180)
+
+# The server script must refuse to bind port 53 outside the namespace.
+add_test(NAME dns_start_refuses_outside_netns
+         COMMAND env -u STLS_IN_NETNS bash ${CMAKE_CURRENT_SOURCE_DIR}/lab/dns/start-dns.sh
+                 ${CMAKE_CURRENT_BINARY_DIR}/dns-refuse)
+set_tests_properties(dns_start_refuses_outside_netns PROPERTIES
+                     LABELS unit
+                     PASS_REGULAR_EXPRESSION "run me inside tests/lab/netns-run.sh")
+
+# The lab program under valgrind too (memcheck.cmake covers the unit
+# tests): leaks and invalid accesses on the real network paths fail it.
+# Not with sanitizers, which valgrind cannot run alongside.
+find_program(STLS_VALGRIND valgrind)
+if(STLS_VALGRIND AND NOT STLS_SANITIZE)
+  add_test(NAME dns_lab_memcheck
+           COMMAND ${STLS_NETNS} bash ${CMAKE_CURRENT_SOURCE_DIR}/lab/dns/run-with-dns.sh
+                   ${STLS_VALGRIND} -q --leak-check=full --error-exitcode=99
+                   $<TARGET_FILE:test_dns_lab>)
+  set_tests_properties(dns_lab_memcheck PROPERTIES LABELS "lab;memcheck" TIMEOUT 300)
+endif()

@@ -74,7 +74,7 @@ typedef struct {
 } stls_dns_mx_t;
 
 typedef struct {
-  char *domain;
+  char *domain;              /* as asked, lower case, no trailing dot */
   stls_dns_status_t status;
   stls_dns_error_t error;    /* code NULL for OK and NULL_MX */
   bool implicit_mx;          /* no MX records: the domain is its own MX
@@ -98,14 +98,20 @@ typedef struct stls_dns_s stls_dns_t;
 #define STLS_DNS_DEFAULT_TRIES 2
 #define STLS_DNS_DEFAULT_MAX_MX 10
 #define STLS_DNS_DEFAULT_MAX_ADDRS 10
+#define STLS_DNS_DEFAULT_MAX_INFLIGHT 200
 
 typedef struct {
   /* Comma-separated "ADDR[:PORT]" list, IPv6 as "[ADDR]:PORT", e.g.
-   * "127.0.53.53,[::1]:5353"; NULL or "" uses /etc/resolv.conf. */
+   * "127.0.53.53,[::1]:5353"; NULL or "" uses /etc/resolv.conf. The next
+   * server is tried when one does not answer; a SERVFAIL or REFUSED
+   * answer is final (it is what we report). */
   const char *servers;
   unsigned timeout_ms; /* per try and server; 0 = default; with NULL
                           servers, 0 keeps resolv.conf's value */
   unsigned tries;      /* 0 = default (resolv.conf's with NULL servers) */
+  unsigned max_inflight; /* queries on the wire at once, more wait in a
+                            queue (a burst of thousands overflows socket
+                            buffers and turns into timeouts); 0 = default */
 } stls_dns_opts_t;
 
 /* Create a resolver on loop. o may be NULL (resolv.conf). Reads

@@ -29,6 +29,14 @@ size_t stls_strlcpy(char *dst, const char *src, size_t len);
 int64_t stls_parse_seconds_ms(const char *s);
 
 
+/* Length of the longest valid UTF-8 sequence at s (1..4), or 0 when the
+ * bytes at s are not valid UTF-8 (overlong, surrogate, > U+10FFFF, cut). */
+size_t stls_utf8_seq_len(const unsigned char *s);
+/* NULL when s is valid UTF-8; else a malloc'ed copy in which every invalid
+ * byte is replaced by U+FFFD (or NULL on ENOMEM: check with the first). */
+int stls_utf8_is_valid(const char *s);
+char *stls_utf8_repair(const char *s);
+
 /* A string-keyed hash map (chaining, grows). Keys are copied; values are
  * the caller's. Not thread-safe: one per owner. */
 typedef struct stls_strmap_s stls_strmap_t;

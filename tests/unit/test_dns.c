@@ -1,0 +1,549 @@
+/* The DNS stage's rules without a network: MX classification, ordering,
+ * status settling, error mapping, and the resolver's life cycle on paths
+ * that never send a packet. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ares.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stls/dns.h"
+
+static const stls_dns_error_t no_err = {NULL, NULL};
+
+static stls_dns_result_t *new_result(void)
+{
+  stls_dns_result_t *r = calloc(1, sizeof *r);
+  assert_non_null(r);
+  return r;
+}
+
+static void assert_mx(const stls_dns_mx_t *m, unsigned pref, const char *host)
+{
+  if (m->preference != pref || strcmp(m->host, host) != 0)
+    fail_msg("want MX %u %s, got %u %s", pref, host, m->preference, m->host);
+}
+
+/* ---- status tables ---- */
+
+static void test_status_names(void **state)
+{
+  static const char *const domain_values[] = {"ok", "null-mx", "nxdomain", "dns-error",
+                                              "no-address"};
+  (void)state;
+  for (int s = STLS_DNS_OK; s <= STLS_DNS_NOT_QUERIED; s++) {
+    const char *dn = stls_dns_status_domain_name((stls_dns_status_t)s);
+    bool known = false;
+    assert_string_not_equal(stls_dns_status_name((stls_dns_status_t)s), "unknown");
+    assert_string_not_equal(stls_dns_status_message((stls_dns_status_t)s), "unknown");
+    /* The domain-level value must be one SCHEMA.md allows. */
+    for (size_t i = 0; i < sizeof domain_values / sizeof domain_values[0]; i++)
+      known = known || strcmp(dn, domain_values[i]) == 0;
+    if (!known)
+      fail_msg("status %d maps to domain status \"%s\"", s, dn);
+  }
+  assert_string_equal(stls_dns_status_name(STLS_DNS_NULL_MX), "null-mx");
+  assert_string_equal(stls_dns_status_name(STLS_DNS_NO_ADDRESS), "no-address");
+  assert_string_equal(stls_dns_status_domain_name(STLS_DNS_TIMEOUT), "dns-error");
+  assert_string_equal(stls_dns_status_domain_name(STLS_DNS_SERVFAIL), "dns-error");
+  assert_string_equal(stls_dns_status_name((stls_dns_status_t)999), "unknown");
+}
+
+static void test_status_from_ares(void **state)
+{
+  static const struct {
+    int ares;
+    stls_dns_status_t status;
+    const char *code;
+  } cases[] = {
+    {ARES_SUCCESS, STLS_DNS_OK, NULL},
+    {ARES_ENOTFOUND, STLS_DNS_NXDOMAIN, "NXDOMAIN"},
+    {ARES_ENODATA, STLS_DNS_NO_ADDRESS, "NODATA"},
+    {ARES_ESERVFAIL, STLS_DNS_SERVFAIL, "SERVFAIL"},
+    {ARES_EREFUSED, STLS_DNS_REFUSED, "REFUSED"},
+    {ARES_ETIMEOUT, STLS_DNS_TIMEOUT, "ETIMEDOUT"},
+    {ARES_EFORMERR, STLS_DNS_BAD_RESPONSE, "FORMERR"},
+    {ARES_EBADRESP, STLS_DNS_BAD_RESPONSE, "BADRESP"},
+    {ARES_ECONNREFUSED, STLS_DNS_ERROR, "ECONNREFUSED"},
+    {ARES_ENOMEM, STLS_DNS_ERROR, "ENOMEM"},
+    {ARES_EDESTRUCTION, STLS_DNS_CANCELLED, "ECANCELED"},
+    {ARES_ECANCELLED, STLS_DNS_CANCELLED, "ECANCELED"},
+    {ARES_EBADNAME, STLS_DNS_ERROR, "EBADNAME"},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    stls_dns_error_t e = {"junk", "junk"};
+    assert_int_equal(stls__dns_status_from_ares(cases[i].ares, &e), cases[i].status);
+    if (cases[i].code) {
+      assert_string_equal(e.code, cases[i].code);
+      assert_non_null(e.message);
+    } else {
+      assert_null(e.code);
+    }
+  }
+  assert_int_equal(stls__dns_status_from_ares(ARES_ETIMEOUT, NULL), STLS_DNS_TIMEOUT);
+}
+
+/* ---- MX classification ---- */
+
+static void test_classify_errors_pass_through(void **state)
+{
+  static const stls_dns_status_t failures[] = {STLS_DNS_NXDOMAIN, STLS_DNS_SERVFAIL,
+                                               STLS_DNS_REFUSED, STLS_DNS_TIMEOUT};
+  (void)state;
+  for (size_t i = 0; i < sizeof failures / sizeof failures[0]; i++) {
+    stls_dns_result_t *r = new_result();
+    stls_dns_error_t e = {"CODE", "message"};
+    assert_int_equal(stls__dns_classify_mx(r, "example.com", failures[i], e, NULL, 0, 0), 0);
+    assert_int_equal(r->status, failures[i]);
+    assert_string_equal(r->error.code, "CODE");
+    assert_int_equal(r->nmx, 0);
+    assert_false(r->implicit_mx);
+    assert_false(r->null_mx);
+    stls_dns_result_free(r);
+  }
+}
+
+static void test_classify_implicit(void **state)
+{
+  stls_dns_result_t *r = new_result();
+  (void)state;
+  assert_int_equal(stls__dns_classify_mx(r, "Example.COM.", STLS_DNS_OK, no_err, NULL, 0, 0), 0);
+  assert_int_equal(r->status, STLS_DNS_OK);
+  assert_true(r->implicit_mx);
+  assert_false(r->null_mx);
+  assert_int_equal(r->nmx, 1);
+  assert_mx(&r->mx[0], 0, "example.com");
+  assert_int_equal(r->mx[0].status, STLS_DNS_NOT_QUERIED);
+  assert_int_equal(r->mx[0].a_status, STLS_DNS_NOT_QUERIED);
+  assert_int_equal(r->mx[0].aaaa_status, STLS_DNS_NOT_QUERIED);
+  stls_dns_result_free(r);
+}
+
+static void test_classify_null_mx(void **state)
+{
+  static const stls__dns_mx_rr_t root[] = {{0, ""}};
+  static const stls__dns_mx_rr_t dot[] = {{0, "."}};
+  static const stls__dns_mx_rr_t nonzero[] = {{10, ""}};
+  static const stls__dns_mx_rr_t two_roots[] = {{0, ""}, {0, "."}};
+  static const stls__dns_mx_rr_t mixed[] = {{0, ""}, {10, "mx.example.com"}};
+  const struct {
+    const stls__dns_mx_rr_t *rr;
+    size_t n;
+  } nulls[] = {{root, 1}, {dot, 1}, {nonzero, 1}, {two_roots, 2}};
+  stls_dns_result_t *r;
+  (void)state;
+
+  for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++) {
+    r = new_result();
+    assert_int_equal(
+      stls__dns_classify_mx(r, "example.com", STLS_DNS_OK, no_err, nulls[i].rr, nulls[i].n, 0), 0);
+    assert_int_equal(r->status, STLS_DNS_NULL_MX);
+    assert_true(r->null_mx);
+    assert_false(r->implicit_mx);
+    assert_int_equal(r->nmx, 0);
+    assert_null(r->error.code);
+    /* Settling must not turn "accepts no mail" into "no address". */
+    stls__dns_settle(r);
+    assert_int_equal(r->status, STLS_DNS_NULL_MX);
+    stls_dns_result_free(r);
+  }
+
+  r = new_result();
+  assert_int_equal(stls__dns_classify_mx(r, "example.com", STLS_DNS_OK, no_err, mixed, 2, 0), 0);
+  assert_int_equal(r->status, STLS_DNS_OK);
+  assert_false(r->null_mx);
+  assert_true(r->null_mx_mixed);
+  assert_int_equal(r->nmx, 1);
+  assert_mx(&r->mx[0], 10, "mx.example.com");
+  stls_dns_result_free(r);
+}
+
+static void test_classify_order(void **state)
+{
+  /* As a round-robin server might return them. */
+  static const stls__dns_mx_rr_t rr[] = {
+    {20, "mx-self.lab.test"}, {30, "z.example"},         {10, "mx-good.lab.test."},
+    {20, "MX-Ecdsa.lab.test"}, {20, "mx-b.lab.test"},     {5, "first.example"},
+  };
+  static const struct {
+    unsigned pref;
+    const char *host;
+  } want[] = {{5, "first.example"},     {10, "mx-good.lab.test"}, {20, "mx-b.lab.test"},
+              {20, "mx-ecdsa.lab.test"}, {20, "mx-self.lab.test"}, {30, "z.example"}};
+  stls_dns_result_t *r = new_result();
+  (void)state;
+  assert_int_equal(stls__dns_classify_mx(r, "lab.test", STLS_DNS_OK, no_err, rr, 6, 0), 0);
+  assert_int_equal(r->nmx, 6);
+  assert_false(r->mx_truncated);
+  assert_false(r->implicit_mx);
+  for (size_t i = 0; i < 6; i++) {
+    assert_mx(&r->mx[i], want[i].pref, want[i].host);
+    assert_int_equal(r->mx[i].status, STLS_DNS_NOT_QUERIED);
+    assert_false(r->mx[i].is_ip_literal);
+  }
+  stls_dns_result_free(r);
+}
+
+static void test_classify_dedupe(void **state)
+{
+  static const stls__dns_mx_rr_t rr[] = {
+    {30, "mx.example.com"}, {10, "MX.Example.Com."}, {20, "other.example.com"},
+    {10, "mx.example.com"},
+  };
+  stls_dns_result_t *r = new_result();
+  (void)state;
+  assert_int_equal(stls__dns_classify_mx(r, "example.com", STLS_DNS_OK, no_err, rr, 4, 0), 0);
+  assert_int_equal(r->nmx, 2);
+  assert_mx(&r->mx[0], 10, "mx.example.com");
+  assert_mx(&r->mx[1], 20, "other.example.com");
+  assert_false(r->mx_truncated);
+  stls_dns_result_free(r);
+}
+
+static void test_classify_cap(void **state)
+{
+  stls__dns_mx_rr_t rr[40];
+  char names[40][32];
+  stls_dns_result_t *r;
+  (void)state;
+  for (int i = 0; i < 20; i++) {
+    snprintf(names[i], sizeof names[i], "mx%02d.example", 19 - i);
+    rr[i].preference = (unsigned)(19 - i);
+    rr[i].host = names[i];
+  }
+
+  r = new_result();
+  assert_int_equal(stls__dns_classify_mx(r, "example", STLS_DNS_OK, no_err, rr, 20, 0), 0);
+  assert_int_equal(r->nmx, STLS_DNS_DEFAULT_MAX_MX);
+  assert_true(r->mx_truncated);
+  assert_mx(&r->mx[0], 0, "mx00.example");
+  assert_mx(&r->mx[9], 9, "mx09.example");
+  stls_dns_result_free(r);
+
+  r = new_result();
+  assert_int_equal(stls__dns_classify_mx(r, "example", STLS_DNS_OK, no_err, rr, 20, 3), 0);
+  assert_int_equal(r->nmx, 3);
+  assert_true(r->mx_truncated);
+  stls_dns_result_free(r);
+
+  r = new_result();
+  assert_int_equal(stls__dns_classify_mx(r, "example", STLS_DNS_OK, no_err, rr, 20, 20), 0);
+  assert_int_equal(r->nmx, 20);
+  assert_false(r->mx_truncated);
+  stls_dns_result_free(r);
+
+  /* Duplicates past the cap are not "more hosts". */
+  for (int i = 0; i < 20; i++) {
+    rr[20 + i].preference = 50;
+    rr[20 + i].host = names[i % 3 + 17]; /* mx00..mx02 again, worse */
+  }
+  r = new_result();
+  assert_int_equal(stls__dns_classify_mx(r, "example", STLS_DNS_OK, no_err, rr + 17, 23, 3), 0);
+  assert_int_equal(r->nmx, 3);
+  assert_false(r->mx_truncated);
+  assert_mx(&r->mx[0], 0, "mx00.example");
+  assert_mx(&r->mx[2], 2, "mx02.example");
+  stls_dns_result_free(r);
+}
+
+static void test_classify_ip_literal(void **state)
+{
+  static const struct {
+    const char *host;
+    bool literal;
+  } cases[] = {
+    {"192.0.2.1", true},        {"192.0.2.1.", true},           {"[192.0.2.1]", true},
+    {"2001:db8::1", true},      {"[2001:db8::1]", true},        {"192.0.2.1.example", false},
+    {"mx.example", false},      {"1.2.3", false},               {"[mx.example]", false},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    stls__dns_mx_rr_t rr = {10, cases[i].host};
+    stls_dns_result_t *r = new_result();
+    assert_int_equal(stls__dns_classify_mx(r, "example", STLS_DNS_OK, no_err, &rr, 1, 0), 0);
+    assert_int_equal(r->nmx, 1);
+    if (r->mx[0].is_ip_literal != cases[i].literal)
+      fail_msg("%s: want is_ip_literal %d", cases[i].host, cases[i].literal);
+    stls_dns_result_free(r);
+  }
+}
+
+static void test_mx_sort(void **state)
+{
+  char a[] = "b.example", b[] = "a.example", c[] = "c.example", d[] = "a.example";
+  stls_dns_mx_t mx[4] = {{.preference = 10, .host = a},
+                         {.preference = 10, .host = b},
+                         {.preference = 5, .host = c},
+                         {.preference = 65535, .host = d}};
+  (void)state;
+  stls__dns_mx_sort(mx, 4);
+  assert_mx(&mx[0], 5, "c.example");
+  assert_mx(&mx[1], 10, "a.example");
+  assert_mx(&mx[2], 10, "b.example");
+  assert_mx(&mx[3], 65535, "a.example");
+  stls__dns_mx_sort(mx, 0);
+  stls__dns_mx_sort(NULL, 0);
+}
+
+/* ---- settling ---- */
+
+/* A result with n hosts whose per-family statuses are given. */
+static stls_dns_result_t *hosts_result(size_t n, const stls_dns_status_t (*fam)[2], bool implicit)
+{
+  stls_dns_result_t *r = new_result();
+  r->status = STLS_DNS_OK;
+  r->implicit_mx = implicit;
+  r->mx = calloc(n, sizeof *r->mx);
+  assert_non_null(r->mx);
+  r->nmx = n;
+  for (size_t i = 0; i < n; i++) {
+    stls_dns_mx_t *m = &r->mx[i];
+    m->host = strdup("mx.example");
+    assert_non_null(m->host);
+    m->status = STLS_DNS_NOT_QUERIED;
+    m->a_status = fam[i][0];
+    m->aaaa_status = fam[i][1];
+    if (fam[i][0] == STLS_DNS_OK || fam[i][1] == STLS_DNS_OK) {
+      m->addrs = calloc(1, sizeof *m->addrs);
+      assert_non_null(m->addrs);
+      m->addrs[0].family = AF_INET;
+      strcpy(m->addrs[0].text, "192.0.2.1");
+      m->naddrs = 1;
+    }
+  }
+  return r;
+}
+
+static void test_settle_hosts(void **state)
+{
+  static const stls_dns_status_t fam[][2] = {
+    {STLS_DNS_OK, STLS_DNS_NO_ADDRESS},          /* OK */
+    {STLS_DNS_NO_ADDRESS, STLS_DNS_NO_ADDRESS},  /* no address */
+    {STLS_DNS_NXDOMAIN, STLS_DNS_NXDOMAIN},      /* nxdomain */
+    {STLS_DNS_SERVFAIL, STLS_DNS_NO_ADDRESS},    /* the transient one wins */
+    {STLS_DNS_NO_ADDRESS, STLS_DNS_TIMEOUT},     /* likewise for AAAA */
+    {STLS_DNS_NOT_QUERIED, STLS_DNS_NO_ADDRESS}, /* v6 only asked */
+    {STLS_DNS_SERVFAIL, STLS_DNS_OK},            /* has an address: OK */
+  };
+  static const struct {
+    stls_dns_status_t status;
+    const char *code;
+  } want[] = {
+    {STLS_DNS_OK, NULL},          {STLS_DNS_NO_ADDRESS, "NODATA"},
+    {STLS_DNS_NXDOMAIN, "NXDOMAIN"}, {STLS_DNS_SERVFAIL, "SERVFAIL"},
+    {STLS_DNS_TIMEOUT, "ETIMEDOUT"}, {STLS_DNS_NO_ADDRESS, "NODATA"},
+    {STLS_DNS_OK, NULL},
+  };
+  stls_dns_result_t *r = hosts_result(7, fam, false);
+  (void)state;
+  stls__dns_settle(r);
+  for (size_t i = 0; i < 7; i++) {
+    if (r->mx[i].status != want[i].status)
+      fail_msg("host %zu: want %s, got %s", i, stls_dns_status_name(want[i].status),
+               stls_dns_status_name(r->mx[i].status));
+    if (want[i].code)
+      assert_string_equal(r->mx[i].error.code, want[i].code);
+    else
+      assert_null(r->mx[i].error.code);
+  }
+  /* Some host has an address: the domain is fine. */
+  assert_int_equal(r->status, STLS_DNS_OK);
+  assert_null(r->error.code);
+  stls_dns_result_free(r);
+}
+
+static void test_settle_domain(void **state)
+{
+  static const stls_dns_status_t definitive[][2] = {
+    {STLS_DNS_NXDOMAIN, STLS_DNS_NXDOMAIN},
+    {STLS_DNS_NO_ADDRESS, STLS_DNS_NO_ADDRESS},
+  };
+  static const stls_dns_status_t transient[][2] = {
+    {STLS_DNS_NXDOMAIN, STLS_DNS_NXDOMAIN},
+    {STLS_DNS_TIMEOUT, STLS_DNS_TIMEOUT},
+    {STLS_DNS_SERVFAIL, STLS_DNS_SERVFAIL},
+  };
+  static const stls_dns_status_t unasked[][2] = {
+    {STLS_DNS_NOT_QUERIED, STLS_DNS_NOT_QUERIED},
+  };
+  stls_dns_result_t *r;
+  (void)state;
+
+  r = hosts_result(2, definitive, false);
+  stls__dns_settle(r);
+  assert_int_equal(r->status, STLS_DNS_NO_ADDRESS);
+  assert_string_equal(r->error.code, "NO_ADDRESS");
+  assert_string_equal(r->error.message, "no MX host has an address");
+  stls_dns_result_free(r);
+
+  r = hosts_result(1, definitive + 1, true);
+  stls__dns_settle(r);
+  assert_int_equal(r->status, STLS_DNS_NO_ADDRESS);
+  assert_string_equal(r->error.message, "no MX records and no address records");
+  stls_dns_result_free(r);
+
+  /* No address anywhere, but a lookup failed: a DNS error, with the
+   * first failing host's error. */
+  r = hosts_result(3, transient, false);
+  stls__dns_settle(r);
+  assert_int_equal(r->status, STLS_DNS_TIMEOUT);
+  assert_string_equal(r->error.code, "ETIMEDOUT");
+  stls_dns_result_free(r);
+
+  /* MX only: nothing was asked, nothing failed. */
+  r = hosts_result(1, unasked, false);
+  stls__dns_settle(r);
+  assert_int_equal(r->status, STLS_DNS_OK);
+  assert_int_equal(r->mx[0].status, STLS_DNS_NOT_QUERIED);
+  assert_null(r->mx[0].error.code);
+  stls_dns_result_free(r);
+
+  /* The MX step's verdict stands. */
+  r = hosts_result(1, unasked, false);
+  r->status = STLS_DNS_SERVFAIL;
+  r->error.code = "SERVFAIL";
+  stls__dns_settle(r);
+  assert_int_equal(r->status, STLS_DNS_SERVFAIL);
+  assert_string_equal(r->error.code, "SERVFAIL");
+  stls_dns_result_free(r);
+}
+
+static void test_settle_keeps_specific_error(void **state)
+{
+  static const stls_dns_status_t fam[][2] = {{STLS_DNS_ERROR, STLS_DNS_NO_ADDRESS}};
+  stls_dns_result_t *r = hosts_result(1, fam, false);
+  (void)state;
+  /* What the lookup callback leaves: the running status and its error. */
+  r->mx[0].status = STLS_DNS_ERROR;
+  r->mx[0].error.code = "ECONNREFUSED";
+  r->mx[0].error.message = "Could not contact DNS servers";
+  stls__dns_settle(r);
+  assert_int_equal(r->mx[0].status, STLS_DNS_ERROR);
+  assert_string_equal(r->mx[0].error.code, "ECONNREFUSED");
+  assert_int_equal(r->status, STLS_DNS_ERROR);
+  assert_string_equal(r->error.code, "ECONNREFUSED");
+  stls_dns_result_free(r);
+}
+
+/* ---- resolver life cycle (no packets sent) ---- */
+
+typedef struct {
+  int calls;
+  bool *returned;
+  bool returned_then;
+  stls_dns_status_t status;
+  const char *code;
+} cb_state_t;
+
+static void record_cb(stls_dns_result_t *res, void *arg)
+{
+  cb_state_t *s = arg;
+  s->calls++;
+  s->returned_then = s->returned ? *s->returned : false;
+  s->status = res->status;
+  s->code = res->error.code;
+  stls_dns_result_free(res);
+}
+
+static void test_init_close(void **state)
+{
+  uv_loop_t loop;
+  stls_dns_t *d = NULL;
+  stls_dns_opts_t o = {"127.0.0.1:5353,[::1]:53", 100, 1, 0};
+  stls_dns_opts_t bad = {"300.1.2.3", 0, 0, 0};
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(stls_dns_init(&d, &loop, &o), 0);
+  assert_non_null(d);
+  stls_dns_close(d);
+  stls_dns_close(NULL);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+
+  assert_int_equal(stls_dns_init(&d, &loop, &bad), UV_EINVAL);
+  assert_null(d);
+  assert_int_equal(stls_dns_init(NULL, &loop, &o), UV_EINVAL);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* c-ares rejects a name with a 64-byte label before sending anything;
+ * the callback still comes from the loop, after the call returned. */
+static void test_sync_failure(void **state)
+{
+  uv_loop_t loop;
+  stls_dns_t *d = NULL;
+  stls_dns_opts_t o = {"127.0.0.1:5353", 100, 1, 0};
+  char name[100];
+  bool returned = false;
+  cb_state_t s = {0};
+  (void)state;
+  memset(name, 'a', 64);
+  strcpy(name + 64, ".example");
+  s.returned = &returned;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(stls_dns_init(&d, &loop, &o), 0);
+  assert_int_equal(stls_dns_resolve_domain(d, name, NULL, record_cb, &s), 0);
+  returned = true;
+  assert_int_equal(s.calls, 0);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(s.calls, 1);
+  assert_true(s.returned_then);
+  assert_int_equal(s.status, STLS_DNS_ERROR);
+  assert_string_equal(s.code, "EBADNAME");
+  stls_dns_close(d);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Closing with a completed but undelivered result hands it over before
+ * close returns; afterwards new lookups are refused. */
+static void test_close_delivers_pending(void **state)
+{
+  uv_loop_t loop;
+  stls_dns_t *d = NULL;
+  stls_dns_opts_t o = {"127.0.0.1:5353", 100, 1, 0};
+  char name[100];
+  cb_state_t s = {0}, refused = {0};
+  (void)state;
+  memset(name, 'b', 64);
+  strcpy(name + 64, ".example");
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(stls_dns_init(&d, &loop, &o), 0);
+  assert_int_equal(stls_dns_resolve_domain(d, name, NULL, record_cb, &s), 0);
+  stls_dns_close(d);
+  assert_int_equal(s.calls, 1);
+  assert_string_equal(s.code, "EBADNAME");
+  assert_int_equal(stls_dns_resolve_domain(d, "example.com", NULL, record_cb, &refused),
+                   UV_ECANCELED);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(refused.calls, 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_status_names),
+    cmocka_unit_test(test_status_from_ares),
+    cmocka_unit_test(test_classify_errors_pass_through),
+    cmocka_unit_test(test_classify_implicit),
+    cmocka_unit_test(test_classify_null_mx),
+    cmocka_unit_test(test_classify_order),
+    cmocka_unit_test(test_classify_dedupe),
+    cmocka_unit_test(test_classify_cap),
+    cmocka_unit_test(test_classify_ip_literal),
+    cmocka_unit_test(test_mx_sort),
+    cmocka_unit_test(test_settle_hosts),
+    cmocka_unit_test(test_settle_domain),
+    cmocka_unit_test(test_settle_keeps_specific_error),
+    cmocka_unit_test(test_init_close),
+    cmocka_unit_test(test_sync_failure),
+    cmocka_unit_test(test_close_delivers_pending),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
