@@ -124,6 +124,14 @@ int stls_cert_describe(const mbedtls_x509_crt *crt, stls_cert_t *out) {
     stls_hex(sp, n, out->serial);
   }
 
+  out->der = malloc(crt->raw.len);
+  if (!out->der)
+    return -1;
+  memcpy(out->der, crt->raw.p, crt->raw.len);
+  out->der_len = crt->raw.len;
+  out->spki_off = (size_t)(crt->pk_raw.p - crt->raw.p);
+  out->spki_len = crt->pk_raw.len;
+
   mbedtls_sha256(crt->raw.p, crt->raw.len, digest, 0);
   stls_hex(digest, sizeof(digest), out->sha256);
   mbedtls_sha256(crt->pk_raw.p, crt->pk_raw.len, digest, 0);

@@ -96,6 +96,7 @@ void stls_cert_free(stls_cert_t *c) {
   free(c->subject);
   free(c->issuer);
   free(c->subject_cn);
+  free(c->der);
   stls_strlist_free(&c->san_dns);
   memset(c, 0, sizeof(*c));
 }
@@ -155,15 +156,25 @@ void stls_host_result_fail(stls_host_result_t *r, stls_host_status_t st,
 
 static int cert_copy(stls_cert_t *d, const stls_cert_t *s) {
   *d = *s;
+  /* Owned members first reset, so a failure leaves d safe to free. */
+  d->subject = d->issuer = d->subject_cn = NULL;
+  d->der = NULL;
+  memset(&d->san_dns, 0, sizeof(d->san_dns));
   d->subject = stls_strdup(s->subject);
   d->issuer = stls_strdup(s->issuer);
   d->subject_cn = stls_strdup(s->subject_cn);
+  if ((s->subject && !d->subject) || (s->issuer && !d->issuer) ||
+      (s->subject_cn && !d->subject_cn))
+    return -1;
   if (strlist_copy(&d->san_dns, &s->san_dns) != 0)
     return -1;
-  return (s->subject && !d->subject) || (s->issuer && !d->issuer) ||
-                 (s->subject_cn && !d->subject_cn)
-             ? -1
-             : 0;
+  if (s->der) {
+    d->der = malloc(s->der_len);
+    if (!d->der)
+      return -1;
+    memcpy(d->der, s->der, s->der_len);
+  }
+  return 0;
 }
 
 int stls_host_result_copy(stls_host_result_t *d, const stls_host_result_t *s) {

@@ -88,6 +88,10 @@ typedef struct stls_cert_s {
   char sha256[65];   /* of the DER certificate */
   char spki_sha256[65];
   bool self_issued;  /* subject == issuer */
+  /* The certificate as sent (DER), for DANE matching; the SPKI is
+   * der[spki_off .. spki_off + spki_len). Not written to JSON. */
+  unsigned char *der;
+  size_t der_len, spki_off, spki_len;
 } stls_cert_t;
 
 /* Trust failure reasons, as flags and JSON names. */
