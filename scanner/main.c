@@ -1,4 +1,6 @@
 /* starttls-scan: command line front end. */
+#include "stls/policy.h"
+#include "stls/record.h"
 #include "stls/scan.h"
 #include "stls/session.h"
 #include "stls/tls.h"
@@ -25,11 +27,34 @@ static const char usage_main[] =
     "Commands:\n"
     "  scan [DOMAIN...]    scan recipient domains (or -i FILE): every MX,\n"
     "                      every address; one JSON line per domain\n"
+    "  check DOMAIN        human-readable report and Postfix policy verdicts\n"
+    "                      for one domain; exit status for scripts\n"
     "  probe HOST[:PORT]   probe one mail server, print one JSON object\n"
     "  help [COMMAND]      show help for a command\n"
     "  version             print the version\n"
     "\n"
-    "Run 'starttls-scan help scan' or 'starttls-scan help probe' for options.\n";
+    "Run 'starttls-scan help COMMAND' for a command's options.\n";
+
+static const char usage_check[] =
+    "usage: starttls-scan check DOMAIN [--level LEVEL] [--json] [OPTIONS]\n"
+    "\n"
+    "Scans one recipient domain like 'scan' and prints a report for people:\n"
+    "every MX address with what it did, then the verdict for each Postfix\n"
+    "smtp_tls_security_level (may, encrypt, dane, verify, secure) and for\n"
+    "MTA-STS, the recommended level and the smtp_tls_policy_maps line.\n"
+    "\n"
+    "  --level LEVEL   may | encrypt | dane | verify | secure | mta-sts:\n"
+    "                  exit 0 if mail would be delivered at LEVEL, 1 if not\n"
+    "  --json          print the JSON record after the report\n"
+    "\n"
+    "Exit status: 0 (report printed; or LEVEL passes), 1 (LEVEL fails, or\n"
+    "the domain takes no mail: nxdomain, null MX, no address), 2 (bad\n"
+    "usage, invalid domain name, DNS failure).\n"
+    "All 'scan' options apply (--ca-file, --ehlo, --resolver, timeouts, -4/-6,\n"
+    "--ipv6, --secure-match, ...).\n"
+    "\n"
+    "Example:\n"
+    "  starttls-scan check example.com --level verify && echo safe to enforce\n";
 
 static const char usage_scan[] =
     "usage: starttls-scan scan [DOMAIN...] [-i FILE] [-o FILE] [OPTIONS]\n"
@@ -71,6 +96,14 @@ static const char usage_scan[] =
     "  --retry-delay SEC       retry a 421 or reset once after SEC (default 10)\n"
     "  --no-retry              never retry\n"
     "  --no-dedupe             probe every (domain, address) afresh\n"
+    "\n"
+    "Policy (the \"policy\" object of each record; see README):\n"
+    "  --postfix-policy FILE   write smtp_tls_policy_maps lines: each domain\n"
+    "                          at its recommended level, with a comment why\n"
+    "  --min-level L           lowest level worth a line (default encrypt);\n"
+    "                          weaker domains become comments\n"
+    "  --secure-match LIST     match list for 'secure' (default\n"
+    "                          nexthop:dot-nexthop, Postfix's default)\n"
     "\n"
     "Probe options, as for 'probe': --port N, --ca-file FILE, --ehlo NAME,\n"
     "--connect-timeout, --greeting-timeout, --command-timeout, --tls-timeout.\n"
@@ -352,11 +385,116 @@ static int parse_uint(const char *s, unsigned min, unsigned max,
   return 0;
 }
 
-static int cmd_scan(int argc, char **argv) {
+typedef struct check_state_s {
+  int level;   /* --level, or -1 */
+  int json;    /* --json */
+  int verdict; /* exit status decided from the record */
+  int seen;
+} check_state_t;
+
+static const char *host_tls_desc(const stls_host_result_t *r, char *buf,
+                                  size_t len) {
+  if (!r->tls_done)
+    snprintf(buf, len, "-");
+  else
+    snprintf(buf, len, "%s %s", r->tls.version, r->tls.cipher_name);
+  return buf;
+}
+
+/* The human report of `check`; called once with the domain's record. */
+static void check_report_cb(const stls_domain_record_t *d, void *arg) {
+  check_state_t *st = arg;
+  const stls_dns_result_t *dns = d->dns;
+  char buf[200];
+
+  st->seen = 1;
+  printf("%s: %s\n", d->domain, d->status);
+  if (d->input_error)
+    printf("  %s\n", d->input_error);
+  if (dns && dns->error.code)
+    printf("  DNS: %s (%s)\n", dns->error.message, dns->error.code);
+  if (dns && dns->null_mx)
+    printf("  null MX (RFC 7505): this domain accepts no mail\n");
+  if (dns && dns->implicit_mx)
+    printf("  no MX records: the domain itself is the mail server\n");
+  for (size_t i = 0; dns && i < dns->nmx; i++) {
+    const stls_dns_mx_t *m = &dns->mx[i];
+    printf("  MX %u %s%s%s", m->preference, m->host,
+           m->is_cname ? " (a CNAME!)" : "",
+           m->is_ip_literal ? " (an IP literal!)" : "");
+    if (m->naddrs == 0)
+      printf(": %s", m->error.message ? m->error.message : "no address");
+    printf("\n");
+  }
+  if (d->n_hosts)
+    printf("\n  %-28s %-26s %-22s %-44s %-10s %s\n", "MX", "ADDRESS", "SMTP",
+           "TLS", "CHAIN", "NAMES MX");
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    const stls_host_result_t *r = &d->hosts[i].res;
+    const char *chain = !r->tls_done         ? "-"
+                        : r->tls.trusted     ? "trusted"
+                        : r->tls.expired     ? "expired"
+                                             : "untrusted";
+    printf("  %-28s %-26s %-22s %-44s %-10s %s\n", r->mx, r->ip,
+           stls_host_status_name(r->status),
+           host_tls_desc(r, buf, sizeof(buf)), chain,
+           !r->tls_done ? "-" : r->tls.name_mx ? "yes" : "no");
+    if (r->error.set)
+      printf("      %s: %s (%s)\n", stls_stage_name(r->error.stage),
+             r->error.message, r->error.code);
+    for (size_t f = 0; f < r->n_findings; f++)
+      printf("      finding %s: %s\n", r->findings[f].id,
+             r->findings[f].message);
+  }
+  if (d->policy) {
+    const stls_policy_t *p = d->policy;
+    printf("\n  Postfix smtp_tls_security_level and MTA-STS verdicts:\n");
+    for (int l = 0; l < STLS_LEVEL_COUNT; l++) {
+      const stls_verdict_t *v = &p->v[l];
+      printf("  %-8s %-4s %-9s %s", l == STLS_LEVEL_MTA_STS ? "mta-sts"
+                                    : stls_level_name((stls_level_t)l),
+             v->pass ? "pass" : "FAIL",
+             v->pass && !v->all_hosts ? "(partial)" : "",
+             v->result_type ? v->result_type : "");
+      for (size_t k = 0; k < v->failing.n && k < 3; k++)
+        printf("%s%s", k ? ", " : " on ", v->failing.v[k]);
+      if (v->failing.n > 3)
+        printf(" and %zu more", v->failing.n - 3);
+      printf("\n           %s\n", v->note);
+    }
+    if (p->unreachable.n)
+      printf("  unreachable (no SMTP session at any level): %zu address(es)\n",
+             p->unreachable.n);
+    printf("\n  recommended: %s\n",
+           p->recommended >= 0
+               ? stls_level_name((stls_level_t)p->recommended)
+               : "none: no level passes on every reachable address");
+  }
+  fflush(stdout);
+
+  /* Exit status. */
+  if (!strcmp(d->status, "invalid-domain") || !strcmp(d->status, "dns-error"))
+    st->verdict = 2;
+  else if (st->level < 0)
+    st->verdict = 0;
+  else if (!d->policy)
+    st->verdict = 1; /* nxdomain, null MX, no address: no delivery */
+  else
+    st->verdict = d->policy->v[st->level].pass ? 0 : 1;
+  if (st->json) {
+    cJSON *rec = stls_json_domain(d);
+    if (rec)
+      stls_json_write_line(stdout, rec);
+    cJSON_Delete(rec);
+  }
+}
+
+static int cmd_scan(int argc, char **argv, int check) {
   enum {
     OPT_CA = 256, OPT_EHLO, OPT_CT, OPT_GT, OPT_XT, OPT_TT, OPT_RESUME,
     OPT_SHARD, OPT_SUMMARY, OPT_RESOLVER, OPT_IPV6, OPT_MAXMX, OPT_MAXADDR,
-    OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY, OPT_NODEDUPE
+    OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY, OPT_NODEDUPE, OPT_PFPOL,
+    OPT_MINLEVEL, OPT_SECMATCH, OPT_LEVEL, OPT_JSON
   };
   static const struct option longopts[] = {
       {"input", required_argument, NULL, 'i'},
@@ -376,6 +514,11 @@ static int cmd_scan(int argc, char **argv) {
       {"retry-delay", required_argument, NULL, OPT_RETRY},
       {"no-retry", no_argument, NULL, OPT_NORETRY},
       {"no-dedupe", no_argument, NULL, OPT_NODEDUPE},
+      {"postfix-policy", required_argument, NULL, OPT_PFPOL},
+      {"min-level", required_argument, NULL, OPT_MINLEVEL},
+      {"secure-match", required_argument, NULL, OPT_SECMATCH},
+      {"level", required_argument, NULL, OPT_LEVEL},
+      {"json", no_argument, NULL, OPT_JSON},
       {"port", required_argument, NULL, 'p'},
       {"ca-file", required_argument, NULL, OPT_CA},
       {"ehlo", required_argument, NULL, OPT_EHLO},
@@ -390,6 +533,8 @@ static int cmd_scan(int argc, char **argv) {
   int64_t *tmo = NULL;
   int c, only4 = 0, only6 = 0;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  const char *cmd = check ? "check" : "scan";
+  check_state_t cs = {-1, 0, 2, 0};
 
   stls_scan_opts_defaults(&o);
   o.workers = ncpu > 0 ? (unsigned)ncpu : 1;
@@ -407,7 +552,7 @@ static int cmd_scan(int argc, char **argv) {
       char extra;
       if (sscanf(optarg, "%u/%u%c", &k, &n, &extra) != 2 || n < 1 ||
           n > 100000 || k < 1 || k > n)
-        return usage_error("scan", "bad --shard '%s' (K/N with 1 <= K <= N)",
+        return usage_error(cmd, "bad --shard '%s' (K/N with 1 <= K <= N)",
                            optarg);
       o.shard_k = k;
       o.shard_n = n;
@@ -415,7 +560,7 @@ static int cmd_scan(int argc, char **argv) {
     }
     case OPT_RESOLVER:
       if (strlen(resolvers) + strlen(optarg) + 2 > sizeof(resolvers))
-        return usage_error("scan", "%s", "too many --resolver options");
+        return usage_error(cmd, "%s", "too many --resolver options");
       if (resolvers[0])
         strcat(resolvers, ",");
       strcat(resolvers, optarg);
@@ -428,48 +573,68 @@ static int cmd_scan(int argc, char **argv) {
       else if (!strcmp(optarg, "off"))
         o.ipv6_mode = STLS_IPV6_OFF;
       else
-        return usage_error("scan", "--ipv6 wants auto, on or off, not '%s'",
+        return usage_error(cmd, "--ipv6 wants auto, on or off, not '%s'",
                            optarg);
       break;
     case OPT_MAXMX:
       if (parse_uint(optarg, 1, 100, &o.max_mx))
-        return usage_error("scan", "bad --max-mx '%s' (1..100)", optarg);
+        return usage_error(cmd, "bad --max-mx '%s' (1..100)", optarg);
       break;
     case OPT_MAXADDR:
       if (parse_uint(optarg, 1, 100, &o.max_addrs))
-        return usage_error("scan", "bad --max-addrs '%s' (1..100)", optarg);
+        return usage_error(cmd, "bad --max-addrs '%s' (1..100)", optarg);
       break;
     case 'w':
       if (parse_uint(optarg, 1, 256, &o.workers))
-        return usage_error("scan", "bad --workers '%s' (1..256)", optarg);
+        return usage_error(cmd, "bad --workers '%s' (1..256)", optarg);
       break;
     case 'c':
       if (parse_uint(optarg, 1, 100000, &o.concurrency))
-        return usage_error("scan", "bad --concurrency '%s' (1..100000)",
+        return usage_error(cmd, "bad --concurrency '%s' (1..100000)",
                            optarg);
       break;
     case OPT_PERIP:
       if (parse_uint(optarg, 1, 1000, &o.per_ip))
-        return usage_error("scan", "bad --per-ip '%s' (1..1000)", optarg);
+        return usage_error(cmd, "bad --per-ip '%s' (1..1000)", optarg);
       break;
     case OPT_RATE: {
       char *end;
       o.rate = strtod(optarg, &end);
       if (!*optarg || *end || o.rate < 0 || o.rate > 1e6)
-        return usage_error("scan", "bad --rate '%s' (connections/s, 0 = no "
+        return usage_error(cmd, "bad --rate '%s' (connections/s, 0 = no "
                            "limit)", optarg);
       break;
     }
     case OPT_RETRY:
       if ((o.retry_delay_ms = stls_parse_seconds_ms(optarg)) < 0)
-        return usage_error("scan", "bad --retry-delay '%s' (seconds)", optarg);
+        return usage_error(cmd, "bad --retry-delay '%s' (seconds)", optarg);
       break;
     case OPT_NORETRY: o.retry_delay_ms = -1; break;
     case OPT_NODEDUPE: o.dedupe = false; break;
+    case OPT_PFPOL: o.postfix_policy = optarg; break;
+    case OPT_MINLEVEL:
+      o.min_level = stls_level_parse(optarg);
+      if (o.min_level < 0 || o.min_level == STLS_LEVEL_MTA_STS)
+        return usage_error(cmd, "--min-level wants may, encrypt, dane, "
+                           "verify or secure, not '%s'", optarg);
+      break;
+    case OPT_SECMATCH: o.policy.secure_match = optarg; break;
+    case OPT_LEVEL:
+      if (!check || (cs.level = stls_level_parse(optarg)) < 0)
+        return usage_error(cmd, check ? "--level wants may, encrypt, dane, "
+                                        "verify, secure or mta-sts, not '%s'"
+                                      : "--level is for 'check' ('%s')",
+                           optarg);
+      break;
+    case OPT_JSON:
+      if (!check)
+        return usage_error(cmd, "%s", "--json is for 'check'");
+      cs.json = 1;
+      break;
     case 'p': {
       int port = parse_port(optarg);
       if (port < 0)
-        return usage_error("scan", "bad port '%s'", optarg);
+        return usage_error(cmd, "bad port '%s'", optarg);
       o.probe.port = port;
       break;
     }
@@ -483,30 +648,44 @@ static int cmd_scan(int argc, char **argv) {
     case OPT_TT: tmo = &o.probe.tls_timeout_ms;
     timeout:
       if ((*tmo = stls_parse_seconds_ms(optarg)) <= 0)
-        return usage_error("scan", "bad timeout '%s' (seconds, e.g. 10 or 0.5)",
+        return usage_error(cmd, "bad timeout '%s' (seconds, e.g. 10 or 0.5)",
                            optarg);
       break;
-    case 'h': fputs(usage_scan, stdout); return 0;
-    default: return usage_error("scan", "%s", "bad option");
+    case 'h': fputs(check ? usage_check : usage_scan, stdout); return 0;
+    default: return usage_error(cmd, "%s", "bad option");
     }
   }
   if (only4 && only6)
-    return usage_error("scan", "%s", "-4 and -6 exclude each other");
+    return usage_error(cmd, "%s", "-4 and -6 exclude each other");
   o.want_ipv4 = !only6;
   o.want_ipv6 = !only4;
   o.domains = argv + optind;
   o.n_domains = (size_t)(argc - optind);
+  if (check) {
+    if (o.n_domains != 1 || o.input || o.output || o.resume)
+      return usage_error(cmd, "%s", "exactly one DOMAIN (no -i, -o, --resume)");
+    o.quiet = true;
+    o.on_record = check_report_cb;
+    o.on_record_arg = &cs;
+  }
   if (!o.input && o.n_domains == 0)
-    return usage_error("scan", "%s", "no domains: give DOMAIN... or -i FILE");
+    return usage_error(cmd, "%s", "no domains: give DOMAIN... or -i FILE");
   if (o.resume && !o.output)
-    return usage_error("scan", "%s", "--resume needs -o FILE");
+    return usage_error(cmd, "%s", "--resume needs -o FILE");
   if (resolvers[0])
     o.resolvers = resolvers;
   if (!o.probe.ehlo_name) {
     default_ehlo(ehlo_buf, sizeof(ehlo_buf));
     o.probe.ehlo_name = ehlo_buf;
   }
-  return stls_scan_run(&o);
+  {
+    int rc = stls_scan_run(&o);
+    if (!check)
+      return rc;
+    if (rc != 0)
+      return 2;
+    return cs.seen ? cs.verdict : 2;
+  }
 }
 
 int main(int argc, char **argv) {
@@ -518,7 +697,9 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "probe"))
     return cmd_probe(argc - 1, argv + 1);
   if (!strcmp(cmd, "scan"))
-    return cmd_scan(argc - 1, argv + 1);
+    return cmd_scan(argc - 1, argv + 1, 0);
+  if (!strcmp(cmd, "check"))
+    return cmd_scan(argc - 1, argv + 1, 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     printf("starttls-scan %s\n", STLS_VERSION);
     return 0;
@@ -528,6 +709,8 @@ int main(int argc, char **argv) {
       fputs(usage_probe, stdout);
     else if (argc > 2 && !strcmp(argv[2], "scan"))
       fputs(usage_scan, stdout);
+    else if (argc > 2 && !strcmp(argv[2], "check"))
+      fputs(usage_check, stdout);
     else
       fputs(usage_main, stdout);
     return 0;

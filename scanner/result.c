@@ -69,7 +69,7 @@ void stls_strlist_free(stls_strlist_t *l) {
   memset(l, 0, sizeof(*l));
 }
 
-static int strlist_copy(stls_strlist_t *dst, const stls_strlist_t *src) {
+int stls_strlist_copy(stls_strlist_t *dst, const stls_strlist_t *src) {
   memset(dst, 0, sizeof(*dst));
   for (size_t i = 0; i < src->n; i++)
     if (stls_strlist_push(dst, src->v[i]) != 0)
@@ -166,7 +166,7 @@ static int cert_copy(stls_cert_t *d, const stls_cert_t *s) {
   if ((s->subject && !d->subject) || (s->issuer && !d->issuer) ||
       (s->subject_cn && !d->subject_cn))
     return -1;
-  if (strlist_copy(&d->san_dns, &s->san_dns) != 0)
+  if (stls_strlist_copy(&d->san_dns, &s->san_dns) != 0)
     return -1;
   if (s->der) {
     d->der = malloc(s->der_len);
@@ -200,8 +200,8 @@ int stls_host_result_copy(stls_host_result_t *d, const stls_host_result_t *s) {
   DUP(starttls_reply);
   DUP(ehlo_tls_reply);
 #undef DUP
-  bad |= strlist_copy(&d->ehlo_ext, &s->ehlo_ext) != 0;
-  bad |= strlist_copy(&d->ehlo_tls_ext, &s->ehlo_tls_ext) != 0;
+  bad |= stls_strlist_copy(&d->ehlo_ext, &s->ehlo_ext) != 0;
+  bad |= stls_strlist_copy(&d->ehlo_tls_ext, &s->ehlo_tls_ext) != 0;
   if (s->tls.n_chain) {
     d->tls.chain = calloc(s->tls.n_chain, sizeof(*d->tls.chain));
     if (!d->tls.chain)

@@ -332,6 +332,29 @@ static void add_dns(jctx_t *j, cJSON *o, const stls_dns_result_t *dns) {
   }
 }
 
+static void add_policy(jctx_t *j, cJSON *o, const stls_policy_t *p) {
+  cJSON *po = jobj(j, o, "policy");
+  if (!po)
+    return;
+  for (int l = 0; l < STLS_LEVEL_COUNT; l++) {
+    const stls_verdict_t *v = &p->v[l];
+    cJSON *x = jobj(j, po, stls_level_name((stls_level_t)l));
+    if (!x)
+      continue;
+    jbool(j, x, "pass", v->pass);
+    jbool(j, x, "all_hosts", v->all_hosts);
+    jbool(j, x, "applies", v->applies);
+    if (v->result_type)
+      jstr(j, x, "result_type", v->result_type);
+    jstrlist(j, x, "failing", &v->failing);
+    jstr(j, x, "note", v->note);
+  }
+  jstr(j, po, "recommended",
+       p->recommended >= 0 ? stls_level_name((stls_level_t)p->recommended)
+                           : NULL);
+  jstrlist(j, po, "unreachable", &p->unreachable);
+}
+
 cJSON *stls_json_domain(const stls_domain_record_t *d) {
   jctx_t j = {1};
   char ts[32];
@@ -360,6 +383,8 @@ cJSON *stls_json_domain(const stls_domain_record_t *d) {
       }
       jbool(&j, h, "shared", d->hosts[i].shared);
     }
+  if (d->policy)
+    add_policy(&j, o, d->policy);
   if (!j.ok) {
     cJSON_Delete(o);
     return NULL;

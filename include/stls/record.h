@@ -7,11 +7,13 @@
 #include <time.h>
 
 #include "stls/dns.h"
+#include "stls/policy.h"
 #include "stls/result.h"
 
 typedef struct stls_domain_host_s {
   stls_host_result_t res;
-  bool shared; /* result came from a probe made for another domain */
+  bool shared;     /* result came from a probe made for another domain */
+  size_t mx_index; /* into dns->mx */
 } stls_domain_host_t;
 
 typedef struct stls_domain_record_s {
@@ -23,6 +25,7 @@ typedef struct stls_domain_record_s {
   const char *input_error;      /* invalid-domain: why */
   stls_domain_host_t *hosts;
   size_t n_hosts;
+  const stls_policy_t *policy; /* NULL when there is nothing to decide */
 } stls_domain_record_t;
 
 /* Run counters, filled by the writer side of `scan` under its lock. */

@@ -73,6 +73,8 @@ typedef struct stls_strlist_s {
 int stls_strlist_push(stls_strlist_t *l, const char *s);
 int stls_strlist_pushn(stls_strlist_t *l, const char *s, size_t len);
 void stls_strlist_free(stls_strlist_t *l);
+/* Deep copy into an empty dst; on failure dst holds a partial copy. */
+int stls_strlist_copy(stls_strlist_t *dst, const stls_strlist_t *src);
 
 typedef struct stls_cert_s {
   char *subject;

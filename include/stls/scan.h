@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stls/policy.h"
+#include "stls/record.h"
 #include "stls/session.h"
 
 /* Politeness defaults (documented in --help and the README). */
@@ -47,6 +49,14 @@ typedef struct stls_scan_opts_s {
   const char *ca_file;
   stls_probe_cfg_t probe; /* port, ehlo_name and timeouts */
   size_t cache_max;
+  /* Policy verdicts */
+  const char *postfix_policy; /* write smtp_tls_policy_maps lines here */
+  int min_level;              /* lowest level worth a policy line */
+  stls_policy_opts_t policy;
+  /* Called (under the output lock, from any thread) for every record;
+   * when set, records are not written as JSON unless output is set. */
+  void (*on_record)(const stls_domain_record_t *d, void *arg);
+  void *on_record_arg;
 } stls_scan_opts_t;
 
 void stls_scan_opts_defaults(stls_scan_opts_t *o);

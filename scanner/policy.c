@@ -1,0 +1,459 @@
+/* Policy verdicts, the way Postfix's SMTP client decides. See policy.h.
+ *
+ * Model (Postfix 3.x defaults, documented in the README):
+ * - Addresses are tried in MX preference order; Postfix shuffles equal
+ *   preferences, so the verdict assumes the worst order: within a
+ *   preference, failing addresses first.
+ * - smtp_mx_address_limit (5) caps the addresses tried;
+ *   smtp_mx_session_limit (2) caps SMTP sessions, which count once EHLO
+ *   completed (a TLS failure after EHLO uses up a session, a refused
+ *   connection or rejected greeting does not).
+ * - A TLS failure is a soft error: Postfix moves on to the next address,
+ *   so a domain passes a level when some address within the limits does.
+ * - At "may" a failed handshake is retried in clear text, so any address
+ *   with a session delivers.
+ */
+#include "stls/policy.h"
+#include "stls/cert.h"
+#include "stls/names.h"
+#include "stls/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const level_names[] = {
+#define XX(name, json) json,
+    STLS_LEVEL_MAP(XX)
+#undef XX
+};
+
+const char *stls_level_name(stls_level_t l) {
+  return (unsigned)l < STLS_LEVEL_COUNT ? level_names[l] : "unknown";
+}
+
+int stls_level_parse(const char *s) {
+  for (int i = 0; i < STLS_LEVEL_COUNT; i++)
+    if (strcmp(s, level_names[i]) == 0 ||
+        (i == STLS_LEVEL_MTA_STS && strcmp(s, "mta-sts") == 0))
+      return i;
+  return -1;
+}
+
+void stls_policy_opts_defaults(stls_policy_opts_t *o) {
+  o->mx_address_limit = 5;
+  o->mx_session_limit = 2;
+  o->secure_match = "nexthop:dot-nexthop";
+}
+
+/* ---- Postfix name matching (tls_verify.c match_servername) ------------ */
+
+static size_t trimmed_len(const char *s) {
+  size_t n = strlen(s);
+  return n > 0 && s[n - 1] == '.' ? n - 1 : n;
+}
+
+static bool eq_nocase(const char *a, size_t al, const char *b, size_t bl) {
+  return al == bl && strncasecmp(a, b, al) == 0;
+}
+
+static bool postfix_name_match(const char *certid, const char *ref) {
+  size_t il = trimmed_len(certid), rl = trimmed_len(ref);
+  if (rl == 0 || il == 0)
+    return false;
+  if (ref[0] == '.') /* any name below: "mx.example.com" for ".example.com" */
+    return il > rl && strncasecmp(certid + il - rl, ref, rl) == 0;
+  if (eq_nocase(certid, il, ref, rl))
+    return true;
+  /* "*.example.com" matches one or more leading labels of ref
+   * (tls_wildcard_matches_multiple_labels = yes). */
+  if (il > 2 && certid[0] == '*' && certid[1] == '.') {
+    for (size_t i = 0; i < rl; i++)
+      if (ref[i] == '.' && i > 0 &&
+          eq_nocase(ref + i + 1, rl - i - 1, certid + 2, il - 2))
+        return true;
+  }
+  return false;
+}
+
+static bool leaf_matches_ref(const stls_cert_t *leaf, const char *ref) {
+  if (leaf->san_dns.n == 0)
+    return leaf->subject_cn && postfix_name_match(leaf->subject_cn, ref);
+  for (size_t i = 0; i < leaf->san_dns.n; i++)
+    if (postfix_name_match(leaf->san_dns.v[i], ref))
+      return true;
+  return false;
+}
+
+bool stls_policy_cert_match(const stls_cert_t *leaf, const char *match,
+                            const char *nexthop, const char *hostname) {
+  char word[300], ref[300];
+  const char *p = match;
+  if (!leaf || !match)
+    return false;
+  while (*p) {
+    size_t n = strcspn(p, ":, \t");
+    if (n > 0 && n < sizeof(word)) {
+      memcpy(word, p, n);
+      word[n] = '\0';
+      if (strcmp(word, "nexthop") == 0)
+        snprintf(ref, sizeof(ref), "%s", nexthop ? nexthop : "");
+      else if (strcmp(word, "dot-nexthop") == 0)
+        snprintf(ref, sizeof(ref), ".%s", nexthop ? nexthop : "");
+      else if (strcmp(word, "hostname") == 0)
+        snprintf(ref, sizeof(ref), "%s", hostname ? hostname : "");
+      else
+        snprintf(ref, sizeof(ref), "%s", word);
+      if (leaf_matches_ref(leaf, ref))
+        return true;
+    }
+    p += n;
+    p += strspn(p, ":, \t");
+  }
+  return false;
+}
+
+/* ---- per-address outcomes --------------------------------------------- */
+
+typedef struct outcome_s {
+  bool pass;
+  bool session;            /* counts against smtp_mx_session_limit */
+  bool skip;               /* not tried at all (e.g. no IPv6 route) */
+  const char *result_type; /* RFC 8460, when failing */
+} outcome_t;
+
+static outcome_t out_pass(void) { return (outcome_t){true, true, false, NULL}; }
+static outcome_t out_fail(const char *rt) {
+  return (outcome_t){false, true, false, rt};
+}
+static outcome_t out_nosession(const char *rt) {
+  return (outcome_t){false, false, false, rt};
+}
+
+static outcome_t lvl_may(const stls_host_result_t *r) {
+  if (r->status == STLS_HOST_SKIPPED)
+    return (outcome_t){false, false, true, NULL};
+  return r->ehlo_done ? out_pass() : out_nosession(NULL);
+}
+
+static outcome_t lvl_encrypt(const stls_host_result_t *r) {
+  outcome_t m = lvl_may(r);
+  if (!m.pass)
+    return m;
+  if (r->status == STLS_HOST_SUCCESS && r->tls_done)
+    return out_pass();
+  if (!r->starttls_offered || r->status == STLS_HOST_STARTTLS_REJECTED)
+    return out_fail("starttls-not-supported");
+  return out_fail("validation-failure");
+}
+
+static outcome_t lvl_certified(const stls_host_result_t *r, bool name_ok) {
+  outcome_t e = lvl_encrypt(r);
+  if (!e.pass)
+    return e;
+  if (!r->tls.trusted) {
+    const char *rt = stls_cert_trust_result_type(&r->tls);
+    return out_fail(rt ? rt : "certificate-not-trusted");
+  }
+  if (!name_ok)
+    return out_fail("certificate-host-mismatch");
+  return out_pass();
+}
+
+static const stls_cert_t *leaf_of(const stls_host_result_t *r) {
+  return r->tls_done && r->tls.n_chain > 0 ? &r->tls.chain[0] : NULL;
+}
+
+static outcome_t host_outcome(stls_level_t lvl, const stls_policy_input_t *in,
+                              const stls_policy_opts_t *o,
+                              const stls_policy_host_t *h) {
+  const stls_host_result_t *r = h->res;
+  const stls_cert_t *leaf = leaf_of(r);
+  switch (lvl) {
+  case STLS_LEVEL_MAY:
+    return lvl_may(r);
+  case STLS_LEVEL_ENCRYPT:
+    return lvl_encrypt(r);
+  case STLS_LEVEL_VERIFY:
+    /* smtp_tls_verify_cert_match = hostname: the MX name from DNS. */
+    return lvl_certified(r, stls_policy_cert_match(leaf, "hostname",
+                                                   in->domain, r->mx));
+  case STLS_LEVEL_SECURE:
+    return lvl_certified(r, stls_policy_cert_match(leaf, o->secure_match,
+                                                   in->domain, r->mx));
+  case STLS_LEVEL_DANE:
+    /* RFC 7672 as Postfix applies it: without DNSSEC-validated MX
+     * records, or without TLSA, "dane" acts as "may"; with TLSA records
+     * that are all unusable, as "encrypt". A failed TLSA lookup defers
+     * that host without connecting. */
+    if (!in->mx_secure)
+      return lvl_may(r);
+    switch (h->dane) {
+    case STLS_DANE_USABLE: {
+      outcome_t e = lvl_encrypt(r);
+      if (!e.pass)
+        return e;
+      return h->dane_match ? out_pass()
+                           : out_fail(h->dane_result_type ? h->dane_result_type
+                                                          : "tlsa-invalid");
+    }
+    case STLS_DANE_UNUSABLE:
+      return lvl_encrypt(r);
+    case STLS_DANE_LOOKUP_FAILED:
+      if (r->status == STLS_HOST_SKIPPED)
+        return (outcome_t){false, false, true, NULL};
+      return out_nosession("dnssec-invalid");
+    default:
+      return lvl_may(r);
+    }
+  case STLS_LEVEL_MTA_STS:
+    /* Only called for an enforced (or tested) policy: the MX must match
+     * a pattern, and the chain must be WebPKI-valid for the MX name. */
+    if (r->status == STLS_HOST_SKIPPED)
+      return (outcome_t){false, false, true, NULL};
+    if (!h->sts_mx_match)
+      return out_nosession("validation-failure");
+    return lvl_certified(r, r->tls.name_mx);
+  default:
+    return lvl_may(r);
+  }
+}
+
+static int add_host_name(stls_strlist_t *l, const stls_host_result_t *r) {
+  char buf[400];
+  snprintf(buf, sizeof(buf), "%s[%s]", r->mx, r->ip);
+  return stls_strlist_push(l, buf);
+}
+
+/* Walk the addresses in the worst order Postfix may pick. */
+static int judge(stls_level_t lvl, const stls_policy_input_t *in,
+                 const stls_policy_opts_t *o, stls_verdict_t *v) {
+  size_t n = in->n_hosts, reachable = 0, passing = 0, k = 0;
+  outcome_t *oc = calloc(n ? n : 1, sizeof(*oc));
+  size_t *order = calloc(n ? n : 1, sizeof(*order));
+  unsigned addrs = 0, sessions = 0;
+  int rc = 0;
+
+  if (!oc || !order) {
+    free(oc);
+    free(order);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++)
+    oc[i] = host_outcome(lvl, in, o, &in->hosts[i]);
+
+  /* hosts[] is in MX preference order: within each preference group put
+   * the failures first. */
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && in->hosts[j].preference == in->hosts[i].preference)
+      j++;
+    for (size_t x = i; x < j; x++)
+      if (!oc[x].pass)
+        order[k++] = x;
+    for (size_t x = i; x < j; x++)
+      if (oc[x].pass)
+        order[k++] = x;
+    i = j;
+  }
+
+  v->pass = false;
+  v->result_type = NULL;
+  for (size_t q = 0; q < n; q++) {
+    const outcome_t *c = &oc[order[q]];
+    if (c->skip)
+      continue;
+    if (o->mx_address_limit && addrs >= o->mx_address_limit)
+      break;
+    if (o->mx_session_limit && sessions >= o->mx_session_limit)
+      break;
+    addrs++;
+    if (c->pass) {
+      v->pass = true;
+      break;
+    }
+    if (c->session)
+      sessions++;
+    if (!v->result_type && c->result_type)
+      v->result_type = c->result_type;
+  }
+
+  for (size_t i = 0; i < n; i++) {
+    if (oc[i].skip)
+      continue;
+    if (oc[i].pass) {
+      reachable++;
+      passing++;
+    } else if (oc[i].session || oc[i].result_type) {
+      reachable++;
+      if (!v->result_type)
+        v->result_type = oc[i].result_type;
+      if (add_host_name(&v->failing, in->hosts[i].res) != 0)
+        rc = -1;
+    }
+  }
+  v->all_hosts = reachable > 0 && passing == reachable;
+  if (v->pass)
+    v->result_type = v->all_hosts ? NULL : v->result_type;
+  free(oc);
+  free(order);
+  return rc;
+}
+
+int stls_policy_evaluate(const stls_policy_input_t *in,
+                         const stls_policy_opts_t *o, stls_policy_t *out) {
+  stls_verdict_t *v = out->v;
+  bool any_usable = false;
+  memset(out, 0, sizeof(*out));
+  out->recommended = -1;
+
+  for (size_t i = 0; i < in->n_hosts; i++) {
+    const stls_host_result_t *r = in->hosts[i].res;
+    if (in->hosts[i].dane == STLS_DANE_USABLE)
+      any_usable = true;
+    if (r->status != STLS_HOST_SKIPPED && !r->ehlo_done &&
+        add_host_name(&out->unreachable, r) != 0)
+      goto nomem;
+  }
+
+  for (int l = 0; l < STLS_LEVEL_COUNT; l++) {
+    if (l == STLS_LEVEL_MTA_STS &&
+        !(in->sts == STLS_STS_OK && in->sts_mode != STLS_STS_MODE_NONE))
+      continue; /* decided below */
+    if (judge((stls_level_t)l, in, o, &v[l]) != 0)
+      goto nomem;
+    v[l].applies = true;
+  }
+
+  /* DANE applies only with DNSSEC-validated MX and usable TLSA. */
+  v[STLS_LEVEL_DANE].applies = in->mx_secure && any_usable;
+  if (!in->mx_secure) {
+    bool checked = false;
+    for (size_t i = 0; i < in->n_hosts; i++)
+      checked |= in->hosts[i].dane != STLS_DANE_NOT_CHECKED;
+    snprintf(v[STLS_LEVEL_DANE].note, sizeof(v[0].note), "%s",
+             checked ? "MX records are not DNSSEC-validated: dane acts as may"
+                     : "DANE not checked (--dane): dane acts as may");
+  } else if (!any_usable) {
+    snprintf(v[STLS_LEVEL_DANE].note, sizeof(v[0].note),
+             "no usable TLSA records: dane acts as may (or encrypt where "
+             "all TLSA records are unusable)");
+  } else {
+    snprintf(v[STLS_LEVEL_DANE].note, sizeof(v[0].note),
+             "TLSA records published: the chain must match them");
+  }
+
+  /* MTA-STS (RFC 8461): only an enforced policy can stop delivery; a
+   * policy that cannot be fetched counts as none (RFC 8461 5.1). */
+  {
+    stls_verdict_t *s = &v[STLS_LEVEL_MTA_STS];
+    const stls_verdict_t *may = &v[STLS_LEVEL_MAY];
+    if (in->sts == STLS_STS_OK && in->sts_mode == STLS_STS_MODE_ENFORCE) {
+      snprintf(s->note, sizeof(s->note),
+               "policy in enforce mode: MX must match and chains must be "
+               "WebPKI-valid for the MX name");
+    } else if (in->sts == STLS_STS_OK &&
+               in->sts_mode == STLS_STS_MODE_TESTING) {
+      /* Report what enforce would do, but testing mode delivers. */
+      s->applies = true;
+      snprintf(s->note, sizeof(s->note),
+               "policy in testing mode: delivered anyway; failing lists "
+               "what enforce would refuse");
+      s->pass = may->pass;
+    } else {
+      s->pass = may->pass;
+      s->all_hosts = may->all_hosts;
+      s->applies = false;
+      if (stls_strlist_copy(&s->failing, &may->failing) != 0)
+        goto nomem;
+      if (in->sts == STLS_STS_FAILED)
+        s->result_type = in->sts_result_type;
+      snprintf(s->note, sizeof(s->note), "%s",
+               in->sts == STLS_STS_NOT_CHECKED
+                   ? "MTA-STS not checked (--mta-sts): no policy applied"
+               : in->sts == STLS_STS_NONE ? "no MTA-STS policy published"
+               : in->sts == STLS_STS_FAILED
+                   ? "MTA-STS policy unusable: senders deliver as without it"
+                   : "MTA-STS policy mode none");
+    }
+  }
+
+  snprintf(v[STLS_LEVEL_MAY].note, sizeof(v[0].note),
+           "delivers wherever an SMTP session works, TLS or not");
+  snprintf(v[STLS_LEVEL_ENCRYPT].note, sizeof(v[0].note),
+           "needs STARTTLS and a completed handshake; no certificate check");
+  snprintf(v[STLS_LEVEL_VERIFY].note, sizeof(v[0].note),
+           "needs a trusted chain naming the MX host (match=hostname)");
+  snprintf(v[STLS_LEVEL_SECURE].note, sizeof(v[0].note),
+           "needs a trusted chain matching %s", o->secure_match);
+
+  /* Strictest level every reachable address passes. */
+  {
+    static const stls_level_t order[] = {STLS_LEVEL_DANE, STLS_LEVEL_SECURE,
+                                         STLS_LEVEL_VERIFY, STLS_LEVEL_ENCRYPT,
+                                         STLS_LEVEL_MAY};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+      const stls_verdict_t *c = &v[order[i]];
+      if (order[i] == STLS_LEVEL_DANE && !c->applies)
+        continue;
+      if (c->pass && c->all_hosts) {
+        out->recommended = (int)order[i];
+        break;
+      }
+    }
+  }
+  return 0;
+
+nomem:
+  stls_policy_free(out);
+  return -1;
+}
+
+void stls_policy_free(stls_policy_t *p) {
+  for (int l = 0; l < STLS_LEVEL_COUNT; l++)
+    stls_strlist_free(&p->v[l].failing);
+  stls_strlist_free(&p->unreachable);
+}
+
+/* Postfix levels by strength, for --min-level. */
+static int rank(int level) {
+  switch (level) {
+  case STLS_LEVEL_MAY: return 0;
+  case STLS_LEVEL_ENCRYPT: return 1;
+  case STLS_LEVEL_DANE:
+  case STLS_LEVEL_VERIFY: return 2;
+  case STLS_LEVEL_SECURE: return 3;
+  default: return -1;
+  }
+}
+
+size_t stls_policy_map_line(const char *domain, const stls_policy_t *p,
+                            const stls_policy_opts_t *o, int min_level,
+                            char *buf, size_t len) {
+  int rec = p->recommended, n;
+  if (rec >= 0 && rank(rec) >= rank(min_level)) {
+    const stls_verdict_t *v = &p->v[rec];
+    char match[300] = "";
+    if (rec == STLS_LEVEL_SECURE)
+      snprintf(match, sizeof(match), " match=%s", o->secure_match);
+    n = snprintf(buf, len, "# %s: every reachable MX address passes %s%s\n"
+                           "%s %s%s\n",
+                 domain, stls_level_name((stls_level_t)rec),
+                 p->unreachable.n ? " (some addresses were unreachable)" : "",
+                 domain, stls_level_name((stls_level_t)rec), match);
+    (void)v;
+  } else {
+    /* Say why the domain stays at the default, using the weakest level
+     * that was asked for and fails. */
+    const stls_verdict_t *v = &p->v[min_level];
+    n = snprintf(buf, len,
+                 "# %s: left at the default: %s %s (%s%s%s)\n", domain,
+                 stls_level_name((stls_level_t)min_level),
+                 v->pass ? "does not pass on every address" : "would defer",
+                 v->result_type ? v->result_type : "no SMTP session",
+                 v->failing.n ? " on " : "",
+                 v->failing.n ? v->failing.v[0] : "");
+  }
+  return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
