@@ -110,7 +110,7 @@ static stls_reply_rc_t reply_line_end(stls_reply_parser_t *p) {
     memcpy(p->text + r->text_len, "\r\n", 2);
     r->text_len += 2;
   }
-  r->line_off[r->n_lines++] = r->text_len;
+  r->line_off[r->n_lines++] = (uint16_t)r->text_len;
   memcpy(p->text + r->text_len, p->line, len);
   r->text_len += len;
   p->text[r->text_len] = '\0';
@@ -184,7 +184,7 @@ size_t stls_reply_line_text(const stls_reply_t *r, size_t i, char *buf,
   if (r == NULL || r->text == NULL || i >= r->n_lines)
     return 0;
   start = r->line_off[i];
-  end = i + 1 < r->n_lines ? r->line_off[i + 1] - 2 : r->text_len;
+  end = i + 1 < r->n_lines ? (size_t)r->line_off[i + 1] - 2 : r->text_len;
   /* "DDD" alone has no separator and no text. */
   start += end - start > REPLY_CODE_LEN ? REPLY_CODE_LEN + 1 : end - start;
   n = end - start;

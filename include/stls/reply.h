@@ -10,10 +10,15 @@
 
 #include <stddef.h>
 
-/* Limits that keep a hostile peer from making us use unbounded memory. */
-#define STLS_REPLY_MAX_LINE 2048  /* bytes in one line, CRLF excluded */
+#include <stdint.h>
+
+/* Limits that keep a hostile peer from making us use unbounded memory, and
+ * keep a session that waits for a slow greeting at a few KB. RFC 5321
+ * 4.5.3.1.5 limits a reply line to 512 bytes; real EHLO replies stay far
+ * below 4 KB in all. */
+#define STLS_REPLY_MAX_LINE 1000  /* bytes in one line, CRLF excluded */
 #define STLS_REPLY_MAX_LINES 128  /* lines in one multi-line reply */
-#define STLS_REPLY_MAX_TEXT 16384 /* bytes of one whole reply text */
+#define STLS_REPLY_MAX_TEXT 4096  /* bytes of one whole reply text */
 
 typedef enum {
   STLS_REPLY_NEED_MORE = 0, /* all input consumed, no complete reply yet */
@@ -31,7 +36,7 @@ typedef struct stls_reply_s {
   size_t text_len; /* strlen(text) */
   /* Offsets of each line's start within text; line i spans
    * text[line_off[i]] up to the next "\r\n" or the end. */
-  size_t line_off[STLS_REPLY_MAX_LINES];
+  uint16_t line_off[STLS_REPLY_MAX_LINES];
 } stls_reply_t;
 
 /* Parser state. Plain struct so it can live inside a session without an

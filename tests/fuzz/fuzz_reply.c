@@ -68,7 +68,8 @@ static void check_reply(const stls_reply_t *r) {
   CHECK(r->line_off[0] == 0);
   for (i = 0; i < r->n_lines; i++) {
     size_t start = r->line_off[i];
-    size_t end = i + 1 < r->n_lines ? r->line_off[i + 1] - 2 : r->text_len;
+    size_t end =
+        i + 1 < r->n_lines ? (size_t)r->line_off[i + 1] - 2 : r->text_len;
     const unsigned char *l = (const unsigned char *)r->text + start;
     size_t len, text_len;
 

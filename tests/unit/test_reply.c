@@ -319,9 +319,10 @@ static void test_max_lines(void **state) {
 /* A reply whose text is exactly STLS_REPLY_MAX_TEXT bytes fits; one byte
  * more is TOO_LONG at the LF of the line that overflows. */
 static void test_max_text(void **state) {
-  /* 7 full lines + separators + a last line = 16384 bytes of text. */
-  const size_t full = 7, last = STLS_REPLY_MAX_TEXT - full * 2 -
-                                full * STLS_REPLY_MAX_LINE;
+  /* Full lines + separators + a shorter last line = exactly the limit. */
+  const size_t full = STLS_REPLY_MAX_TEXT / (STLS_REPLY_MAX_LINE + 2),
+               last = STLS_REPLY_MAX_TEXT - full * 2 -
+                      full * STLS_REPLY_MAX_LINE;
   size_t len = full * (STLS_REPLY_MAX_LINE + 2) + last + 1 + 2;
   char *in = filled(len, 'x');
   reply_case_t c = {"max text", in,  len - 1,  STLS_REPLY_DONE,
