@@ -84,6 +84,8 @@ static const char usage_scan[] =
     "  -4, -6                  only IPv4 / only IPv6 addresses\n"
     "  --ipv6 auto|on|off      auto (default): probe IPv6 only when this\n"
     "                          machine has an IPv6 route; else 'skipped'\n"
+    "  --dns-timeout SEC       per query and try (default 2)\n"
+    "  --dns-tries N           tries per server (default 2)\n"
     "  --max-mx N              MX hosts per domain (default 10)\n"
     "  --max-addrs N           addresses per MX host (default 10)\n"
     "\n"
@@ -494,7 +496,7 @@ static int cmd_scan(int argc, char **argv, int check) {
     OPT_CA = 256, OPT_EHLO, OPT_CT, OPT_GT, OPT_XT, OPT_TT, OPT_RESUME,
     OPT_SHARD, OPT_SUMMARY, OPT_RESOLVER, OPT_IPV6, OPT_MAXMX, OPT_MAXADDR,
     OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY, OPT_NODEDUPE, OPT_PFPOL,
-    OPT_MINLEVEL, OPT_SECMATCH, OPT_LEVEL, OPT_JSON
+    OPT_MINLEVEL, OPT_SECMATCH, OPT_LEVEL, OPT_JSON, OPT_DNSTMO, OPT_DNSTRIES
   };
   static const struct option longopts[] = {
       {"input", required_argument, NULL, 'i'},
@@ -505,6 +507,8 @@ static int cmd_scan(int argc, char **argv, int check) {
       {"quiet", no_argument, NULL, 'q'},
       {"resolver", required_argument, NULL, OPT_RESOLVER},
       {"ipv6", required_argument, NULL, OPT_IPV6},
+      {"dns-timeout", required_argument, NULL, OPT_DNSTMO},
+      {"dns-tries", required_argument, NULL, OPT_DNSTRIES},
       {"max-mx", required_argument, NULL, OPT_MAXMX},
       {"max-addrs", required_argument, NULL, OPT_MAXADDR},
       {"workers", required_argument, NULL, 'w'},
@@ -575,6 +579,18 @@ static int cmd_scan(int argc, char **argv, int check) {
       else
         return usage_error(cmd, "--ipv6 wants auto, on or off, not '%s'",
                            optarg);
+      break;
+    case OPT_DNSTMO: {
+      int64_t ms = stls_parse_seconds_ms(optarg);
+      if (ms < 1 || ms > 60000)
+        return usage_error(cmd, "bad --dns-timeout '%s' (seconds, up to 60)",
+                           optarg);
+      o.dns_timeout_ms = (unsigned)ms;
+      break;
+    }
+    case OPT_DNSTRIES:
+      if (parse_uint(optarg, 1, 10, &o.dns_tries))
+        return usage_error(cmd, "bad --dns-tries '%s' (1..10)", optarg);
       break;
     case OPT_MAXMX:
       if (parse_uint(optarg, 1, 100, &o.max_mx))

@@ -145,6 +145,8 @@ void stls_scan_opts_defaults(stls_scan_opts_t *o) {
   o->want_ipv4 = o->want_ipv6 = true;
   o->ipv6_mode = STLS_IPV6_AUTO;
   o->cache_max = STLS_DEFAULT_CACHE_MAX;
+  o->dns_timeout_ms = STLS_DEFAULT_DNS_TIMEOUT_MS;
+  o->dns_tries = STLS_DEFAULT_DNS_TRIES;
   o->min_level = STLS_LEVEL_ENCRYPT;
   stls_policy_opts_defaults(&o->policy);
 }
@@ -282,6 +284,12 @@ static void emit(scan_t *sc, const stls_domain_record_t *d) {
   }
   for (size_t i = 0; i < d->n_hosts; i++)
     count_host(&sc->sum, &d->hosts[i]);
+  if (d->policy)
+    stls_counts_add(&sc->sum.recommended,
+                    d->policy->recommended >= 0
+                        ? stls_level_name((stls_level_t)d->policy->recommended)
+                        : "none",
+                    1);
   sc->written++;
   if (sc->progress)
     progress_line(sc, 0);
@@ -335,6 +343,19 @@ static void job_finish(job_t *j) {
   d.dns = j->dns;
   d.hosts = j->hosts;
   d.n_hosts = j->n_hosts;
+  for (size_t i = 0; i < j->n_hosts; i++) {
+    const stls_dns_mx_t *m = &j->dns->mx[j->hosts[i].mx_index];
+    if (m->is_cname)
+      stls_host_result_add_finding(
+          &j->hosts[i].res, "mx-cname",
+          "MX target %s is an alias (CNAME); RFC 2181 10.3 forbids that",
+          m->host);
+    if (m->is_ip_literal)
+      stls_host_result_add_finding(
+          &j->hosts[i].res, "mx-ip-literal",
+          "MX target %s is an address, not a host name (RFC 5321 5.1)",
+          m->host);
+  }
   if (j->dns && j->dns->status == STLS_DNS_OK &&
       decide_policy(w, j, &policy) == 0)
     d.policy = &policy;
@@ -836,6 +857,10 @@ static int worker_init(scan_t *sc, worker_t *w, unsigned id) {
   }
   memset(&dopts, 0, sizeof(dopts));
   dopts.servers = o->resolvers;
+  /* Our own bounds, also with resolv.conf: its defaults (or c-ares's)
+   * can keep one dead domain busy for over a minute. */
+  dopts.timeout_ms = o->dns_timeout_ms;
+  dopts.tries = o->dns_tries;
   r = stls_dns_init(&w->dns, &w->loop, &dopts);
   if (r != 0) {
     snprintf(w->init_error, sizeof(w->init_error),
@@ -1067,6 +1092,12 @@ static void print_summary(const stls_summary_t *s) {
   for (size_t i = 0; i < s->domain_status.n; i++)
     fprintf(stderr, " %s=%llu", s->domain_status.v[i].key,
             (unsigned long long)s->domain_status.v[i].n);
+  if (s->recommended.n) {
+    fprintf(stderr, "\nstarttls-scan: domains by recommended level:");
+    for (size_t i = 0; i < s->recommended.n; i++)
+      fprintf(stderr, " %s=%llu", s->recommended.v[i].key,
+              (unsigned long long)s->recommended.v[i].n);
+  }
   fprintf(stderr, "\nstarttls-scan: hosts by status:");
   for (size_t i = 0; i < s->host_status.n; i++)
     fprintf(stderr, " %s=%llu", s->host_status.v[i].key,
@@ -1187,14 +1218,20 @@ int stls_scan_run(const stls_scan_opts_t *o) {
      * loops run on the workers. The bounded queue is the back-pressure. */
     if (o->input) {
       FILE *f = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "r");
+      struct stat st;
+      if (f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        f = NULL;
+        errno = EISDIR;
+      }
       if (!f) {
         fprintf(stderr, "starttls-scan scan: cannot read %s: %s\n", o->input,
                 strerror(errno));
         rc = 1;
       } else {
         if (read_targets(&in, f) != 0) {
-          fprintf(stderr, "starttls-scan scan: error reading %s\n",
-                  o->input);
+          fprintf(stderr, "starttls-scan scan: error reading %s: %s\n",
+                  o->input, strerror(errno));
           rc = 1;
         }
         if (f != stdin)
@@ -1234,7 +1271,9 @@ out_sync:
             strerror(sc.write_error));
     rc = 1;
   }
-  if (!o->quiet)
+  /* A run that failed before it wrote anything has nothing to sum up:
+   * the one-line error says it all. */
+  if (!o->quiet && (rc == 0 || sc.written > 0))
     print_summary(&sc.sum);
   if (o->summary_file && write_summary_file(o->summary_file, &sc.sum) != 0) {
     fprintf(stderr, "starttls-scan scan: cannot write summary %s\n",

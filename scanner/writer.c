@@ -452,6 +452,7 @@ cJSON *stls_json_summary(const stls_summary_t *s) {
   add_counts(&j, o, "tls_versions", &s->tls_versions);
   jnum(&j, o, "trusted", (double)s->trusted);
   jnum(&j, o, "mx_hostname_match", (double)s->mx_hostname_match);
+  add_counts(&j, o, "recommended", &s->recommended);
   if (!j.ok) {
     cJSON_Delete(o);
     return NULL;

@@ -50,6 +50,7 @@ typedef struct stls_summary_s {
   uint64_t starttls_offered, tls_ok, trusted, mx_hostname_match;
   stls_counts_t host_status;
   stls_counts_t tls_versions;
+  stls_counts_t recommended; /* domains by recommended policy level */
   uint64_t input_lines, input_invalid, resumed_skipped, shard_skipped;
 } stls_summary_t;
 

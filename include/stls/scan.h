@@ -24,6 +24,8 @@
 #define STLS_DEFAULT_RATE 100.0        /* new connections per second */
 #define STLS_DEFAULT_RETRY_DELAY_MS 10000
 #define STLS_DEFAULT_CACHE_MAX 100000  /* endpoint results kept for sharing */
+#define STLS_DEFAULT_DNS_TIMEOUT_MS 2000
+#define STLS_DEFAULT_DNS_TRIES 2
 
 typedef enum { STLS_IPV6_AUTO, STLS_IPV6_ON, STLS_IPV6_OFF } stls_ipv6_mode_t;
 
@@ -45,6 +47,7 @@ typedef struct stls_scan_opts_s {
   bool want_ipv4, want_ipv6;
   stls_ipv6_mode_t ipv6_mode;
   const char *resolvers; /* "ADDR[:PORT],..." or NULL */
+  unsigned dns_timeout_ms, dns_tries; /* per try; tries per server */
   unsigned max_mx, max_addrs;
   const char *ca_file;
   stls_probe_cfg_t probe; /* port, ehlo_name and timeouts */
