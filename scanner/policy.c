@@ -433,16 +433,28 @@ size_t stls_policy_map_line(const char *domain, const stls_policy_t *p,
                             char *buf, size_t len) {
   int rec = p->recommended, n;
   if (rec >= 0 && rank(rec) >= rank(min_level)) {
-    const stls_verdict_t *v = &p->v[rec];
-    char match[300] = "";
+    char match[300] = "", why[400] = "";
+    /* Say what keeps the domain from the next stricter level. */
+    int next = rec == STLS_LEVEL_MAY       ? STLS_LEVEL_ENCRYPT
+               : rec == STLS_LEVEL_ENCRYPT ? STLS_LEVEL_VERIFY
+               : rec == STLS_LEVEL_VERIFY  ? STLS_LEVEL_SECURE
+                                           : -1;
     if (rec == STLS_LEVEL_SECURE)
       snprintf(match, sizeof(match), " match=%s", o->secure_match);
-    n = snprintf(buf, len, "# %s: every reachable MX address passes %s%s\n"
+    if (next >= 0) {
+      const stls_verdict_t *nv = &p->v[next];
+      snprintf(why, sizeof(why), "; not %s: %s%s%s%s",
+               stls_level_name((stls_level_t)next),
+               nv->result_type ? nv->result_type : "fails",
+               nv->failing.n ? " on " : "",
+               nv->failing.n ? nv->failing.v[0] : "",
+               nv->failing.n > 1 ? " and others" : "");
+    }
+    n = snprintf(buf, len, "# %s: every reachable MX address passes %s%s%s\n"
                            "%s %s%s\n",
                  domain, stls_level_name((stls_level_t)rec),
                  p->unreachable.n ? " (some addresses were unreachable)" : "",
-                 domain, stls_level_name((stls_level_t)rec), match);
-    (void)v;
+                 why, domain, stls_level_name((stls_level_t)rec), match);
   } else {
     /* Say why the domain stays at the default, using the weakest level
      * that was asked for and fails. */
