@@ -120,6 +120,7 @@ void stls_host_result_free(stls_host_result_t *r) {
   tls_result_free(&r->tls);
   free(r->ehlo_tls_reply);
   stls_strlist_free(&r->ehlo_tls_ext);
+  free(r->findings);
   memset(r, 0, sizeof(*r));
 }
 
@@ -127,8 +128,13 @@ void stls_host_result_add_finding(stls_host_result_t *r, const char *id,
                                   const char *fmt, ...) {
   va_list ap;
   stls_finding_t *f;
-  if (r->n_findings >= sizeof(r->findings) / sizeof(r->findings[0]))
+  if (r->n_findings >= STLS_MAX_FINDINGS)
     return;
+  if (!r->findings) {
+    r->findings = calloc(STLS_MAX_FINDINGS, sizeof(*r->findings));
+    if (!r->findings)
+      return; /* a finding is worth less than the rest of the result */
+  }
   f = &r->findings[r->n_findings++];
   stls_strlcpy(f->id, id, sizeof(f->id));
   va_start(ap, fmt);
@@ -187,6 +193,15 @@ int stls_host_result_copy(stls_host_result_t *d, const stls_host_result_t *s) {
   memset(&d->ehlo_tls_ext, 0, sizeof(d->ehlo_tls_ext));
   d->tls.chain = NULL;
   d->tls.n_chain = 0;
+  d->findings = NULL;
+  if (s->findings) {
+    d->findings = malloc(STLS_MAX_FINDINGS * sizeof(*d->findings));
+    if (d->findings)
+      memcpy(d->findings, s->findings,
+             STLS_MAX_FINDINGS * sizeof(*d->findings));
+    else
+      bad = 1;
+  }
 
 #define DUP(f)                                                                 \
   do {                                                                         \

@@ -101,6 +101,7 @@ struct worker_s {
   /* owner */
   stls_strmap_t *endpoints;
   stls_strmap_t *ipstates;
+  stls_strmap_t *tls12_addrs; /* "ip|port" known to need the TLS 1.2 hello */
   endpoint_t *ready_head, *ready_tail;
   endpoint_t *done_head, *done_tail;
   size_t done_count;
@@ -629,6 +630,15 @@ static void probe_done_cb(stls_host_result_t *res, void *arg) {
       return;
     }
   }
+  for (size_t i = 0; i < res->n_findings; i++)
+    if (strcmp(res->findings[i].id, "tls12-fallback") == 0) {
+      char key[96];
+      snprintf(key, sizeof(key), "%s|%d", ep->ip, w->cfg.port);
+      /* Remembered so other names on this address skip the failing
+       * first handshake; losing it to ENOMEM only costs a reconnect. */
+      (void)stls_strmap_put(w->tls12_addrs, key, w);
+      break;
+    }
   ep->done = 1;
   reply_waiters(w, ep);
   remember_done(w, ep);
@@ -689,6 +699,11 @@ static void schedule(worker_t *w) {
     cfg = w->cfg;
     cfg.mx = ep->sni;
     cfg.ip = ep->ip;
+    {
+      char key[96];
+      snprintf(key, sizeof(key), "%s|%d", ep->ip, w->cfg.port);
+      cfg.tls12_only = stls_strmap_get(w->tls12_addrs, key) != NULL;
+    }
     w->active++;
     ips->active++;
     if (stls_probe_start(&w->loop, &cfg, &ep->res, probe_done_cb, ep) != 0)
@@ -851,7 +866,8 @@ static int worker_init(scan_t *sc, worker_t *w, unsigned id) {
   w->rate_timer.data = w;
   w->endpoints = stls_strmap_new();
   w->ipstates = stls_strmap_new();
-  if (!w->endpoints || !w->ipstates) {
+  w->tls12_addrs = stls_strmap_new();
+  if (!w->endpoints || !w->ipstates || !w->tls12_addrs) {
     snprintf(w->init_error, sizeof(w->init_error), "out of memory");
     return -1;
   }
@@ -902,6 +918,7 @@ static void worker_destroy(worker_t *w) {
   }
   stls_strmap_free(w->endpoints);
   stls_strmap_free(w->ipstates);
+  stls_strmap_free(w->tls12_addrs);
   stls_tls_ctx_free(w->tls);
   uv_mutex_destroy(&w->mu);
 }

@@ -634,6 +634,13 @@ int stls_probe_start(uv_loop_t *loop, const stls_probe_cfg_t *cfg,
     return UV_ENOMEM;
   }
   memcpy(&s->addr, &ss, sizeof(ss));
+  if (cfg->tls12_only) {
+    s->tls12_only = 1;
+    stls_host_result_add_finding(
+        res, "tls12-fallback",
+        "this address needed the TLS 1.2-only hello earlier in this run "
+        "(mbedTLS 3.6.6 RSA-PSS issue); offered TLS 1.2 only");
+  }
   session_connect(s);
   return 0;
 }

@@ -128,6 +128,8 @@ typedef struct stls_tls_result_s {
   bool expired;          /* leaf is past notAfter */
 } stls_tls_result_t;
 
+#define STLS_MAX_FINDINGS 8
+
 typedef struct stls_finding_s {
   char id[40];
   char message[200];
@@ -156,7 +158,9 @@ typedef struct stls_host_result_s {
   stls_tls_result_t tls;
   char *ehlo_tls_reply;
   stls_strlist_t ehlo_tls_ext;
-  stls_finding_t findings[8];
+  /* Allocated on the first finding (most hosts have none), at most
+   * STLS_MAX_FINDINGS. */
+  stls_finding_t *findings;
   size_t n_findings;
   stls_timing_t timing;
 } stls_host_result_t;

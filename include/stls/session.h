@@ -28,6 +28,9 @@ typedef struct stls_probe_cfg_s {
   int64_t greeting_timeout_ms;
   int64_t command_timeout_ms;
   int64_t tls_timeout_ms;
+  /* Offer TLS 1.2 only from the start: the address is known (from an
+   * earlier probe in this run) to need the tls12-fallback. */
+  int tls12_only;
 } stls_probe_cfg_t;
 
 /* Fill cfg with the default timeouts and port 25 (pointers left NULL). */

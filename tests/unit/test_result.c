@@ -373,7 +373,7 @@ static void test_strlist_enomem(void **state) {
 
 static void test_findings_capacity(void **state) {
   stls_host_result_t r;
-  const size_t cap = ARRAY_LEN(r.findings);
+  const size_t cap = STLS_MAX_FINDINGS;
   char longmsg[400];
   (void)state;
   assert_int_equal(stls_host_result_init(&r, "mx.example.com", "192.0.2.1", 25),
