@@ -10,8 +10,13 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* TLSA (RFC 6698); arpa/nameser.h has no name for it on every libc. */
+#define T_TLSA_TYPE 52
 
 /* ---- status tables ---------------------------------------------------- */
 
@@ -238,14 +243,16 @@ int stls__dns_classify_mx(stls_dns_result_t *r, const char *domain, stls_dns_sta
 
   for (size_t i = 0; i < nrr; i++)
     roots += is_root(rr[i].host);
-  if (roots == nrr) {
-    /* RFC 7505: a lone "." target says the domain accepts no mail; do not
-     * fall back to its address records. */
+  if (roots > 0) {
+    /* RFC 7505: a "." target says the domain accepts no mail; do not fall
+     * back to its address records. RFC 7505 wants it alone, but MTAs
+     * (Postfix: "Domain ... does not accept mail (nullMX)") honour it
+     * next to real MX records too, so that is what we report. */
     r->status = STLS_DNS_NULL_MX;
     r->null_mx = true;
+    r->null_mx_mixed = roots < nrr;
     return 0;
   }
-  r->null_mx_mixed = roots > 0;
 
   mx = calloc(nrr - roots, sizeof *mx);
   if (!mx)
@@ -394,6 +401,351 @@ void stls__dns_settle(stls_dns_result_t *r)
   }
 }
 
+
+/* ---- answers parsed by hand: AD bit, TXT, TLSA ------------------------- */
+
+bool stls__dns_answer_ad(const unsigned char *abuf, size_t alen)
+{
+  return abuf && alen >= HFIXEDSZ && (abuf[3] & 0x20) != 0;
+}
+
+/* Is a query's outcome a validated answer? Records, NODATA and NXDOMAIN
+ * all carry the resolver's verdict in AD; errors carry none. */
+static bool answer_secure(int status, const unsigned char *abuf, int alen)
+{
+  if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND)
+    return false;
+  return alen > 0 && stls__dns_answer_ad(abuf, (size_t)alen);
+}
+
+/* One resource record of an answer section, located in the buffer. */
+typedef struct {
+  char *owner; /* as c-ares expands it: no trailing dot */
+  unsigned type;
+  size_t rdata; /* offset of RDATA in the response */
+  size_t rdlen;
+} answer_rr_t;
+
+static unsigned get16(const unsigned char *p)
+{
+  return (unsigned)p[0] << 8 | p[1];
+}
+
+/* Names compare without case and without a trailing dot. */
+static bool name_eq(const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 0 && a[la - 1] == '.')
+    la--;
+  if (lb > 0 && b[lb - 1] == '.')
+    lb--;
+  return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+static void answer_free(answer_rr_t *rr, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    ares_free_string(rr[i].owner);
+  free(rr);
+}
+
+/* Split a response's answer section into records (class IN only). Returns
+ * 0, UV_ENOMEM, or UV_EINVAL for a malformed response. */
+static int answer_split(const unsigned char *abuf, size_t alen, answer_rr_t **out, size_t *nout)
+{
+  size_t qd, an, off = HFIXEDSZ, n = 0;
+  answer_rr_t *rr;
+
+  *out = NULL;
+  *nout = 0;
+  if (!abuf || alen < HFIXEDSZ || alen > 65535)
+    return UV_EINVAL;
+  qd = get16(abuf + 4);
+  an = get16(abuf + 6);
+  for (size_t i = 0; i < qd; i++) {
+    char *name = NULL;
+    long enclen = 0;
+    if (ares_expand_name(abuf + off, abuf, (int)alen, &name, &enclen) != ARES_SUCCESS)
+      return UV_EINVAL;
+    ares_free_string(name);
+    off += (size_t)enclen + QFIXEDSZ;
+    if (off > alen)
+      return UV_EINVAL;
+  }
+  if (an == 0)
+    return 0;
+  rr = calloc(an, sizeof *rr);
+  if (!rr)
+    return UV_ENOMEM;
+  for (size_t i = 0; i < an; i++) {
+    char *name = NULL;
+    long enclen = 0;
+    unsigned type, cls;
+    size_t rdlen;
+    int rc = ares_expand_name(abuf + off, abuf, (int)alen, &name, &enclen);
+    if (rc != ARES_SUCCESS) {
+      answer_free(rr, n);
+      return rc == ARES_ENOMEM ? UV_ENOMEM : UV_EINVAL;
+    }
+    off += (size_t)enclen;
+    if (off + RRFIXEDSZ > alen) {
+      ares_free_string(name);
+      answer_free(rr, n);
+      return UV_EINVAL;
+    }
+    type = get16(abuf + off);
+    cls = get16(abuf + off + 2);
+    rdlen = get16(abuf + off + 8);
+    off += RRFIXEDSZ;
+    if (off + rdlen > alen) {
+      ares_free_string(name);
+      answer_free(rr, n);
+      return UV_EINVAL;
+    }
+    if (cls != C_IN) {
+      ares_free_string(name);
+    } else {
+      rr[n].owner = name;
+      rr[n].type = type;
+      rr[n].rdata = off;
+      rr[n].rdlen = rdlen;
+      n++;
+    }
+    off += rdlen;
+  }
+  *out = rr;
+  *nout = n;
+  return 0;
+}
+
+/* The name whose records answer qname: follow the CNAME records of the
+ * answer from qname (a resolver puts the chain there). Sets *cname when
+ * an alias was followed. Returns a pointer into rr or to qname, or NULL
+ * for a malformed CNAME target. The chain is bounded by the number of
+ * records, so a loop ends. */
+static const char *answer_target(const unsigned char *abuf, size_t alen, answer_rr_t *rr,
+                                 size_t n, const char *qname, char **target_buf, bool *cname)
+{
+  const char *cur = qname;
+  *target_buf = NULL;
+  *cname = false;
+  for (size_t hops = 0; hops < n; hops++) {
+    size_t i;
+    char *next = NULL;
+    long enclen = 0;
+    for (i = 0; i < n; i++)
+      if (rr[i].type == T_CNAME && name_eq(rr[i].owner, cur))
+        break;
+    if (i == n)
+      break;
+    if (ares_expand_name(abuf + rr[i].rdata, abuf, (int)alen, &next, &enclen) != ARES_SUCCESS) {
+      ares_free_string(*target_buf);
+      *target_buf = NULL;
+      return NULL;
+    }
+    ares_free_string(*target_buf);
+    *target_buf = next;
+    cur = next;
+    *cname = true;
+  }
+  return cur;
+}
+
+/* The records of `type` that answer qname: rr and n get every answer
+ * record, want and nwant the indexes of the wanted ones. The caller frees
+ * both (also when nothing was wanted); on failure nothing is left. */
+static int answer_select(const unsigned char *abuf, size_t alen, const char *qname, unsigned type,
+                         answer_rr_t **rr, size_t *n, size_t **want, size_t *nwant, bool *cname)
+{
+  char *tbuf = NULL;
+  const char *target;
+  int rc = answer_split(abuf, alen, rr, n);
+
+  *want = NULL;
+  *nwant = 0;
+  *cname = false;
+  if (rc != 0)
+    return rc;
+  target = answer_target(abuf, alen, *rr, *n, qname, &tbuf, cname);
+  if (!target) {
+    rc = UV_EINVAL;
+  } else if (*n > 0) {
+    *want = calloc(*n, sizeof **want);
+    if (!*want)
+      rc = UV_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < *n; i++)
+      if ((*rr)[i].type == type && name_eq((*rr)[i].owner, target))
+        (*want)[(*nwant)++] = i;
+  }
+  ares_free_string(tbuf);
+  if (rc != 0) {
+    free(*want);
+    *want = NULL;
+    *nwant = 0;
+    answer_free(*rr, *n);
+    *rr = NULL;
+    *n = 0;
+  }
+  return rc;
+}
+
+void stls_dns_txt_result_free(stls_dns_txt_result_t *r)
+{
+  if (!r)
+    return;
+  for (size_t i = 0; i < r->ntxt; i++)
+    free(r->txt[i]);
+  free(r->txt);
+  free(r->txt_len);
+  free(r);
+}
+
+int stls__dns_parse_txt(const unsigned char *abuf, size_t alen, const char *qname,
+                        stls_dns_txt_result_t *r)
+{
+  answer_rr_t *rr;
+  size_t n, *want, nwant;
+  bool cname;
+  int rc = answer_select(abuf, alen, qname, T_TXT, &rr, &n, &want, &nwant, &cname);
+
+  if (rc != 0)
+    return rc;
+  if (nwant > 0) {
+    r->txt = calloc(nwant, sizeof *r->txt);
+    r->txt_len = calloc(nwant, sizeof *r->txt_len);
+    if (!r->txt || !r->txt_len)
+      rc = UV_ENOMEM;
+  }
+  for (size_t k = 0; rc == 0 && k < nwant; k++) {
+    const answer_rr_t *x = &rr[want[k]];
+    const unsigned char *p = abuf + x->rdata, *end = p + x->rdlen;
+    size_t len = 0;
+    char *t;
+    /* First pass checks the character-strings fit the RDATA. */
+    for (const unsigned char *q = p; q < end; q += 1 + *q) {
+      if (q + 1 + *q > end) {
+        rc = UV_EINVAL;
+        break;
+      }
+      len += *q;
+    }
+    if (rc != 0)
+      break;
+    t = malloc(len + 1);
+    if (!t) {
+      rc = UV_ENOMEM;
+      break;
+    }
+    len = 0;
+    for (const unsigned char *q = p; q < end; q += 1 + *q) {
+      memcpy(t + len, q + 1, *q);
+      len += *q;
+    }
+    t[len] = '\0';
+    r->txt[r->ntxt] = t;
+    r->txt_len[r->ntxt] = len;
+    r->ntxt++;
+  }
+  if (rc != 0) {
+    for (size_t i = 0; i < r->ntxt; i++)
+      free(r->txt[i]);
+    free(r->txt);
+    free(r->txt_len);
+    r->txt = NULL;
+    r->txt_len = NULL;
+    r->ntxt = 0;
+  }
+  free(want);
+  answer_free(rr, n);
+  return rc;
+}
+
+void stls_dns_tlsa_result_free(stls_dns_tlsa_result_t *r)
+{
+  if (!r)
+    return;
+  for (size_t i = 0; i < r->nrr; i++)
+    free(r->rr[i].data);
+  free(r->rr);
+  free(r->qname);
+  free(r);
+}
+
+/* Record order: usage, selector, matching type, then the data. */
+static int tlsa_cmp(const void *a, const void *b)
+{
+  const stls_dns_tlsa_rr_t *x = a, *y = b;
+  size_t m = x->len < y->len ? x->len : y->len;
+  int c;
+  if (x->usage != y->usage)
+    return x->usage < y->usage ? -1 : 1;
+  if (x->selector != y->selector)
+    return x->selector < y->selector ? -1 : 1;
+  if (x->mtype != y->mtype)
+    return x->mtype < y->mtype ? -1 : 1;
+  c = m ? memcmp(x->data, y->data, m) : 0;
+  if (c != 0)
+    return c;
+  return x->len < y->len ? -1 : x->len > y->len;
+}
+
+int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen, const char *qname,
+                         stls_dns_tlsa_result_t *r)
+{
+  answer_rr_t *rr;
+  size_t n, *want, nwant, u = 0;
+  bool cname;
+  int rc = answer_select(abuf, alen, qname, T_TLSA_TYPE, &rr, &n, &want, &nwant, &cname);
+
+  if (rc != 0)
+    return rc;
+  r->is_cname = cname;
+  if (nwant > 0 && !(r->rr = calloc(nwant, sizeof *r->rr)))
+    rc = UV_ENOMEM;
+  for (size_t k = 0; rc == 0 && k < nwant; k++) {
+    const answer_rr_t *x = &rr[want[k]];
+    const unsigned char *p = abuf + x->rdata;
+    stls_dns_tlsa_rr_t *t = &r->rr[r->nrr];
+    if (x->rdlen < 3) {
+      rc = UV_EINVAL;
+      break;
+    }
+    t->usage = p[0];
+    t->selector = p[1];
+    t->mtype = p[2];
+    t->len = x->rdlen - 3;
+    /* One byte more, so even empty data is a real allocation. */
+    t->data = malloc(t->len + 1);
+    if (!t->data) {
+      rc = UV_ENOMEM;
+      break;
+    }
+    memcpy(t->data, p + 3, t->len);
+    r->nrr++;
+  }
+  if (rc == 0 && r->nrr > 1) {
+    /* Sorted and unique: a record's index means the same in every run. */
+    qsort(r->rr, r->nrr, sizeof *r->rr, tlsa_cmp);
+    for (size_t i = 0; i < r->nrr; i++) {
+      if (u > 0 && tlsa_cmp(&r->rr[u - 1], &r->rr[i]) == 0)
+        free(r->rr[i].data);
+      else
+        r->rr[u++] = r->rr[i];
+    }
+    r->nrr = u;
+  }
+  if (rc != 0) {
+    for (size_t i = 0; i < r->nrr; i++)
+      free(r->rr[i].data);
+    free(r->rr);
+    r->rr = NULL;
+    r->nrr = 0;
+  }
+  free(want);
+  answer_free(rr, n);
+  return rc;
+}
+
 /* ---- the resolver ----------------------------------------------------- */
 
 typedef struct dns_sock_s {
@@ -412,17 +764,28 @@ typedef struct {
   int family;
   unsigned char (*bin)[16]; /* sorted, unique addresses */
   size_t n;
+  bool queried;             /* a query was sent for this family */
+  bool secure;              /* its answer had the AD bit */
 } dns_lookup_t;
 
 struct dns_req_s {
   stls_dns_t *d;
+  /* Finish the result, free req and call the caller back; one per kind of
+   * request (domain, TXT, TLSA). */
+  void (*deliver)(dns_req_t *req);
   stls_dns_result_t *res;
   stls_dns_done_cb cb;
   void *arg;
+  /* Single-type lookups (TXT, TLSA): the name asked for, and the result. */
+  char *qname;
+  stls_dns_txt_result_t *txt;
+  stls_dns_txt_cb txt_cb;
+  stls_dns_tlsa_result_t *tlsa;
+  stls_dns_tlsa_cb tlsa_cb;
   stls_dns_query_opts_t q;
   uint64_t start_ns;
   unsigned pending;   /* c-ares queries whose callback has not run */
-  bool in_submit;     /* inside stls_dns_resolve_domain: hold delivery */
+  bool in_submit;     /* inside the starting call: hold delivery */
   bool complete;
   bool cancelled;     /* a lookup was cut short by stls_dns_close */
   dns_lookup_t *lookups; /* 2 per MX host: [2i] A, [2i+1] AAAA */
@@ -451,6 +814,7 @@ struct stls_dns_s {
   dns_q_t *queue_head, *queue_tail; /* queries beyond max_inflight */
   unsigned inflight;
   unsigned max_inflight;
+  int ednspsz;      /* EDNS UDP payload size we advertise */
   bool pumping;
   unsigned busy;    /* depth of our calls into c-ares */
   bool closing;     /* stls_dns_close called */
@@ -607,20 +971,67 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
 
 static void queue_pump(stls_dns_t *d);
 
+/* Turn a response's rcode into a c-ares status the way ares_query does
+ * (which we cannot use: it hides the header, and with it the AD bit). The
+ * response is passed on whatever the rcode, so the callbacks can read AD
+ * from NXDOMAIN and NODATA answers too. */
 static void query_done_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
   dns_q_t *q = arg;
   stls_dns_t *d = q->d;
+  if (status == ARES_SUCCESS) {
+    if (!abuf || alen < HFIXEDSZ) {
+      status = ARES_EBADRESP;
+    } else {
+      switch (abuf[3] & 0x0f) {
+      case 0: /* NOERROR */
+        status = (abuf[6] << 8 | abuf[7]) > 0 ? ARES_SUCCESS : ARES_ENODATA;
+        break;
+      case 1:
+        status = ARES_EFORMERR;
+        break;
+      case 2:
+        status = ARES_ESERVFAIL;
+        break;
+      case 3:
+        status = ARES_ENOTFOUND;
+        break;
+      case 4:
+        status = ARES_ENOTIMP;
+        break;
+      case 5:
+        status = ARES_EREFUSED;
+        break;
+      default:
+        status = ARES_EBADRESP;
+        break;
+      }
+    }
+  }
   d->inflight--;
   q->cb(q->arg, status, timeouts, abuf, alen);
   free(q);
   queue_pump(d);
 }
 
+/* Build the query ourselves and set the AD bit in it: RFC 6840 5.7 says a
+ * validating resolver then reports in AD whether it validated the answer,
+ * without the DO bit's RRSIG records bloating every response. (EDNS is
+ * added here as ares_query would, and c-ares still drops it on FORMERR.) */
 static void query_send(stls_dns_t *d, dns_q_t *q)
 {
+  unsigned char *qbuf = NULL;
+  int qlen = 0, rc;
+
   d->inflight++;
-  ares_query(d->channel, q->name, C_IN, q->type, query_done_cb, q);
+  rc = ares_create_query(q->name, C_IN, q->type, 0, 1, &qbuf, &qlen, d->ednspsz);
+  if (rc != ARES_SUCCESS) {
+    query_done_cb(q, rc, 0, NULL, 0);
+    return;
+  }
+  qbuf[3] |= 0x20; /* AD */
+  ares_send(d->channel, qbuf, qlen, query_done_cb, q);
+  ares_free_string(qbuf);
 }
 
 /* Send queued queries while there is room. Not re-entered: a query that
@@ -742,7 +1153,7 @@ static uint64_t elapsed_ms(uint64_t start_ns)
 
 /* Finish the result and hand it to the caller; req is freed first so the
  * callback may start new lookups or close the resolver. */
-static void req_deliver(dns_req_t *req)
+static void domain_deliver(dns_req_t *req)
 {
   stls_dns_result_t *res = req->res;
   stls_dns_done_cb cb = req->cb;
@@ -751,7 +1162,12 @@ static void req_deliver(dns_req_t *req)
 
   if (req->lookups) {
     for (size_t i = 0; i < res->nmx; i++) {
-      if (addrs_merge(&res->mx[i], &req->lookups[2 * i], &req->lookups[2 * i + 1], cap) != 0) {
+      const dns_lookup_t *l4 = &req->lookups[2 * i], *l6 = &req->lookups[2 * i + 1];
+      /* Secure only if every family we asked about was validated: one
+       * insecure A record is enough for an attacker to redirect. */
+      res->mx[i].addr_secure = (l4->queried || l6->queried) && (!l4->queried || l4->secure) &&
+                               (!l6->queried || l6->secure);
+      if (addrs_merge(&res->mx[i], l4, l6, cap) != 0) {
         res->mx[i].a_status = res->mx[i].aaaa_status = STLS_DNS_ERROR;
         res->mx[i].error.code = "ENOMEM";
         res->mx[i].error.message = "out of memory";
@@ -780,7 +1196,7 @@ static void defer_cb(uv_timer_t *t)
   d->deferred_head = d->deferred_tail = NULL;
   while (req) {
     dns_req_t *next = req->next;
-    req_deliver(req);
+    req->deliver(req);
     req = next;
   }
 }
@@ -804,7 +1220,7 @@ static void req_finish(dns_req_t *req)
     uv_timer_start(&d->defer, defer_cb, 0, 0);
     return;
   }
-  req_deliver(req);
+  req->deliver(req);
 }
 
 /* One of the request's queries has called back. */
@@ -866,6 +1282,7 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
   (void)timeouts;
   if (status == ARES_EDESTRUCTION)
     req->cancelled = true;
+  lk->secure = answer_secure(status, abuf, alen);
   if (status == ARES_SUCCESS) {
     struct hostent *he = NULL;
     int prc = lk->family == AF_INET ? ares_parse_a_reply(abuf, alen, &he, NULL, NULL)
@@ -877,6 +1294,8 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
         prc = ARES_ENOMEM;
       ares_free_hostent(he);
     }
+    if (prc != ARES_SUCCESS && prc != ARES_ENODATA)
+      lk->secure = false;
     status = prc;
   }
   s = stls__dns_status_from_ares(status, &err);
@@ -934,10 +1353,12 @@ static void lookups_start(dns_req_t *req)
       continue;
     }
     if (req->q.want_ipv4) {
+      req->lookups[2 * i].queried = true;
       req->pending++;
       query_start(d, m->host, T_A, addr_cb, &req->lookups[2 * i]);
     }
     if (req->q.want_ipv6) {
+      req->lookups[2 * i + 1].queried = true;
       req->pending++;
       query_start(d, m->host, T_AAAA, addr_cb, &req->lookups[2 * i + 1]);
     }
@@ -958,6 +1379,7 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
   (void)timeouts;
   if (status == ARES_EDESTRUCTION)
     req->cancelled = true;
+  res->mx_secure = answer_secure(status, abuf, alen);
   if (status == ARES_SUCCESS) {
     status = ares_parse_mx_reply(abuf, alen, &list);
     /* An answer with only a CNAME to a name without MX is NODATA too. */
@@ -984,6 +1406,8 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
       }
     }
   }
+  if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND)
+    res->mx_secure = false; /* the answer was unusable after all */
   if (stls__dns_classify_mx(res, res->domain, s, err, rr, nrr, req->q.max_mx) != 0)
     res->status = stls__dns_status_from_ares(ARES_ENOMEM, &res->error);
   free(rr);
@@ -1018,6 +1442,7 @@ int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_qu
     return UV_ENOMEM;
   }
   req->d = d;
+  req->deliver = domain_deliver;
   req->cb = cb;
   req->arg = arg;
   if (q) {
@@ -1043,6 +1468,183 @@ int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_qu
   return 0;
 }
 
+
+/* ---- single-type lookups: TXT and TLSA --------------------------------- */
+
+/* The outcome of a single-type query: status, error and secure. NODATA
+ * covers both an empty NOERROR answer and an answer without records of
+ * the type (a CNAME to a name without them). */
+static stls_dns_status_t single_status(int status, size_t nrecords, stls_dns_error_t *err)
+{
+  stls_dns_status_t s;
+  if (status == ARES_SUCCESS && nrecords == 0)
+    status = ARES_ENODATA;
+  s = stls__dns_status_from_ares(status, err);
+  if (s == STLS_DNS_NO_ADDRESS) {
+    s = STLS_DNS_NODATA;
+    err->code = "NODATA";
+    err->message = stls_dns_status_message(STLS_DNS_NODATA);
+  }
+  return s;
+}
+
+/* Parse failures are a bad response, or out of memory. */
+static int parse_status(int rc)
+{
+  return rc == 0 ? ARES_SUCCESS : rc == UV_ENOMEM ? ARES_ENOMEM : ARES_EBADRESP;
+}
+
+static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+  dns_req_t *req = arg;
+  stls_dns_txt_result_t *res = req->txt;
+
+  (void)timeouts;
+  if (status == ARES_EDESTRUCTION)
+    req->cancelled = true;
+  res->secure = answer_secure(status, abuf, alen);
+  if (status == ARES_SUCCESS)
+    status = parse_status(stls__dns_parse_txt(abuf, (size_t)alen, req->qname, res));
+  res->status = single_status(status, res->ntxt, &res->error);
+  if (res->status != STLS_DNS_OK && res->status != STLS_DNS_NODATA &&
+      res->status != STLS_DNS_NXDOMAIN)
+    res->secure = false;
+  req_release(req);
+}
+
+static void tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+  dns_req_t *req = arg;
+  stls_dns_tlsa_result_t *res = req->tlsa;
+
+  (void)timeouts;
+  if (status == ARES_EDESTRUCTION)
+    req->cancelled = true;
+  res->secure = answer_secure(status, abuf, alen);
+  if (status == ARES_SUCCESS)
+    status = parse_status(stls__dns_parse_tlsa(abuf, (size_t)alen, req->qname, res));
+  res->status = single_status(status, res->nrr, &res->error);
+  if (res->status != STLS_DNS_OK && res->status != STLS_DNS_NODATA &&
+      res->status != STLS_DNS_NXDOMAIN)
+    res->secure = false;
+  req_release(req);
+}
+
+/* A cancelled lookup says nothing about the name. */
+static void single_cancel(stls_dns_status_t *status, stls_dns_error_t *error, bool *secure)
+{
+  *status = STLS_DNS_CANCELLED;
+  *error = default_error(STLS_DNS_CANCELLED);
+  *secure = false;
+}
+
+static void txt_deliver(dns_req_t *req)
+{
+  stls_dns_txt_result_t *res = req->txt;
+  stls_dns_txt_cb cb = req->txt_cb;
+  void *arg = req->arg;
+  if (req->cancelled)
+    single_cancel(&res->status, &res->error, &res->secure);
+  free(req->qname);
+  free(req);
+  cb(res, arg);
+}
+
+static void tlsa_deliver(dns_req_t *req)
+{
+  stls_dns_tlsa_result_t *res = req->tlsa;
+  stls_dns_tlsa_cb cb = req->tlsa_cb;
+  void *arg = req->arg;
+  if (req->cancelled)
+    single_cancel(&res->status, &res->error, &res->secure);
+  res->duration_ms = elapsed_ms(req->start_ns);
+  free(req->qname);
+  free(req);
+  cb(res, arg);
+}
+
+/* Start a request of one query; the caller has filled the kind-specific
+ * fields. Same delivery rules as stls_dns_resolve_domain. */
+static void single_submit(stls_dns_t *d, dns_req_t *req, int type, ares_callback cb)
+{
+  req->d = d;
+  req->start_ns = uv_hrtime();
+  req->pending = 1;
+  req->in_submit = true;
+  d->busy++;
+  query_start(d, req->qname, type, cb, req);
+  req->in_submit = false;
+  if (req->complete)
+    req_finish(req);
+  ares_leave(d);
+}
+
+int stls_dns_lookup_txt(stls_dns_t *d, const char *name, stls_dns_txt_cb cb, void *arg)
+{
+  dns_req_t *req;
+
+  if (!d || !name || !name[0] || !cb)
+    return UV_EINVAL;
+  if (d->closing)
+    return UV_ECANCELED;
+  req = calloc(1, sizeof *req);
+  if (!req)
+    return UV_ENOMEM;
+  req->txt = calloc(1, sizeof *req->txt);
+  req->qname = host_dup(name);
+  if (!req->txt || !req->qname) {
+    free(req->txt);
+    free(req->qname);
+    free(req);
+    return UV_ENOMEM;
+  }
+  req->deliver = txt_deliver;
+  req->txt_cb = cb;
+  req->arg = arg;
+  single_submit(d, req, T_TXT, txt_cb);
+  return 0;
+}
+
+int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port, stls_dns_tlsa_cb cb,
+                         void *arg)
+{
+  dns_req_t *req;
+  char *host;
+  size_t len;
+
+  if (!d || !mxhost || !mxhost[0] || !cb || port == 0 || port > 65535)
+    return UV_EINVAL;
+  if (d->closing)
+    return UV_ECANCELED;
+  host = host_dup(mxhost);
+  req = calloc(1, sizeof *req);
+  if (!host || !req) {
+    free(host);
+    free(req);
+    return UV_ENOMEM;
+  }
+  len = strlen(host) + sizeof "_65535._tcp.";
+  req->tlsa = calloc(1, sizeof *req->tlsa);
+  req->qname = malloc(len);
+  if (!req->tlsa || !req->qname || !(req->tlsa->qname = malloc(len))) {
+    if (req->tlsa)
+      free(req->tlsa->qname);
+    free(req->tlsa);
+    free(req->qname);
+    free(req);
+    free(host);
+    return UV_ENOMEM;
+  }
+  snprintf(req->qname, len, "_%u._tcp.%s", port, host);
+  memcpy(req->tlsa->qname, req->qname, strlen(req->qname) + 1);
+  free(host);
+  req->deliver = tlsa_deliver;
+  req->tlsa_cb = cb;
+  req->arg = arg;
+  single_submit(d, req, T_TLSA_TYPE, tlsa_cb);
+  return 0;
+}
+
 /* ---- life cycle ------------------------------------------------------- */
 
 int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
@@ -1065,6 +1667,7 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
     return UV_ENOMEM;
   d->loop = loop;
   d->max_inflight = o && o->max_inflight ? o->max_inflight : STLS_DNS_DEFAULT_MAX_INFLIGHT;
+  d->ednspsz = 1232;
 
   memset(&opts, 0, sizeof opts);
   opts.sock_state_cb = sock_state_cb;
@@ -1076,7 +1679,7 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
    * "could not contact DNS servers" (ECONNREFUSED) after retrying; we
    * need them told apart, and a resolver's SERVFAIL is final anyway. */
   opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOCHECKRESP;
-  opts.ednspsz = 1232;
+  opts.ednspsz = d->ednspsz;
   if (explicit_servers || (o && o->timeout_ms)) {
     opts.timeout = (int)(o && o->timeout_ms ? o->timeout_ms : STLS_DNS_DEFAULT_TIMEOUT_MS);
     optmask |= ARES_OPT_TIMEOUTMS;
@@ -1124,7 +1727,7 @@ static void teardown(stls_dns_t *d)
   d->deferred_head = d->deferred_tail = NULL;
   while (req) {
     dns_req_t *next = req->next;
-    req_deliver(req);
+    req->deliver(req);
     req = next;
   }
   /* Every query still in flight completes here with ARES_EDESTRUCTION,

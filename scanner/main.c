@@ -100,6 +100,11 @@ static const char usage_scan[] =
     "  --no-dedupe             probe every (domain, address) afresh\n"
     "\n"
     "Policy (the \"policy\" object of each record; see README):\n"
+    "  --dane                  look up TLSA records (RFC 7672): needs a\n"
+    "                          DNSSEC-validating resolver (AD bit)\n"
+    "  --mta-sts               fetch MTA-STS policies (RFC 8461) over HTTPS\n"
+    "                          (both are on for 'check': --no-dane,\n"
+    "                          --no-mta-sts turn them off)\n"
     "  --postfix-policy FILE   write smtp_tls_policy_maps lines: each domain\n"
     "                          at its recommended level, with a comment why\n"
     "  --min-level L           lowest level worth a line (default encrypt);\n"
@@ -108,6 +113,7 @@ static const char usage_scan[] =
     "                          nexthop:dot-nexthop, Postfix's default)\n"
     "\n"
     "Probe options, as for 'probe': --port N, --ca-file FILE, --ehlo NAME,\n"
+    "--trust-store NAME=FILE, --intermediates FILE,\n"
     "--connect-timeout, --greeting-timeout, --command-timeout, --tls-timeout.\n"
     "\n"
     "Exit status: 0 when every domain got its record (whatever it says),\n"
@@ -136,7 +142,12 @@ static const char usage_probe[] =
     "  -p, --port N            TCP port (default 25)\n"
     "  -4, -6                  resolve HOST to IPv4 / IPv6 only\n"
     "  --ca-file FILE          trust anchors, PEM (default: the system store,\n"
-    "                          /etc/ssl/certs/ca-certificates.crt)\n"
+    "                          /etc/ssl/certs/ca-certificates.crt); decides\n"
+    "                          tls.trust.trusted\n"
+    "  --trust-store NAME=FILE also judge the chain against this store\n"
+    "                          (repeatable): tls.trust.stores.NAME\n"
+    "  --intermediates FILE    intermediates to fill gaps with, for\n"
+    "                          tls.chain_quality.missing_intermediate\n"
     "  --ehlo NAME             name sent in EHLO/HELO (default: this host's name)\n"
     "  --domain DOMAIN         recipient domain, for tls.names.recipient_domain\n"
     "  --connect-timeout SEC   TCP connect (default 10)\n"
@@ -155,6 +166,9 @@ typedef struct probe_opts_s {
   int port;
   int family; /* 0 any, 4, 6 */
   const char *ca_file;
+  const char *trust_stores[16];
+  size_t n_trust_stores;
+  const char *intermediates;
   const char *ehlo;
   const char *domain;
   stls_probe_cfg_t cfg;
@@ -274,12 +288,15 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai) {
 
 static int cmd_probe(int argc, char **argv) {
   enum {
-    OPT_IP = 256, OPT_CA, OPT_EHLO, OPT_DOMAIN, OPT_CT, OPT_GT, OPT_XT, OPT_TT
+    OPT_IP = 256, OPT_CA, OPT_EHLO, OPT_DOMAIN, OPT_CT, OPT_GT, OPT_XT, OPT_TT,
+    OPT_STORE, OPT_INTER
   };
   static const struct option longopts[] = {
       {"ip", required_argument, NULL, OPT_IP},
       {"port", required_argument, NULL, 'p'},
       {"ca-file", required_argument, NULL, OPT_CA},
+      {"trust-store", required_argument, NULL, OPT_STORE},
+      {"intermediates", required_argument, NULL, OPT_INTER},
       {"ehlo", required_argument, NULL, OPT_EHLO},
       {"domain", required_argument, NULL, OPT_DOMAIN},
       {"connect-timeout", required_argument, NULL, OPT_CT},
@@ -312,6 +329,12 @@ static int cmd_probe(int argc, char **argv) {
     case '4': o.family = 4; break;
     case '6': o.family = 6; break;
     case OPT_CA: o.ca_file = optarg; break;
+    case OPT_STORE:
+      if (o.n_trust_stores >= 15)
+        return usage_error("probe", "%s", "at most 15 --trust-store options");
+      o.trust_stores[o.n_trust_stores++] = optarg;
+      break;
+    case OPT_INTER: o.intermediates = optarg; break;
     case OPT_EHLO: o.ehlo = optarg; break;
     case OPT_DOMAIN: o.domain = optarg; break;
     case OPT_CT: tmo = &o.cfg.connect_timeout_ms; goto timeout;
@@ -349,7 +372,9 @@ static int cmd_probe(int argc, char **argv) {
   }
   o.cfg.ehlo_name = o.ehlo;
 
-  if (stls_tls_ctx_init(&tls, o.ca_file, err, sizeof(err)) != 0) {
+  if (stls_tls_ctx_init_stores(&tls, o.ca_file, o.trust_stores,
+                               o.n_trust_stores, o.intermediates, err,
+                               sizeof(err)) != 0) {
     fprintf(stderr, "starttls-scan probe: %s\n", err);
     return 1;
   }
@@ -496,7 +521,8 @@ static int cmd_scan(int argc, char **argv, int check) {
     OPT_CA = 256, OPT_EHLO, OPT_CT, OPT_GT, OPT_XT, OPT_TT, OPT_RESUME,
     OPT_SHARD, OPT_SUMMARY, OPT_RESOLVER, OPT_IPV6, OPT_MAXMX, OPT_MAXADDR,
     OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY, OPT_NODEDUPE, OPT_PFPOL,
-    OPT_MINLEVEL, OPT_SECMATCH, OPT_LEVEL, OPT_JSON, OPT_DNSTMO, OPT_DNSTRIES
+    OPT_MINLEVEL, OPT_SECMATCH, OPT_LEVEL, OPT_JSON, OPT_DNSTMO, OPT_DNSTRIES,
+    OPT_DANE, OPT_NODANE, OPT_STS, OPT_NOSTS, OPT_STORE, OPT_INTER
   };
   static const struct option longopts[] = {
       {"input", required_argument, NULL, 'i'},
@@ -508,6 +534,12 @@ static int cmd_scan(int argc, char **argv, int check) {
       {"resolver", required_argument, NULL, OPT_RESOLVER},
       {"ipv6", required_argument, NULL, OPT_IPV6},
       {"dns-timeout", required_argument, NULL, OPT_DNSTMO},
+      {"dane", no_argument, NULL, OPT_DANE},
+      {"trust-store", required_argument, NULL, OPT_STORE},
+      {"intermediates", required_argument, NULL, OPT_INTER},
+      {"no-dane", no_argument, NULL, OPT_NODANE},
+      {"mta-sts", no_argument, NULL, OPT_STS},
+      {"no-mta-sts", no_argument, NULL, OPT_NOSTS},
       {"dns-tries", required_argument, NULL, OPT_DNSTRIES},
       {"max-mx", required_argument, NULL, OPT_MAXMX},
       {"max-addrs", required_argument, NULL, OPT_MAXADDR},
@@ -542,6 +574,9 @@ static int cmd_scan(int argc, char **argv, int check) {
 
   stls_scan_opts_defaults(&o);
   o.workers = ncpu > 0 ? (unsigned)ncpu : 1;
+  /* A pre-flight check wants every verdict; a batch scan pays for the
+   * TLSA lookups and HTTPS fetches only when asked. */
+  o.dane = o.mta_sts = check;
   optind = 1;
   while ((c = getopt_long(argc, argv, "i:o:qw:c:p:46h", longopts, NULL)) !=
          -1) {
@@ -580,6 +615,16 @@ static int cmd_scan(int argc, char **argv, int check) {
         return usage_error(cmd, "--ipv6 wants auto, on or off, not '%s'",
                            optarg);
       break;
+    case OPT_DANE: o.dane = true; break;
+    case OPT_STORE:
+      if (o.n_trust_stores >= 15)
+        return usage_error(cmd, "%s", "at most 15 --trust-store options");
+      o.trust_stores[o.n_trust_stores++] = optarg;
+      break;
+    case OPT_INTER: o.intermediates = optarg; break;
+    case OPT_NODANE: o.dane = false; break;
+    case OPT_STS: o.mta_sts = true; break;
+    case OPT_NOSTS: o.mta_sts = false; break;
     case OPT_DNSTMO: {
       int64_t ms = stls_parse_seconds_ms(optarg);
       if (ms < 1 || ms > 60000)

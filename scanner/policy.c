@@ -4,14 +4,16 @@
  * - Addresses are tried in MX preference order; Postfix shuffles equal
  *   preferences, so the verdict assumes the worst order: within a
  *   preference, failing addresses first.
- * - smtp_mx_address_limit (5) caps the addresses tried;
- *   smtp_mx_session_limit (2) caps SMTP sessions, which count once EHLO
- *   completed (a TLS failure after EHLO uses up a session, a refused
- *   connection or rejected greeting does not).
+ * - smtp_mx_address_limit (5) caps the addresses tried, after
+ *   smtp_balance_inet_protocols (yes) gave each address family its quota
+ *   (smtp_addr.c). smtp_mx_session_limit does not matter here: it ignores
+ *   sessions that fail EHLO or the TLS handshake (postconf(5); TLS
+ *   verification failures included), and a session that passes delivers.
  * - A TLS failure is a soft error: Postfix moves on to the next address,
  *   so a domain passes a level when some address within the limits does.
- * - At "may" a failed handshake is retried in clear text, so any address
- *   with a session delivers.
+ * - At "may" a failed handshake is retried in clear text, on a later
+ *   delivery attempt (after minimal_backoff_time), so any address with a
+ *   session delivers, if late.
  */
 #include "stls/policy.h"
 #include "stls/cert.h"
@@ -43,7 +45,6 @@ int stls_level_parse(const char *s) {
 
 void stls_policy_opts_defaults(stls_policy_opts_t *o) {
   o->mx_address_limit = 5;
-  o->mx_session_limit = 2;
   o->secure_match = "nexthop:dot-nexthop";
 }
 
@@ -118,7 +119,7 @@ bool stls_policy_cert_match(const stls_cert_t *leaf, const char *match,
 
 typedef struct outcome_s {
   bool pass;
-  bool session;            /* counts against smtp_mx_session_limit */
+  bool session;            /* an SMTP session (EHLO) took place */
   bool skip;               /* not tried at all (e.g. no IPv6 route) */
   const char *result_type; /* RFC 8460, when failing */
 } outcome_t;
@@ -232,7 +233,6 @@ static int judge(stls_level_t lvl, const stls_policy_input_t *in,
   size_t n = in->n_hosts, reachable = 0, passing = 0, k = 0;
   outcome_t *oc = calloc(n ? n : 1, sizeof(*oc));
   size_t *order = calloc(n ? n : 1, sizeof(*order));
-  unsigned addrs = 0, sessions = 0;
   int rc = 0;
 
   if (!oc || !order) {
@@ -258,23 +258,49 @@ static int judge(stls_level_t lvl, const stls_policy_input_t *in,
     i = j;
   }
 
+  /* Drop the addresses Postfix never tries: first each family's surplus
+   * (smtp_balance_inet_protocols), then everything past the limit. */
+  {
+    size_t m = 0, n4 = 0, n6 = 0, q4, q6, lim = o->mx_address_limit;
+    for (size_t q = 0; q < k; q++)
+      if (!oc[order[q]].skip)
+        order[m++] = order[q];
+    k = m;
+    for (size_t q = 0; q < k; q++)
+      *(in->hosts[order[q]].res->family == 6 ? &n6 : &n4) += 1;
+    if (lim && n4 && n6 && n4 + n6 > lim) {
+      if (n6 <= lim / 2) {
+        q6 = n6;
+        q4 = lim - n6;
+      } else if (n4 <= lim / 2) {
+        q4 = n4;
+        q6 = lim - n4;
+      } else {
+        q4 = (lim + (in->hosts[order[0]].res->family == 4)) / 2;
+        q6 = lim - q4;
+      }
+      m = 0;
+      for (size_t q = 0; q < k; q++) {
+        size_t *quota = in->hosts[order[q]].res->family == 6 ? &q6 : &q4;
+        if (*quota > 0) {
+          (*quota)--;
+          order[m++] = order[q];
+        }
+      }
+      k = m;
+    }
+    if (lim && k > lim)
+      k = lim;
+  }
+
   v->pass = false;
   v->result_type = NULL;
-  for (size_t q = 0; q < n; q++) {
+  for (size_t q = 0; q < k; q++) {
     const outcome_t *c = &oc[order[q]];
-    if (c->skip)
-      continue;
-    if (o->mx_address_limit && addrs >= o->mx_address_limit)
-      break;
-    if (o->mx_session_limit && sessions >= o->mx_session_limit)
-      break;
-    addrs++;
     if (c->pass) {
       v->pass = true;
       break;
     }
-    if (c->session)
-      sessions++;
     if (!v->result_type && c->result_type)
       v->result_type = c->result_type;
   }
@@ -293,7 +319,7 @@ static int judge(stls_level_t lvl, const stls_policy_input_t *in,
         rc = -1;
     }
   }
-  v->all_hosts = reachable > 0 && passing == reachable;
+  v->all_hosts = v->pass && reachable > 0 && passing == reachable;
   if (v->pass)
     v->result_type = v->all_hosts ? NULL : v->result_type;
   free(oc);
@@ -319,7 +345,7 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
 
   for (int l = 0; l < STLS_LEVEL_COUNT; l++) {
     if (l == STLS_LEVEL_MTA_STS &&
-        !(in->sts == STLS_STS_OK && in->sts_mode != STLS_STS_MODE_NONE))
+        !(in->sts == STLS_POLICY_STS_OK && in->sts_mode != STLS_STS_MODE_NONE))
       continue; /* decided below */
     if (judge((stls_level_t)l, in, o, &v[l]) != 0)
       goto nomem;
@@ -349,11 +375,11 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
   {
     stls_verdict_t *s = &v[STLS_LEVEL_MTA_STS];
     const stls_verdict_t *may = &v[STLS_LEVEL_MAY];
-    if (in->sts == STLS_STS_OK && in->sts_mode == STLS_STS_MODE_ENFORCE) {
+    if (in->sts == STLS_POLICY_STS_OK && in->sts_mode == STLS_STS_MODE_ENFORCE) {
       snprintf(s->note, sizeof(s->note),
                "policy in enforce mode: MX must match and chains must be "
                "WebPKI-valid for the MX name");
-    } else if (in->sts == STLS_STS_OK &&
+    } else if (in->sts == STLS_POLICY_STS_OK &&
                in->sts_mode == STLS_STS_MODE_TESTING) {
       /* Report what enforce would do, but testing mode delivers. */
       s->applies = true;
@@ -367,13 +393,13 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
       s->applies = false;
       if (stls_strlist_copy(&s->failing, &may->failing) != 0)
         goto nomem;
-      if (in->sts == STLS_STS_FAILED)
+      if (in->sts == STLS_POLICY_STS_FAILED)
         s->result_type = in->sts_result_type;
       snprintf(s->note, sizeof(s->note), "%s",
-               in->sts == STLS_STS_NOT_CHECKED
+               in->sts == STLS_POLICY_STS_NOT_CHECKED
                    ? "MTA-STS not checked (--mta-sts): no policy applied"
-               : in->sts == STLS_STS_NONE ? "no MTA-STS policy published"
-               : in->sts == STLS_STS_FAILED
+               : in->sts == STLS_POLICY_STS_NONE ? "no MTA-STS policy published"
+               : in->sts == STLS_POLICY_STS_FAILED
                    ? "MTA-STS policy unusable: senders deliver as without it"
                    : "MTA-STS policy mode none");
     }
@@ -439,8 +465,23 @@ size_t stls_policy_map_line(const char *domain, const stls_policy_t *p,
                : rec == STLS_LEVEL_ENCRYPT ? STLS_LEVEL_VERIFY
                : rec == STLS_LEVEL_VERIFY  ? STLS_LEVEL_SECURE
                                            : -1;
-    if (rec == STLS_LEVEL_SECURE)
-      snprintf(match, sizeof(match), " match=%s", o->secure_match);
+    if (rec == STLS_LEVEL_SECURE) {
+      /* main.cf spells the list with commas or spaces; a policy map
+       * attribute must use colons (postconf(5), smtp_tls_policy_maps). */
+      size_t mo = stls_strlcpy(match, " match=", sizeof(match));
+      for (const char *c = o->secure_match; *c && mo + 1 < sizeof(match);) {
+        size_t wl = strcspn(c, ":, \t");
+        if (wl) {
+          if (mo > 7 && mo + 1 < sizeof(match))
+            match[mo++] = ':';
+          for (size_t x = 0; x < wl && mo + 1 < sizeof(match); x++)
+            match[mo++] = c[x];
+        }
+        c += wl;
+        c += strspn(c, ":, \t");
+      }
+      match[mo] = '\0';
+    }
     if (next >= 0) {
       const stls_verdict_t *nv = &p->v[next];
       snprintf(why, sizeof(why), "; not %s: %s%s%s%s",

@@ -1,5 +1,6 @@
 /* The result model: construction, copying and cleanup. */
 #include "stls/result.h"
+#include "stls/chain.h"
 #include "stls/util.h"
 
 #include <stdarg.h>
@@ -101,12 +102,17 @@ void stls_cert_free(stls_cert_t *c) {
   memset(c, 0, sizeof(*c));
 }
 
-static void tls_result_free(stls_tls_result_t *t) {
+void stls_tls_result_free(stls_tls_result_t *t) {
   for (size_t i = 0; i < t->n_chain; i++)
     stls_cert_free(&t->chain[i]);
   free(t->chain);
   t->chain = NULL;
   t->n_chain = 0;
+  free(t->stores);
+  t->stores = NULL;
+  t->n_stores = 0;
+  free(t->facts);
+  t->facts = NULL;
 }
 
 void stls_host_result_free(stls_host_result_t *r) {
@@ -117,7 +123,7 @@ void stls_host_result_free(stls_host_result_t *r) {
   free(r->ehlo_reply);
   stls_strlist_free(&r->ehlo_ext);
   free(r->starttls_reply);
-  tls_result_free(&r->tls);
+  stls_tls_result_free(&r->tls);
   free(r->ehlo_tls_reply);
   stls_strlist_free(&r->ehlo_tls_ext);
   free(r->findings);
@@ -193,6 +199,26 @@ int stls_host_result_copy(stls_host_result_t *d, const stls_host_result_t *s) {
   memset(&d->ehlo_tls_ext, 0, sizeof(d->ehlo_tls_ext));
   d->tls.chain = NULL;
   d->tls.n_chain = 0;
+  d->tls.stores = NULL;
+  d->tls.n_stores = 0;
+  d->tls.facts = NULL;
+  if (s->tls.n_stores) {
+    d->tls.stores = malloc(s->tls.n_stores * sizeof(*d->tls.stores));
+    if (d->tls.stores) {
+      memcpy(d->tls.stores, s->tls.stores,
+             s->tls.n_stores * sizeof(*d->tls.stores));
+      d->tls.n_stores = s->tls.n_stores;
+    } else {
+      bad = 1;
+    }
+  }
+  if (s->tls.facts) {
+    d->tls.facts = malloc(sizeof(*d->tls.facts));
+    if (d->tls.facts)
+      memcpy(d->tls.facts, s->tls.facts, sizeof(*d->tls.facts));
+    else
+      bad = 1;
+  }
   d->findings = NULL;
   if (s->findings) {
     d->findings = malloc(STLS_MAX_FINDINGS * sizeof(*d->findings));

@@ -1,5 +1,7 @@
 /* The batch scanner. See scan.h for the architecture. */
 #include "stls/scan.h"
+#include "stls/sts.h"
+#include "stls/dane.h"
 #include "stls/dns.h"
 #include "stls/domain.h"
 #include "stls/record.h"
@@ -73,8 +75,17 @@ typedef struct endpoint_s {
 
 /* ---- requester side: domains ----------------------------------------- */
 
+typedef struct tlsa_ctx_s {
+  job_t *job;
+  size_t mx;
+} tlsa_ctx_t;
+
 struct job_s {
   worker_t *w;
+  int waiting; /* parts still running: DNS and probes; MTA-STS */
+  stls_sts_result_t *sts;
+  stls_dns_tlsa_result_t **tlsa; /* per MX host, when --dane */
+  tlsa_ctx_t *tlsa_ctx;
   char *domain;
   time_t scanned_at;
   int64_t t0;
@@ -95,6 +106,7 @@ struct worker_s {
   int stop;
   stls_dns_t *dns;
   stls_tls_ctx_t *tls;
+  stls_sts_t *sts; /* --mta-sts */
   stls_probe_cfg_t cfg;
   /* requester */
   unsigned jobs_inflight, jobs_max;
@@ -304,12 +316,81 @@ static void emit(scan_t *sc, const stls_domain_record_t *d) {
 static void pull_jobs(worker_t *w);
 
 static void job_free(job_t *j) {
+  stls_sts_result_free(j->sts);
+  for (size_t i = 0; j->tlsa && i < j->dns->nmx; i++)
+    stls_dns_tlsa_result_free(j->tlsa[i]);
+  free(j->tlsa);
+  free(j->tlsa_ctx);
   for (size_t i = 0; i < j->n_hosts; i++)
     stls_host_result_free(&j->hosts[i].res);
   free(j->hosts);
   stls_dns_result_free(j->dns);
   free(j->domain);
   free(j);
+}
+
+/* What DANE says for one host (RFC 7672 as Postfix applies it): the TLSA
+ * state of its MX, and for usable records whether the chain matched. */
+static void dane_host(job_t *j, stls_domain_host_t *h, stls_policy_host_t *ph) {
+  const stls_dns_mx_t *mx = &j->dns->mx[h->mx_index];
+  const stls_dns_tlsa_result_t *t = j->tlsa[h->mx_index];
+  stls_tlsa_state_t st;
+  size_t usable = 0;
+
+  if (!j->dns->mx_secure || !mx->addr_secure || !t) {
+    ph->dane = STLS_DANE_INSECURE;
+    h->dane_state = "insecure";
+    return;
+  }
+  st = stls_tlsa_state(t, &usable);
+  h->dane_state = stls_tlsa_state_name(st);
+  switch (st) {
+  case STLS_TLSA_STATE_NO_TLSA: ph->dane = STLS_DANE_NO_TLSA; break;
+  case STLS_TLSA_STATE_FAILED: ph->dane = STLS_DANE_LOOKUP_FAILED; break;
+  case STLS_TLSA_STATE_UNUSABLE: ph->dane = STLS_DANE_UNUSABLE; break;
+  case STLS_TLSA_STATE_USABLE: ph->dane = STLS_DANE_USABLE; break;
+  default: ph->dane = STLS_DANE_INSECURE; break;
+  }
+  if (st == STLS_TLSA_STATE_USABLE && h->res.tls_done) {
+    stls_dane_verdict_t v;
+    stls_dane_opts_t o = {mx->host, j->domain};
+    if (stls_dane_verify(t->rr, t->nrr, h->res.tls.chain, h->res.tls.n_chain,
+                         &o, &v) == 0) {
+      ph->dane_match = v.matched;
+      ph->dane_result_type = v.result_type;
+      h->dane_checked = true;
+      h->dane_matched = v.matched;
+      h->dane_result_type = v.result_type;
+      stls_strlcpy(h->dane_rr, v.match_index >= 0 ? v.match_rr : "",
+                   sizeof(h->dane_rr));
+    }
+  }
+}
+
+/* What MTA-STS says for the domain (RFC 8461): no policy (also for an
+ * invalid TXT record: senders then have no policy), a usable policy, or a
+ * published one that cannot be used (delivered as without it). */
+static void sts_input(const job_t *j, stls_policy_input_t *in) {
+  const stls_sts_result_t *r = j->sts;
+  if (!j->w->sts || !r) {
+    in->sts = STLS_POLICY_STS_NOT_CHECKED;
+    return;
+  }
+  switch (r->status) {
+  case STLS_STS_OK:
+    in->sts = STLS_POLICY_STS_OK;
+    in->sts_mode = r->policy.mode;
+    break;
+  case STLS_STS_FETCH_ERROR:
+  case STLS_STS_INVALID:
+  case STLS_STS_WEBPKI_INVALID:
+    in->sts = STLS_POLICY_STS_FAILED;
+    in->sts_result_type = stls_sts_status_result_type(r->status);
+    break;
+  default:
+    in->sts = STLS_POLICY_STS_NONE;
+    break;
+  }
 }
 
 /* Gather the facts the policy needs and decide every level. */
@@ -323,9 +404,17 @@ static int decide_policy(worker_t *w, job_t *j, stls_policy_t *out) {
   in.domain = j->domain;
   in.hosts = ph;
   in.n_hosts = j->n_hosts;
+  in.mx_secure = j->dns->mx_secure;
+  sts_input(j, &in);
   for (size_t i = 0; i < j->n_hosts; i++) {
-    ph[i].res = &j->hosts[i].res;
-    ph[i].preference = j->dns->mx[j->hosts[i].mx_index].preference;
+    stls_domain_host_t *h = &j->hosts[i];
+    ph[i].res = &h->res;
+    ph[i].preference = j->dns->mx[h->mx_index].preference;
+    if (j->tlsa)
+      dane_host(j, h, &ph[i]);
+    if (j->sts && j->sts->status == STLS_STS_OK)
+      ph[i].sts_mx_match = stls_sts_policy_mx_match(&j->sts->policy,
+                                                    h->res.mx);
   }
   rc = stls_policy_evaluate(&in, &w->scan->o->policy, out);
   free(ph);
@@ -342,6 +431,8 @@ static void job_finish(job_t *j) {
   d.scanned_at = j->scanned_at;
   d.duration_ms = stls_now_ms() - j->t0;
   d.dns = j->dns;
+  d.tlsa = j->tlsa;
+  d.sts = j->w->sts ? j->sts : NULL;
   d.hosts = j->hosts;
   d.n_hosts = j->n_hosts;
   for (size_t i = 0; i < j->n_hosts; i++) {
@@ -368,6 +459,57 @@ static void job_finish(job_t *j) {
   pull_jobs(w);
 }
 
+/* The DNS-and-probes part or the MTA-STS part is over; the record is
+ * written when both are. */
+static void job_part_done(job_t *j) {
+  if (--j->waiting == 0)
+    job_finish(j);
+}
+
+static void sts_done_cb(stls_sts_result_t *res, void *arg) {
+  job_t *j = arg;
+  j->sts = res;
+  job_part_done(j);
+}
+
+static void tlsa_done_cb(stls_dns_tlsa_result_t *res, void *arg) {
+  tlsa_ctx_t *c = arg;
+  job_t *j = c->job;
+  j->tlsa[c->mx] = res;
+  if (--j->pending == 0)
+    job_part_done(j);
+}
+
+/* Start the TLSA lookups of a domain with DNSSEC-validated MX records;
+ * returns how many are in flight (each counts in j->pending). */
+static size_t start_tlsa(worker_t *w, job_t *j) {
+  const stls_dns_result_t *d = j->dns;
+  size_t n = 0;
+  if (!w->scan->o->dane || !d->mx_secure || d->nmx == 0)
+    return 0;
+  j->tlsa = calloc(d->nmx, sizeof(*j->tlsa));
+  j->tlsa_ctx = calloc(d->nmx, sizeof(*j->tlsa_ctx));
+  if (!j->tlsa || !j->tlsa_ctx) {
+    free(j->tlsa);
+    free(j->tlsa_ctx);
+    j->tlsa = NULL;
+    j->tlsa_ctx = NULL;
+    return 0; /* the policy then says DANE was not checked */
+  }
+  for (size_t i = 0; i < d->nmx; i++) {
+    /* Postfix looks TLSA up only for hosts whose addresses validated. */
+    if (!d->mx[i].addr_secure || d->mx[i].naddrs == 0)
+      continue;
+    j->tlsa_ctx[i].job = j;
+    j->tlsa_ctx[i].mx = i;
+    if (stls_dns_lookup_tlsa(w->dns, d->mx[i].host,
+                             (unsigned)w->cfg.port, tlsa_done_cb,
+                             &j->tlsa_ctx[i]) == 0)
+      n++;
+  }
+  return n;
+}
+
 static void dns_done_cb(stls_dns_result_t *res, void *arg) {
   job_t *j = arg;
   worker_t *w = j->w;
@@ -376,14 +518,14 @@ static void dns_done_cb(stls_dns_result_t *res, void *arg) {
 
   j->dns = res;
   if (!res || res->status != STLS_DNS_OK) {
-    job_finish(j);
+    job_part_done(j);
     return;
   }
   for (size_t i = 0; i < res->nmx; i++)
     n += res->mx[i].naddrs;
   j->hosts = n ? calloc(n, sizeof(*j->hosts)) : NULL;
   if (n && !j->hosts) {
-    job_finish(j); /* out of memory: the record says ok with no hosts */
+    job_part_done(j); /* out of memory: the record says ok with no hosts */
     return;
   }
   /* Create every slot before posting any request: a reply cannot arrive
@@ -409,8 +551,11 @@ static void dns_done_cb(stls_dns_result_t *res, void *arg) {
     }
     j->pending++;
   }
+  /* TLSA answers never come before this callback returns, so counting
+   * them in after the probes is safe. */
+  j->pending += start_tlsa(w, j);
   if (j->pending == 0) {
-    job_finish(j);
+    job_part_done(j);
     return;
   }
   for (k = 0; k < j->n_hosts; k++) {
@@ -426,7 +571,7 @@ static void dns_done_cb(stls_dns_result_t *res, void *arg) {
       stls_host_result_fail(&h->res, STLS_HOST_SKIPPED, STLS_STAGE_CONNECT,
                             "ENOMEM", "out of memory");
       if (--j->pending == 0) {
-        job_finish(j);
+        job_part_done(j);
         return;
       }
       continue;
@@ -449,7 +594,7 @@ static void on_probe_result(worker_t *w, msg_t *m) {
   h->shared = m->shared;
   free(m);
   if (--j->pending == 0)
-    job_finish(j);
+    job_part_done(j);
 }
 
 static char *input_pop(scan_t *sc) {
@@ -488,8 +633,15 @@ static void pull_jobs(worker_t *w) {
     q.max_mx = sc->o->max_mx;
     q.max_addrs_per_host = sc->o->max_addrs;
     w->jobs_inflight++;
+    j->waiting = 1;
+    /* MTA-STS discovery runs beside DNS and the probes. */
+    if (w->sts) {
+      j->waiting++;
+      if (stls_sts_fetch(w->sts, domain, sts_done_cb, j) != 0)
+        j->waiting--; /* not a host name for STS: reported as not checked */
+    }
     if (stls_dns_resolve_domain(w->dns, domain, &q, dns_done_cb, j) != 0)
-      job_finish(j); /* recorded as dns-error without details */
+      job_part_done(j); /* recorded as dns-error without details */
   }
 }
 
@@ -839,6 +991,10 @@ static void async_cb(uv_async_t *a) {
       on_probe_result(w, m);
   }
   if (stop) {
+    /* MTA-STS first: it uses the resolver and owns handles of its own. */
+    if (w->sts)
+      stls_sts_close(w->sts);
+    w->sts = NULL;
     stls_dns_close(w->dns);
     w->dns = NULL;
     uv_walk(&w->loop, close_walk_cb, NULL);
@@ -885,9 +1041,16 @@ static int worker_init(scan_t *sc, worker_t *w, unsigned id) {
              uv_strerror(r));
     return -1;
   }
-  if (stls_tls_ctx_init(&w->tls, o->ca_file, w->init_error,
-                        sizeof(w->init_error)) != 0)
+  if (stls_tls_ctx_init_stores(&w->tls, o->ca_file, o->trust_stores,
+                               o->n_trust_stores, o->intermediates,
+                               w->init_error, sizeof(w->init_error)) != 0)
     return -1;
+  if (o->mta_sts && (r = stls_sts_init(&w->sts, &w->loop, w->dns, w->tls,
+                                        NULL)) != 0) {
+    snprintf(w->init_error, sizeof(w->init_error),
+             "cannot set up MTA-STS: %s", uv_strerror(r));
+    return -1;
+  }
   w->cfg = o->probe;
   w->cfg.tls = w->tls;
   w->active_max = o->concurrency / sc->nw;
@@ -904,6 +1067,10 @@ static int worker_init(scan_t *sc, worker_t *w, unsigned id) {
 }
 
 static void worker_destroy(worker_t *w) {
+  if (w->sts) {
+    stls_sts_close(w->sts);
+    w->sts = NULL;
+  }
   if (w->dns) {
     stls_dns_close(w->dns);
     w->dns = NULL;
@@ -1186,10 +1353,11 @@ int stls_scan_run(const stls_scan_opts_t *o) {
       fprintf(sc.policy_out,
               "# smtp_tls_policy_maps generated by starttls-scan %s\n"
               "# Verdicts assume Postfix defaults: smtp_mx_address_limit=%u,\n"
-              "# smtp_mx_session_limit=%u, secure match=%s. Levels below %s\n"
-              "# stay at the default and are listed as comments.\n",
+              "# smtp_balance_inet_protocols=yes, secure match=%s.\n"
+              "# Levels below %s stay at the default and are listed as "
+              "comments.\n",
               STLS_VERSION, o->policy.mx_address_limit,
-              o->policy.mx_session_limit, o->policy.secure_match,
+              o->policy.secure_match,
               stls_level_name((stls_level_t)o->min_level));
   }
   sc.progress = !o->quiet && isatty(STDERR_FILENO);

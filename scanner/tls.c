@@ -1,6 +1,7 @@
 /* TLS client over memory buffers (mbedTLS 3.6). See tls.h. */
 #include "stls/tls.h"
 #include "stls/cert.h"
+#include "stls/chain.h"
 #include "stls/util.h"
 
 #include <mbedtls/ctr_drbg.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Cap on buffered ciphertext: a TLS record is at most 16 KiB + overhead, so
  * anything far beyond that is a peer that does not speak TLS. */
@@ -22,10 +24,14 @@
  * addresses); the table is simply cleared when full. */
 #define VERIFY_CACHE_SLOTS 4096
 
+/* What one chain (by SHA-256 of its certificates as sent) got: trust in
+ * every store and its quality facts. */
 typedef struct verify_entry_s {
   unsigned char key[32];
-  uint32_t flags;
-  int used;
+  size_t n;
+  stls_store_verdict_t v[STLS_TRUST_STORES_MAX];
+  stls_chain_facts_t facts;
+  int have_facts;
 } verify_entry_t;
 
 struct stls_tls_ctx_s {
@@ -33,8 +39,8 @@ struct stls_tls_ctx_s {
   mbedtls_ssl_config conf12; /* TLS 1.2 only: the fallback, see tls.h */
   mbedtls_entropy_context entropy;
   mbedtls_ctr_drbg_context drbg;
-  mbedtls_x509_crt ca;
-  verify_entry_t *cache;
+  stls_trust_stores_t *stores;
+  verify_entry_t **cache;
   size_t cache_used;
 };
 
@@ -88,6 +94,13 @@ static int client_conf(stls_tls_ctx_t *ctx, mbedtls_ssl_config *conf,
 
 int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
                       size_t errlen) {
+  return stls_tls_ctx_init_stores(out, ca_file, NULL, 0, NULL, err, errlen);
+}
+
+int stls_tls_ctx_init_stores(stls_tls_ctx_t **out, const char *ca_file,
+                             const char *const *stores, size_t n_stores,
+                             const char *intermediates, char *err,
+                             size_t errlen) {
   static const char pers[] = "starttls-scan";
   stls_tls_ctx_t *ctx;
   int rc;
@@ -110,7 +123,6 @@ int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
   mbedtls_ssl_config_init(&ctx->conf12);
   mbedtls_entropy_init(&ctx->entropy);
   mbedtls_ctr_drbg_init(&ctx->drbg);
-  mbedtls_x509_crt_init(&ctx->ca);
 
   ctx->cache = calloc(VERIFY_CACHE_SLOTS, sizeof(*ctx->cache));
   if (!ctx->cache) {
@@ -124,19 +136,10 @@ int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
              (unsigned)-rc);
     goto fail;
   }
-  if (!ca_file)
-    ca_file = stls_tls_default_ca_file();
-  rc = mbedtls_x509_crt_parse_file(&ctx->ca, ca_file);
-  if (rc < 0) {
-    char buf[128];
-    mbedtls_strerror(rc, buf, sizeof(buf));
-    snprintf(err, errlen, "cannot load CA file %s: %s", ca_file, buf);
+  /* Parsed once per worker; every chain is judged against all stores. */
+  if (stls_trust_stores_load(&ctx->stores, ca_file, stores, n_stores,
+                             intermediates, err, errlen) != 0)
     goto fail;
-  }
-  if (ctx->ca.raw.p == NULL) {
-    snprintf(err, errlen, "CA file %s holds no usable certificate", ca_file);
-    goto fail;
-  }
   if (client_conf(ctx, &ctx->conf, MBEDTLS_SSL_VERSION_TLS1_3, err, errlen) ||
       client_conf(ctx, &ctx->conf12, MBEDTLS_SSL_VERSION_TLS1_2, err, errlen))
     goto fail;
@@ -155,7 +158,10 @@ void stls_tls_ctx_free(stls_tls_ctx_t *ctx) {
   mbedtls_ssl_config_free(&ctx->conf12);
   mbedtls_ctr_drbg_free(&ctx->drbg);
   mbedtls_entropy_free(&ctx->entropy);
-  mbedtls_x509_crt_free(&ctx->ca);
+  stls_trust_stores_free(ctx->stores);
+  if (ctx->cache)
+    for (size_t i = 0; i < VERIFY_CACHE_SLOTS; i++)
+      free(ctx->cache[i]);
   free(ctx->cache);
   free(ctx);
 }
@@ -402,52 +408,101 @@ void stls_tls_iana_cipher_name(const char *mbed, char *out, size_t len) {
   out[o < len ? o : len - 1] = '\0';
 }
 
-/* Verify the chain against the context's store, once per distinct chain. */
-static uint32_t verify_chain(stls_tls_ctx_t *ctx,
-                             const mbedtls_x509_crt *chain) {
+/* Judge a chain once per distinct chain and worker: providers serve one
+ * chain from many addresses. The table is simply emptied when half full. */
+static const verify_entry_t *judge_cached(stls_tls_ctx_t *ctx,
+                                          const stls_tls_result_t *t) {
   unsigned char key[32];
   mbedtls_sha256_context sha;
-  const mbedtls_x509_crt *c;
   verify_entry_t *e;
-  uint32_t flags = 0;
   size_t slot, probes;
 
   mbedtls_sha256_init(&sha);
   mbedtls_sha256_starts(&sha, 0);
-  for (c = chain; c && c->raw.p; c = c->next)
-    mbedtls_sha256_update(&sha, c->raw.p, c->raw.len);
+  for (size_t i = 0; i < t->n_chain; i++)
+    mbedtls_sha256_update(&sha, t->chain[i].der, t->chain[i].der_len);
   mbedtls_sha256_finish(&sha, key);
   mbedtls_sha256_free(&sha);
 
   memcpy(&slot, key, sizeof(slot));
   for (probes = 0; probes < 8; probes++) {
-    e = &ctx->cache[(slot + probes) % VERIFY_CACHE_SLOTS];
-    if (!e->used)
+    e = ctx->cache[(slot + probes) % VERIFY_CACHE_SLOTS];
+    if (!e)
       break;
     if (memcmp(e->key, key, sizeof(key)) == 0)
-      return e->flags;
+      return e;
   }
-  /* No name is passed: trust and names are separate facts. */
-  if (mbedtls_x509_crt_verify((mbedtls_x509_crt *)chain, &ctx->ca, NULL, NULL,
-                              &flags, NULL, NULL) != 0 &&
-      flags == 0)
-    flags = MBEDTLS_X509_BADCERT_OTHER;
+  e = calloc(1, sizeof(*e));
+  if (!e)
+    return NULL;
+  memcpy(e->key, key, sizeof(key));
+  e->n = stls_trust_stores_count(ctx->stores);
+  /* No name is passed anywhere: trust and names are separate facts. */
+  if (stls_chain_verify_stores(t->chain, t->n_chain, ctx->stores, e->v) != 0) {
+    free(e);
+    return NULL;
+  }
+  e->have_facts =
+      stls_chain_facts(t->chain, t->n_chain,
+                       stls_trust_stores_crt(ctx->stores, 0),
+                       stls_trust_stores_pool(ctx->stores), time(NULL),
+                       &e->facts) == 0;
 
   if (ctx->cache_used >= VERIFY_CACHE_SLOTS / 2) {
-    memset(ctx->cache, 0, VERIFY_CACHE_SLOTS * sizeof(*ctx->cache));
+    for (size_t i = 0; i < VERIFY_CACHE_SLOTS; i++) {
+      free(ctx->cache[i]);
+      ctx->cache[i] = NULL;
+    }
     ctx->cache_used = 0;
   }
   for (probes = 0; probes < 8; probes++) {
-    e = &ctx->cache[(slot + probes) % VERIFY_CACHE_SLOTS];
-    if (!e->used) {
-      memcpy(e->key, key, sizeof(key));
-      e->flags = flags;
-      e->used = 1;
+    verify_entry_t **p = &ctx->cache[(slot + probes) % VERIFY_CACHE_SLOTS];
+    if (!*p) {
+      *p = e;
       ctx->cache_used++;
-      break;
+      return e;
     }
   }
-  return flags;
+  /* No free slot nearby: evict the first so the entry stays owned. */
+  free(ctx->cache[slot % VERIFY_CACHE_SLOTS]);
+  ctx->cache[slot % VERIFY_CACHE_SLOTS] = e;
+  return e;
+}
+
+int stls_tls_ctx_judge_chain(stls_tls_ctx_t *ctx, const char *mx,
+                             stls_tls_result_t *out) {
+  const verify_entry_t *e;
+  out->trusted = false;
+  out->trust_reasons = STLS_TRUST_REASON(OTHER);
+  if (out->n_chain == 0)
+    return 0;
+  e = judge_cached(ctx, out);
+  if (!e)
+    return -1;
+  out->stores = calloc(e->n, sizeof(*out->stores));
+  if (!out->stores)
+    return -1;
+  out->n_stores = e->n;
+  for (size_t i = 0; i < e->n; i++) {
+    stls_store_trust_t *st = &out->stores[i];
+    stls_strlcpy(st->name, e->v[i].store, sizeof(st->name));
+    st->trusted = e->v[i].trusted;
+    st->reasons = st->trusted ? 0 : stls_cert_trust_reasons(e->v[i].flags);
+    if (!st->trusted && st->reasons == 0)
+      st->reasons = STLS_TRUST_REASON(OTHER);
+    st->trusted_with_pool = e->v[i].trusted_with_pool;
+  }
+  out->trusted = out->stores[0].trusted;
+  out->trust_reasons = out->stores[0].reasons;
+  if (e->have_facts) {
+    out->facts = malloc(sizeof(*out->facts));
+    if (!out->facts)
+      return -1;
+    memcpy(out->facts, &e->facts, sizeof(*out->facts));
+    out->expired = e->facts.leaf_expired;
+  }
+  out->name_mx = stls_cert_names_host(&out->chain[0], mx);
+  return 0;
 }
 
 int stls_tls_conn_collect(stls_tls_conn_t *c, const char *mx,
@@ -466,10 +521,6 @@ int stls_tls_conn_collect(stls_tls_conn_t *c, const char *mx,
     return 0; /* anonymous suite: no certificate at all */
   if (stls_cert_describe_chain(peer, out) != 0)
     return -1;
-  uint32_t flags = verify_chain(c->ctx, peer);
-  out->trust_reasons = stls_cert_trust_reasons(flags);
-  out->trusted = out->trust_reasons == 0;
   out->expired = mbedtls_x509_time_is_past(&peer->valid_to) != 0;
-  out->name_mx = out->n_chain > 0 && stls_cert_names_host(&out->chain[0], mx);
-  return 0;
+  return stls_tls_ctx_judge_chain(c->ctx, mx, out);
 }

@@ -1,6 +1,9 @@
 /* The only module that talks JSON. See writer.h. */
 #include "stls/writer.h"
 #include "stls/cert.h"
+#include "stls/chain.h"
+#include "stls/dane.h"
+#include "stls/sts.h"
 #include "stls/names.h"
 #include "stls/util.h"
 
@@ -114,9 +117,50 @@ static void add_cert(jctx_t *j, cJSON *arr, const stls_cert_t *c) {
   jbool(j, o, "self_issued", c->self_issued);
 }
 
+static void add_reasons(jctx_t *j, cJSON *x, unsigned bits) {
+  cJSON *reasons = jarr(j, x, "reasons");
+  if (!reasons)
+    return;
+  for (unsigned b = 0; b < STLS_TRUST_REASON_COUNT; b++)
+    if (bits & (1u << b)) {
+      cJSON *s = cJSON_CreateString(stls_trust_reason_name(b));
+      if (!s || !cJSON_AddItemToArray(reasons, s)) {
+        cJSON_Delete(s);
+        j->ok = 0;
+      }
+    }
+}
+
+static void add_chain_quality(jctx_t *j, cJSON *tls,
+                              const stls_chain_facts_t *f) {
+  cJSON *q = jobj(j, tls, "chain_quality");
+  if (!q)
+    return;
+  jnum(j, q, "sent", (double)f->n_sent);
+  jbool(j, q, "order_ok", f->order_ok);
+  jbool(j, q, "root_included", f->root_included);
+  jbool(j, q, "leaf_self_signed", f->leaf_self_signed);
+  jbool(j, q, "duplicate_certs", f->duplicate_certs);
+  jbool(j, q, "unnecessary_certs", f->unnecessary_certs);
+  jbool(j, q, "missing_intermediate", f->missing_intermediate);
+  jbool(j, q, "trusted_with_known_intermediates",
+        f->trusted_with_known_intermediates);
+  jbool(j, q, "sha1_signature", f->sha1_signature);
+  jbool(j, q, "weak_rsa_key", f->weak_rsa_key);
+  if (f->min_rsa_bits)
+    jnum(j, q, "min_rsa_bits", f->min_rsa_bits);
+  jnum(j, q, "leaf_validity_days", (double)f->leaf_validity_days);
+  jbool(j, q, "leaf_validity_too_long", f->leaf_validity_too_long);
+  jbool(j, q, "leaf_not_yet_valid", f->leaf_not_yet_valid);
+  jbool(j, q, "intermediate_expired", f->intermediate_expired);
+  jbool(j, q, "leaf_server_auth", f->leaf_server_auth);
+  jbool(j, q, "leaf_has_sct", f->leaf_has_sct);
+  jbool(j, q, "leaf_must_staple", f->leaf_must_staple);
+}
+
 static void add_tls(jctx_t *j, cJSON *o, const stls_tls_result_t *t,
                     const char *recipient_domain) {
-  cJSON *tls = jobj(j, o, "tls"), *x, *chain, *reasons;
+  cJSON *tls = jobj(j, o, "tls"), *x, *chain;
   char id[8];
   if (!tls)
     return;
@@ -132,15 +176,19 @@ static void add_tls(jctx_t *j, cJSON *o, const stls_tls_result_t *t,
   if ((x = jobj(j, tls, "trust"))) {
     jbool(j, x, "trusted", t->trusted);
     jstr(j, x, "result_type", stls_cert_trust_result_type(t));
-    if ((reasons = jarr(j, x, "reasons")))
-      for (unsigned b = 0; b < STLS_TRUST_REASON_COUNT; b++)
-        if (t->trust_reasons & (1u << b)) {
-          cJSON *s = cJSON_CreateString(stls_trust_reason_name(b));
-          if (!s || !cJSON_AddItemToArray(reasons, s)) {
-            cJSON_Delete(s);
-            j->ok = 0;
-          }
-        }
+    add_reasons(j, x, t->trust_reasons);
+    if (t->n_stores > 0) {
+      cJSON *stores = jobj(j, x, "stores");
+      for (size_t i = 0; stores && i < t->n_stores; i++) {
+        cJSON *st = jobj(j, stores, t->stores[i].name);
+        if (!st)
+          continue;
+        jbool(j, st, "trusted", t->stores[i].trusted);
+        add_reasons(j, st, t->stores[i].reasons);
+        jbool(j, st, "trusted_with_known_intermediates",
+              t->stores[i].trusted_with_pool);
+      }
+    }
   }
   if ((x = jobj(j, tls, "names"))) {
     jbool(j, x, "mx_hostname", t->name_mx);
@@ -151,6 +199,8 @@ static void add_tls(jctx_t *j, cJSON *o, const stls_tls_result_t *t,
       jnull(j, x, "recipient_domain");
   }
   jbool(j, tls, "expired", t->expired);
+  if (t->facts)
+    add_chain_quality(j, tls, t->facts);
 }
 
 static void add_ehlo(jctx_t *j, cJSON *o, const char *key, const char *cmd,
@@ -272,7 +322,35 @@ int stls_json_write_line(FILE *f, const cJSON *record) {
 
 /* ---- domain records ----------------------------------------------------- */
 
-static void add_dns(jctx_t *j, cJSON *o, const stls_dns_result_t *dns) {
+static void add_tlsa(jctx_t *j, cJSON *m, const stls_dns_tlsa_result_t *t) {
+  cJSON *x = jobj(j, m, "tlsa"), *recs, *e;
+  size_t usable = 0;
+  if (!x)
+    return;
+  jstr(j, x, "name", t->qname);
+  jstr(j, x, "status", stls_dns_status_name(t->status));
+  jbool(j, x, "dnssec", t->secure);
+  jstr(j, x, "state", stls_tlsa_state_name(stls_tlsa_state(t, &usable)));
+  jnum(j, x, "usable", (double)usable);
+  if ((recs = jarr(j, x, "records")))
+    for (size_t i = 0; i < t->nrr; i++) {
+      char *txt = stls_dane_rr_format(&t->rr[i]);
+      cJSON *sv = txt ? cJSON_CreateString(txt) : NULL;
+      free(txt);
+      if (!sv || !cJSON_AddItemToArray(recs, sv)) {
+        cJSON_Delete(sv);
+        j->ok = 0;
+      }
+    }
+  if (t->error.code && (e = jobj(j, x, "error"))) {
+    jstr(j, e, "stage", "dns");
+    jstr(j, e, "code", t->error.code);
+    jstr(j, e, "message", t->error.message);
+  }
+}
+
+static void add_dns(jctx_t *j, cJSON *o, const stls_dns_result_t *dns,
+                    stls_dns_tlsa_result_t *const *tlsa) {
   cJSON *d = jobj(j, o, "dns"), *mx, *e;
   if (!d)
     return;
@@ -314,13 +392,18 @@ static void add_dns(jctx_t *j, cJSON *o, const stls_dns_result_t *dns) {
       }
       jbool(j, m, "cname", h->is_cname);
       jbool(j, m, "ip_literal", h->is_ip_literal);
+      jbool(j, m, "dnssec", h->addr_secure);
+      if (tlsa && tlsa[i])
+        add_tlsa(j, m, tlsa[i]);
       if (h->addrs_truncated)
         jbool(j, m, "addresses_truncated", 1);
     }
   }
   jbool(j, d, "implicit_mx", dns && dns->implicit_mx);
   jbool(j, d, "null_mx", dns && dns->null_mx);
-  jbool(j, d, "dnssec", 0);
+  if (dns && dns->null_mx_mixed)
+    jbool(j, d, "null_mx_mixed", 1);
+  jbool(j, d, "dnssec", dns && dns->mx_secure);
   if (dns && dns->mx_truncated)
     jbool(j, d, "mx_truncated", 1);
   if (dns && dns->error.code && (e = jobj(j, d, "error"))) {
@@ -355,6 +438,73 @@ static void add_policy(jctx_t *j, cJSON *o, const stls_policy_t *p) {
   jstrlist(j, po, "unreachable", &p->unreachable);
 }
 
+static void add_host_dane(jctx_t *j, cJSON *h, const stls_domain_host_t *dh) {
+  cJSON *x = jobj(j, h, "dane");
+  if (!x)
+    return;
+  jstr(j, x, "state", dh->dane_state);
+  if (dh->dane_checked) {
+    jbool(j, x, "matched", dh->dane_matched);
+    jstr(j, x, "record", dh->dane_rr[0] ? dh->dane_rr : NULL);
+    jstr(j, x, "result_type", dh->dane_result_type);
+  } else {
+    jnull(j, x, "matched");
+  }
+}
+
+static void add_sts(jctx_t *j, cJSON *o, const stls_sts_result_t *r) {
+  cJSON *x = jobj(j, o, "mta_sts"), *y;
+  const char *rt;
+  if (!x)
+    return;
+  jstr(j, x, "status", stls_sts_status_name(r->status));
+  rt = stls_sts_status_result_type(r->status);
+  jstr(j, x, "result_type", rt);
+  if (r->error.code[0] && (y = jobj(j, x, "error"))) {
+    jstr(j, y, "stage", stls_sts_stage_name(r->error.stage));
+    jstr(j, y, "code", r->error.code);
+    jstr(j, y, "message", r->error.message);
+  } else if (!r->error.code[0]) {
+    jnull(j, x, "error");
+  }
+  if (r->txt && (y = jobj(j, x, "txt"))) {
+    jstr(j, y, "record", r->txt);
+    jstr(j, y, "id", r->id[0] ? r->id : NULL);
+    jbool(j, y, "dnssec", r->txt_secure);
+  }
+  if (r->status == STLS_STS_OK && (y = jobj(j, x, "policy"))) {
+    cJSON *mx;
+    jstr(j, y, "mode", stls_sts_mode_name(r->policy.mode));
+    if ((mx = jarr(j, y, "mx")))
+      for (size_t i = 0; i < r->policy.nmx; i++) {
+        cJSON *sv = jcreate_string(r->policy.mx[i]);
+        if (!sv || !cJSON_AddItemToArray(mx, sv)) {
+          cJSON_Delete(sv);
+          j->ok = 0;
+        }
+      }
+    jnum(j, y, "max_age", r->policy.max_age);
+  }
+  if (r->ip[0] && (y = jobj(j, x, "fetch"))) {
+    jstr(j, y, "ip", r->ip);
+    jstr(j, y, "tls_version", r->tls_version[0] ? r->tls_version : NULL);
+    jbool(j, y, "trusted", r->tls_trusted);
+    jbool(j, y, "name_match", r->tls_name_ok);
+    if (r->http_status)
+      jnum(j, y, "http_status", r->http_status);
+    if (r->content_type[0])
+      jstr(j, y, "content_type", r->content_type);
+    jnum(j, y, "body_bytes", (double)r->body_len);
+  }
+  if ((y = jobj(j, x, "timing_ms"))) {
+    jms(j, y, "txt", r->timing.txt);
+    jms(j, y, "fetch", r->timing.total >= 0 && r->timing.txt >= 0
+                           ? r->timing.total - r->timing.txt
+                           : -1);
+    jms(j, y, "total", r->timing.total);
+  }
+}
+
 cJSON *stls_json_domain(const stls_domain_record_t *d) {
   jctx_t j = {1};
   char ts[32];
@@ -372,7 +522,7 @@ cJSON *stls_json_domain(const stls_domain_record_t *d) {
     jstr(&j, e, "code", "INVALID_DOMAIN");
     jstr(&j, e, "message", d->input_error);
   }
-  add_dns(&j, o, d->dns);
+  add_dns(&j, o, d->dns, d->tlsa);
   if ((hosts = jarr(&j, o, "hosts")))
     for (size_t i = 0; i < d->n_hosts; i++) {
       cJSON *h = stls_json_host(&d->hosts[i].res, d->domain);
@@ -382,7 +532,11 @@ cJSON *stls_json_domain(const stls_domain_record_t *d) {
         break;
       }
       jbool(&j, h, "shared", d->hosts[i].shared);
+      if (d->hosts[i].dane_state)
+        add_host_dane(&j, h, &d->hosts[i]);
     }
+  if (d->sts)
+    add_sts(&j, o, d->sts);
   if (d->policy)
     add_policy(&j, o, d->policy);
   if (!j.ok) {

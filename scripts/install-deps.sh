@@ -21,8 +21,10 @@ export DEBIAN_FRONTEND=noninteractive
 BUILD_PKGS="build-essential cmake pkg-config git libuv1-dev libcjson-dev libc-ares-dev libcmocka-dev libidn2-dev"
 # The lab: real Postfix (and posttls-finger), openssl for the test CA,
 # unbound/ldnsutils for DNS, python3 + jsonschema for scripted peers and
-# schema validation, iproute2 + util-linux for namespaces, valgrind.
-LAB_PKGS="postfix openssl unbound ldnsutils python3 python3-jsonschema iproute2 util-linux procps jq valgrind"
+# schema validation, iproute2 + util-linux for namespaces, valgrind, nginx
+# for the MTA-STS policy hosts (tests/lab/sts; it is only ever started
+# inside the lab namespace).
+LAB_PKGS="postfix openssl unbound nsd ldnsutils python3 python3-jsonschema iproute2 util-linux procps jq valgrind time nginx"
 
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
@@ -108,5 +110,16 @@ fi
 if ! mbedtls_ok; then
   echo "install-deps: libmbedtls-dev >= 3.6.1 could not be installed" >&2
   exit 1
+fi
+
+# llhttp (the MTA-STS policy fetch parses HTTP with it): Debian 12 has no
+# package, so it comes from trixie like mbedTLS, pinned the same way.
+if ! dpkg-query -W -f='${Status}' libllhttp-dev 2>/dev/null | grep -q "ok installed"; then
+  apt_update
+  if [ "$codename" = bookworm ]; then
+    apt-get install -y -qq --no-install-recommends -t trixie libllhttp-dev
+  else
+    apt-get install -y -qq --no-install-recommends libllhttp-dev
+  fi
 fi
 echo "install-deps: ok (mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev))"

@@ -32,3 +32,34 @@ if(STLS_VALGRIND AND NOT STLS_SANITIZE)
                    $<TARGET_FILE:test_dns_lab>)
   set_tests_properties(dns_lab_memcheck PROPERTIES LABELS "lab;memcheck" TIMEOUT 300)
 endif()
+
+# DANE: TLSA usability and chain matching against real certificates
+# (unit/certs/dane-*.pem and the digests OpenSSL wrote next to them, see
+# unit/certs/make-dane.sh).
+stls_unit_test(test_dane ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_dane.c)
+target_compile_definitions(test_dane PRIVATE
+  STLS_TEST_CERTS_DIR="${CMAKE_CURRENT_SOURCE_DIR}/unit/certs")
+
+# DANE against the lab: the signed zones (nsd), the validating resolver
+# (unbound) and TLSA records made from a fresh lab PKI (run-with-dns.sh
+# --pki), matched against the chains of the lab's Postfix endpoints.
+add_executable(test_dane_lab ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_dane_lab.c)
+target_link_libraries(test_dane_lab PRIVATE stls PkgConfig::CMOCKA)
+add_test(NAME dane_lab
+         COMMAND ${STLS_NETNS} bash ${CMAKE_CURRENT_SOURCE_DIR}/lab/dns/run-with-dns.sh --pki
+                 $<TARGET_FILE:test_dane_lab>)
+set_tests_properties(dane_lab PROPERTIES LABELS lab TIMEOUT 180)
+if(STLS_VALGRIND AND NOT STLS_SANITIZE)
+  add_test(NAME dane_lab_memcheck
+           COMMAND ${STLS_NETNS} bash ${CMAKE_CURRENT_SOURCE_DIR}/lab/dns/run-with-dns.sh --pki
+                   ${STLS_VALGRIND} -q --leak-check=full --error-exitcode=99
+                   $<TARGET_FILE:test_dane_lab>)
+  set_tests_properties(dane_lab_memcheck PROPERTIES LABELS "lab;memcheck" TIMEOUT 300)
+endif()
+
+# The same cases through real Postfix (posttls-finger -l dane) against the
+# lab's Postfix endpoints: the lab means what test_dane_lab asserts.
+add_test(NAME dane_lab_postfix
+         COMMAND ${STLS_NETNS} bash ${CMAKE_CURRENT_SOURCE_DIR}/lab/dns/test-dane-postfix.sh)
+set_tests_properties(dane_lab_postfix PROPERTIES LABELS lab TIMEOUT 300
+                     PASS_REGULAR_EXPRESSION "all cases agree with Postfix")

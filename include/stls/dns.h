@@ -26,7 +26,8 @@
   XX(BAD_RESPONSE, "bad-response", "dns-error", "malformed or unusable DNS response")     \
   XX(ERROR, "error", "dns-error", "DNS resolution failed")                                \
   XX(CANCELLED, "cancelled", "dns-error", "DNS lookup cancelled")                         \
-  XX(NOT_QUERIED, "not-queried", "dns-error", "not queried")
+  XX(NOT_QUERIED, "not-queried", "dns-error", "not queried")                              \
+  XX(NODATA, "nodata", "no-address", "no records of the type asked for")
 
 typedef enum {
 #define XX(name, dns_name, domain_status, message) STLS_DNS_##name,
@@ -71,6 +72,11 @@ typedef struct {
   bool is_ip_literal;        /* the MX target is an IP address written as a
                                 name (RFC violation); used as the address */
   bool addrs_truncated;      /* more addresses existed than max_addrs_per_host */
+  bool addr_secure;          /* every address lookup made for this host got
+                                an answer (records or a NODATA/NXDOMAIN
+                                proof) with the AD bit: the resolver
+                                validated it with DNSSEC. false for IP
+                                literals and when nothing was queried */
 } stls_dns_mx_t;
 
 typedef struct {
@@ -80,9 +86,14 @@ typedef struct {
   bool implicit_mx;          /* no MX records: the domain is its own MX
                                 (RFC 5321 5.1), mx[0].preference 0 */
   bool null_mx;              /* RFC 7505 null MX; nmx is 0 */
-  bool null_mx_mixed;        /* a "." MX next to real ones (RFC 7505 says it
-                                must stand alone); it is ignored */
+  bool null_mx_mixed;        /* a "." MX next to real ones: RFC 7505 says it
+                                must stand alone; MTAs honour it anyway, so
+                                the domain is NULL_MX and the others unused */
   bool mx_truncated;         /* more MX hosts existed than max_mx */
+  bool mx_secure;            /* the MX answer (or the NODATA/NXDOMAIN proof)
+                                had the AD bit: DNSSEC-validated by the
+                                resolver, which is trusted as Postfix trusts
+                                it (RFC 7672 2.1.1) */
   stls_dns_mx_t *mx;         /* in delivery order, see stls__dns_mx_sort */
   size_t nmx;
   uint64_t duration_ms;      /* from the call to the callback */
@@ -148,6 +159,88 @@ typedef void (*stls_dns_done_cb)(stls_dns_result_t *res, void *arg);
  * never calls cb. */
 int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_query_opts_t *q,
                             stls_dns_done_cb cb, void *arg);
+
+/* ---- single-type lookups: TXT and TLSA ------------------------------- *
+ *
+ * Both follow CNAMEs as the resolver returns them in the answer (only
+ * records owned by the name asked for or by an alias reached from it
+ * count). status is OK (at least one record), NODATA (the name exists,
+ * no records of the type), NXDOMAIN, SERVFAIL (a validating resolver's
+ * answer to bogus DNSSEC data, or a server failure), REFUSED, TIMEOUT,
+ * BAD_RESPONSE, ERROR or CANCELLED; error.code is NULL only for OK.
+ * secure is the AD bit of the answer, also for NODATA/NXDOMAIN (a
+ * validated denial); it is false for every other status.
+ *
+ * Same contract as stls_dns_resolve_domain: returns 0 and calls cb
+ * exactly once, from the loop and never before the call returns; the
+ * callback owns the result. Or returns a negative UV error code
+ * (UV_EINVAL, UV_ENOMEM, UV_ECANCELED) and never calls cb. */
+
+/* TXT records of a name. Each RR's character-strings are concatenated
+ * into one string (as RFC 8461 3.1 and RFC 7208 3.3 read them); txt[i]
+ * has txt_len[i] bytes plus a terminating NUL that is not counted (a TXT
+ * may itself contain NUL bytes: use the length). Records are in the
+ * order of the answer. */
+typedef struct {
+  stls_dns_status_t status;
+  stls_dns_error_t error;
+  bool secure;
+  char **txt;
+  size_t *txt_len;
+  size_t ntxt;
+} stls_dns_txt_result_t;
+
+typedef void (*stls_dns_txt_cb)(stls_dns_txt_result_t *res, void *arg);
+
+void stls_dns_txt_result_free(stls_dns_txt_result_t *r);
+
+int stls_dns_lookup_txt(stls_dns_t *d, const char *name, stls_dns_txt_cb cb, void *arg);
+
+/* One TLSA record (RFC 6698 2.1): certificate usage, selector, matching
+ * type and the certificate association data. */
+typedef struct {
+  uint8_t usage;
+  uint8_t selector;
+  uint8_t mtype;
+  unsigned char *data;
+  size_t len;
+} stls_dns_tlsa_rr_t;
+
+/* TLSA RRset of _PORT._tcp.MXHOST. Records are sorted (usage, selector,
+ * mtype, data) and de-duplicated, so indexes are stable across runs
+ * whatever order the server answers in. */
+typedef struct {
+  char *qname;               /* "_25._tcp.mx.example.com", lower case */
+  stls_dns_status_t status;
+  stls_dns_error_t error;
+  bool secure;
+  bool is_cname;             /* the records were reached through a CNAME */
+  stls_dns_tlsa_rr_t *rr;
+  size_t nrr;
+  uint64_t duration_ms;
+} stls_dns_tlsa_result_t;
+
+typedef void (*stls_dns_tlsa_cb)(stls_dns_tlsa_result_t *res, void *arg);
+
+void stls_dns_tlsa_result_free(stls_dns_tlsa_result_t *r);
+
+/* mxhost as in stls_dns_mx_t.host (no trailing dot needed); port is the
+ * SMTP port, 25 for MX delivery. */
+int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port, stls_dns_tlsa_cb cb,
+                         void *arg);
+
+/* Internal: the answer parsers as pure functions, for unit tests. abuf is
+ * a whole DNS response; qname the name asked for. Return 0, UV_ENOMEM or
+ * UV_EINVAL (malformed answer). They fill rr/nrr (resp. txt) and
+ * is_cname, not status. */
+int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen, const char *qname,
+                         stls_dns_tlsa_result_t *r);
+int stls__dns_parse_txt(const unsigned char *abuf, size_t alen, const char *qname,
+                        stls_dns_txt_result_t *r);
+
+/* The AD bit of a response (RFC 4035 3.2.3), meaningful only when the
+ * rcode is NOERROR or NXDOMAIN. */
+bool stls__dns_answer_ad(const unsigned char *abuf, size_t alen);
 
 /* Internal: the MX rules as pure functions, for unit tests. */
 

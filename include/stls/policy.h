@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "stls/result.h"
+#include "stls/sts.h"
 
 /* Ordered from the weakest; the JSON key, and the Postfix level name. */
 #define STLS_LEVEL_MAP(XX)                                                     \
@@ -43,17 +44,11 @@ typedef enum {
 
 /* MTA-STS for the domain (RFC 8461). */
 typedef enum {
-  STLS_STS_NOT_CHECKED = 0,
-  STLS_STS_NONE,        /* no _mta-sts TXT record: no policy */
-  STLS_STS_OK,          /* policy fetched and valid */
-  STLS_STS_FAILED       /* TXT present, policy unusable (see result_type) */
-} stls_sts_state_t;
-
-typedef enum {
-  STLS_STS_MODE_NONE = 0,
-  STLS_STS_MODE_TESTING,
-  STLS_STS_MODE_ENFORCE
-} stls_sts_mode_t;
+  STLS_POLICY_STS_NOT_CHECKED = 0,
+  STLS_POLICY_STS_NONE,   /* no usable _mta-sts TXT record: no policy */
+  STLS_POLICY_STS_OK,     /* policy fetched and valid */
+  STLS_POLICY_STS_FAILED  /* TXT present, policy unusable (see result_type) */
+} stls_policy_sts_t;
 
 typedef struct stls_policy_host_s {
   const stls_host_result_t *res;
@@ -69,15 +64,14 @@ typedef struct stls_policy_input_s {
   bool mx_secure; /* the MX lookup was DNSSEC-validated */
   const stls_policy_host_t *hosts;
   size_t n_hosts;
-  stls_sts_state_t sts;
+  stls_policy_sts_t sts;
   stls_sts_mode_t sts_mode;
-  const char *sts_result_type; /* when STLS_STS_FAILED */
+  const char *sts_result_type; /* when STLS_POLICY_STS_FAILED */
 } stls_policy_input_t;
 
 /* The Postfix client settings the verdicts assume (postconf defaults). */
 typedef struct stls_policy_opts_s {
   unsigned mx_address_limit; /* smtp_mx_address_limit, 5 */
-  unsigned mx_session_limit; /* smtp_mx_session_limit, 2 */
   const char *secure_match;  /* smtp_tls_secure_cert_match,
                                 "nexthop:dot-nexthop" */
 } stls_policy_opts_t;

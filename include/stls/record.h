@@ -14,6 +14,13 @@ typedef struct stls_domain_host_s {
   stls_host_result_t res;
   bool shared;     /* result came from a probe made for another domain */
   size_t mx_index; /* into dns->mx */
+  /* DANE (--dane): the TLSA state of the MX and, when it has usable
+   * records and TLS worked, whether the chain matched one. */
+  const char *dane_state; /* NULL when not checked */
+  bool dane_checked;
+  bool dane_matched;
+  char dane_rr[12];             /* "3 1 1" of the matching record */
+  const char *dane_result_type; /* RFC 8460, when not matched */
 } stls_domain_host_t;
 
 typedef struct stls_domain_record_s {
@@ -22,6 +29,9 @@ typedef struct stls_domain_record_s {
   time_t scanned_at;
   int64_t duration_ms;
   const stls_dns_result_t *dns; /* NULL when never looked up */
+  /* Per dns->mx entry, or NULL: the TLSA answers (--dane). */
+  stls_dns_tlsa_result_t *const *tlsa;
+  const stls_sts_result_t *sts; /* MTA-STS (--mta-sts), or NULL */
   const char *input_error;      /* invalid-domain: why */
   stls_domain_host_t *hosts;
   size_t n_hosts;

@@ -115,6 +115,16 @@ enum {
 #define STLS_TRUST_REASON(name) (1u << STLS_TRUST_BIT_##name)
 const char *stls_trust_reason_name(unsigned bit);
 
+/* Trust in one named store (--trust-store NAME=FILE). */
+typedef struct stls_store_trust_s {
+  char name[32];
+  bool trusted;           /* verifies with the certificates as sent */
+  unsigned reasons;       /* STLS_TRUST_REASON() bits when not */
+  bool trusted_with_pool; /* ... once known intermediates may fill gaps */
+} stls_store_trust_t;
+
+struct stls_chain_facts_s; /* chain.h */
+
 typedef struct stls_tls_result_s {
   char version[16];      /* "TLSv1.3" */
   char cipher_name[64];  /* IANA name */
@@ -126,6 +136,9 @@ typedef struct stls_tls_result_s {
   bool name_mx;          /* leaf names the MX host */
   int name_domain;       /* leaf names the recipient domain: 1, 0, -1 n/a */
   bool expired;          /* leaf is past notAfter */
+  stls_store_trust_t *stores; /* every trust store, [0] is `trusted` */
+  size_t n_stores;
+  struct stls_chain_facts_s *facts; /* chain quality, or NULL */
 } stls_tls_result_t;
 
 #define STLS_MAX_FINDINGS 8
@@ -183,5 +196,7 @@ int stls_host_result_copy(stls_host_result_t *dst,
                           const stls_host_result_t *src);
 
 void stls_cert_free(stls_cert_t *c);
+/* Free what a TLS result owns (chain, stores, facts); leaves it empty. */
+void stls_tls_result_free(stls_tls_result_t *t);
 
 #endif

@@ -47,9 +47,14 @@ typedef struct stls_scan_opts_s {
   bool want_ipv4, want_ipv6;
   stls_ipv6_mode_t ipv6_mode;
   const char *resolvers; /* "ADDR[:PORT],..." or NULL */
+  bool dane;             /* look TLSA records up (RFC 7672) */
+  bool mta_sts;          /* discover and fetch MTA-STS policies */
   unsigned dns_timeout_ms, dns_tries; /* per try; tries per server */
   unsigned max_mx, max_addrs;
   const char *ca_file;
+  const char *trust_stores[16]; /* "NAME=FILE" (--trust-store) */
+  size_t n_trust_stores;
+  const char *intermediates;     /* --intermediates FILE */
   stls_probe_cfg_t probe; /* port, ehlo_name and timeouts */
   size_t cache_max;
   /* Policy verdicts */

@@ -27,7 +27,20 @@ typedef int (*stls_tls_send_fn)(void *arg, const unsigned char *buf,
  * one-line reason into err. */
 int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
                       size_t errlen);
+/* The same with several named trust stores ("NAME=FILE" specs; the
+ * ca_file, when given, is the first store, "default") and a file of known
+ * intermediates (may be NULL), see chain.h. */
+int stls_tls_ctx_init_stores(stls_tls_ctx_t **out, const char *ca_file,
+                             const char *const *stores, size_t n_stores,
+                             const char *intermediates, char *err,
+                             size_t errlen);
 void stls_tls_ctx_free(stls_tls_ctx_t *ctx);
+
+/* Trust in every store, chain-quality facts and the MX-name check for the
+ * described chain in out (from a handshake, or certificates read off the
+ * wire by other means). Cached per distinct chain. 0, or -1 on ENOMEM. */
+int stls_tls_ctx_judge_chain(stls_tls_ctx_t *ctx, const char *mx,
+                             stls_tls_result_t *out);
 /* The default system trust store path used when ca_file is NULL. */
 const char *stls_tls_default_ca_file(void);
 

@@ -6,11 +6,19 @@
 # keys are made at run time so no private key ever lives in the repository,
 # and validity periods are always relative to "now".
 #
+# Root A also has a three-deep path ("STLS Lab Upper Intermediate A" issues
+# "STLS Lab Lower Intermediate A", which issues mx-order's leaf), so a chain
+# can be sent with its intermediates in the wrong order.
+#
 # Output:
 #   OUTDIR/ca-a.pem, OUTDIR/ca-b.pem      trust anchors (roots only)
+#   OUTDIR/intermediates.pem               every lab intermediate: the
+#                                          "known intermediates" pool
 #   OUTDIR/<name>.chain.pem                key, then leaf, then intermediate:
 #                                          the layout Postfix's
 #                                          smtpd_tls_chain_files expects
+#                                          (the chain-quality endpoints
+#                                          deviate on purpose, see below)
 #   OUTDIR/<name>.crt / .key               leaf alone (for inspection)
 #
 # Usage: mkcerts.sh OUTDIR
@@ -59,6 +67,12 @@ CN = unused
 basicConstraints = critical, CA:TRUE
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
+
+[inter1_ext]
+basicConstraints = critical, CA:TRUE, pathlen:1
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
 
 [inter_ext]
 basicConstraints = critical, CA:TRUE, pathlen:0
@@ -118,7 +132,8 @@ ca_sign() { # CANAME CSR OUT EXTFILE EXTSECTION [openssl ca options...]
 }
 
 # Key generation dominates the run time; do it all in parallel up front.
-rsa_keys="root-a inter-a root-b mx-good mx-self mx-expired mx-wrong mx-tls12 mx-wild mx-b"
+rsa_keys="root-a inter-a root-b mx-good mx-self mx-expired mx-wrong mx-tls12 mx-wild mx-b
+  inter-a-up inter-a-low mx-order mx-nointer mx-root mx-sha1 mx-tls10 mx-tls11"
 pids=()
 for k in $rsa_keys; do
   genkey "$k" rsa &
@@ -144,6 +159,17 @@ openssl req -new -config "$work/ca.cnf" -key "$work/inter-a.key" \
   -subj "/O=STLS Lab/CN=STLS Lab Intermediate A" -out "$work/inter-a.csr"
 ca_sign root-a "$work/inter-a.csr" "$work/inter-a.crt" "$work/ca.cnf" inter_ext -days 3650
 ca_init inter-a
+
+# The three-deep path: upper (pathlen 1) from root A, lower from upper.
+openssl req -new -config "$work/ca.cnf" -key "$work/inter-a-up.key" \
+  -subj "/O=STLS Lab/CN=STLS Lab Upper Intermediate A" -out "$work/inter-a-up.csr"
+ca_sign root-a "$work/inter-a-up.csr" "$work/inter-a-up.crt" "$work/ca.cnf" inter1_ext -days 3650
+ca_init inter-a-up
+openssl req -new -config "$work/ca.cnf" -key "$work/inter-a-low.key" \
+  -subj "/O=STLS Lab/CN=STLS Lab Lower Intermediate A" -out "$work/inter-a-low.csr"
+ca_sign inter-a-up "$work/inter-a-low.csr" "$work/inter-a-low.crt" "$work/ca.cnf" inter_ext -days 3650
+ca_init inter-a-low
+cat "$work/inter-a.crt" "$work/inter-a-up.crt" "$work/inter-a-low.crt" >"$out/intermediates.pem"
 
 # leaf NAME KEYTYPE ISSUER CN SANS [openssl ca validity options...]
 # Writes OUTDIR/NAME.{key,crt,chain.pem}. The chain file holds the key, the
@@ -177,6 +203,31 @@ leaf mx-wild rsa inter-a '*.lab.test' '*.lab.test' -days 825
 leaf mx-expired rsa inter-a mx-expired.lab.test mx-expired.lab.test \
   -startdate 20200101000000Z -enddate 20210101000000Z
 leaf mx-b rsa root-b mx-b.lab.test mx-b.lab.test -days 825
+# The legacy-protocol endpoints have ordinary chains; only the server's
+# protocol range differs.
+leaf mx-tls10 rsa inter-a mx-tls10.lab.test mx-tls10.lab.test -days 825
+leaf mx-tls11 rsa inter-a mx-tls11.lab.test mx-tls11.lab.test -days 825
+
+# Chain-quality endpoints. Their leaves live 398 days, the CA/B Forum
+# maximum, so only the fact each one is about is off. The chain files are
+# rewritten to send exactly the certificates named (after key and leaf).
+chain_file() { # NAME CERT... (paths)
+  local name=$1
+  shift
+  cat "$work/$name.key" "$out/$name.crt" "$@" >"$out/$name.chain.pem"
+}
+# Wrong order: leaf, upper, lower (lower issued the leaf).
+leaf mx-order rsa inter-a-low mx-order.lab.test mx-order.lab.test -days 398
+chain_file mx-order "$work/inter-a-up.crt" "$work/inter-a-low.crt"
+# Missing intermediate: the leaf alone.
+leaf mx-nointer rsa inter-a mx-nointer.lab.test mx-nointer.lab.test -days 398
+chain_file mx-nointer
+# Root included: leaf, intermediate, root.
+leaf mx-root rsa inter-a mx-root.lab.test mx-root.lab.test -days 398
+chain_file mx-root "$work/inter-a.crt" "$work/root-a.crt"
+# SHA-1 signed leaf (OpenSSL 3.0 still signs with it; its servers load it
+# only at security level 0, see lab.sh's legacy instance).
+leaf mx-sha1 rsa inter-a mx-sha1.lab.test mx-sha1.lab.test -days 398 -md sha1
 
 # Self-signed leaf: no CA at all, so no chain beyond itself.
 leaf_ext "$work/mx-self.ext" "digitalSignature, keyEncipherment" mx-self.lab.test

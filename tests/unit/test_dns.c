@@ -49,6 +49,8 @@ static void test_status_names(void **state)
   }
   assert_string_equal(stls_dns_status_name(STLS_DNS_NULL_MX), "null-mx");
   assert_string_equal(stls_dns_status_name(STLS_DNS_NO_ADDRESS), "no-address");
+  /* TLSA and TXT lookups say NODATA for "no records of the type". */
+  assert_string_equal(stls_dns_status_name(STLS_DNS_NODATA), "nodata");
   assert_string_equal(stls_dns_status_domain_name(STLS_DNS_TIMEOUT), "dns-error");
   assert_string_equal(stls_dns_status_domain_name(STLS_DNS_SERVFAIL), "dns-error");
   assert_string_equal(stls_dns_status_name((stls_dns_status_t)999), "unknown");
@@ -156,11 +158,11 @@ static void test_classify_null_mx(void **state)
 
   r = new_result();
   assert_int_equal(stls__dns_classify_mx(r, "example.com", STLS_DNS_OK, no_err, mixed, 2, 0), 0);
-  assert_int_equal(r->status, STLS_DNS_OK);
-  assert_false(r->null_mx);
+  /* A "." next to a real MX still means "no mail", as Postfix reads it. */
+  assert_int_equal(r->status, STLS_DNS_NULL_MX);
+  assert_true(r->null_mx);
   assert_true(r->null_mx_mixed);
-  assert_int_equal(r->nmx, 1);
-  assert_mx(&r->mx[0], 10, "mx.example.com");
+  assert_int_equal(r->nmx, 0);
   stls_dns_result_free(r);
 }
 
@@ -525,6 +527,265 @@ static void test_close_delivers_pending(void **state)
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+
+/* ---- answers parsed by hand: TLSA, TXT, AD ---- */
+
+/* A DNS response built byte by byte. */
+typedef struct {
+  unsigned char b[2048];
+  size_t n;
+  size_t ancount_at;
+} pkt_t;
+
+static void put8(pkt_t *p, unsigned v)
+{
+  assert_true(p->n < sizeof p->b);
+  p->b[p->n++] = (unsigned char)v;
+}
+
+static void put16(pkt_t *p, unsigned v)
+{
+  put8(p, v >> 8);
+  put8(p, v & 0xff);
+}
+
+static void put_bytes(pkt_t *p, const void *d, size_t len)
+{
+  assert_true(p->n + len <= sizeof p->b);
+  memcpy(p->b + p->n, d, len);
+  p->n += len;
+}
+
+/* A name in wire form; "@12" writes a compression pointer to offset 12. */
+static void put_name(pkt_t *p, const char *name)
+{
+  if (name[0] == '@') {
+    unsigned off = (unsigned)atoi(name + 1);
+    put16(p, 0xc000 | off);
+    return;
+  }
+  while (*name) {
+    const char *dot = strchr(name, '.');
+    size_t len = dot ? (size_t)(dot - name) : strlen(name);
+    put8(p, (unsigned)len);
+    put_bytes(p, name, len);
+    name += len + (dot ? 1 : 0);
+  }
+  put8(p, 0);
+}
+
+/* Header (NOERROR, one question, ancount filled in by pkt_rr) and the
+ * question; the question name starts at offset 12. */
+static void pkt_start(pkt_t *p, const char *qname, unsigned qtype, bool ad)
+{
+  memset(p, 0, sizeof *p);
+  put16(p, 0x1234);
+  put8(p, 0x81);
+  put8(p, ad ? 0xa0 : 0x80);
+  put16(p, 1);
+  p->ancount_at = p->n;
+  put16(p, 0);
+  put16(p, 0);
+  put16(p, 0);
+  put_name(p, qname);
+  put16(p, qtype);
+  put16(p, 1);
+}
+
+static void pkt_rr(pkt_t *p, const char *owner, unsigned type, const void *rdata, size_t rdlen)
+{
+  unsigned an = (unsigned)(p->b[p->ancount_at] << 8 | p->b[p->ancount_at + 1]) + 1;
+  p->b[p->ancount_at] = (unsigned char)(an >> 8);
+  p->b[p->ancount_at + 1] = (unsigned char)an;
+  put_name(p, owner);
+  put16(p, type);
+  put16(p, 1);
+  put16(p, 0);
+  put16(p, 300);
+  put16(p, (unsigned)rdlen);
+  put_bytes(p, rdata, rdlen);
+}
+
+/* A CNAME's target, in wire form, as RDATA. */
+static void pkt_cname(pkt_t *p, const char *owner, const char *target)
+{
+  pkt_t t = {{0}, 0, 0};
+  put_name(&t, target);
+  pkt_rr(p, owner, 5, t.b, t.n);
+}
+
+static void pkt_tlsa(pkt_t *p, const char *owner, unsigned u, unsigned s, unsigned m,
+                     const char *data)
+{
+  unsigned char rd[64];
+  size_t len = strlen(data);
+  rd[0] = (unsigned char)u;
+  rd[1] = (unsigned char)s;
+  rd[2] = (unsigned char)m;
+  memcpy(rd + 3, data, len);
+  pkt_rr(p, owner, 52, rd, 3 + len);
+}
+
+static void assert_tlsa(const stls_dns_tlsa_rr_t *rr, unsigned u, unsigned s, unsigned m,
+                        const char *data)
+{
+  if (rr->usage != u || rr->selector != s || rr->mtype != m || rr->len != strlen(data) ||
+      memcmp(rr->data, data, rr->len) != 0)
+    fail_msg("want TLSA %u %u %u %s, got %u %u %u (%zu bytes)", u, s, m, data, rr->usage,
+             rr->selector, rr->mtype, rr->len);
+}
+
+static void tlsa_clear(stls_dns_tlsa_result_t *r)
+{
+  for (size_t i = 0; i < r->nrr; i++)
+    free(r->rr[i].data);
+  free(r->rr);
+  memset(r, 0, sizeof *r);
+}
+
+/* Records come out sorted and unique, whatever the answer order. */
+static void test_parse_tlsa(void **state)
+{
+  pkt_t p;
+  stls_dns_tlsa_result_t r = {0};
+  (void)state;
+  pkt_start(&p, "_25._tcp.mx.example.com", 52, true);
+  pkt_tlsa(&p, "@12", 3, 1, 1, "bbbb");
+  pkt_tlsa(&p, "_25._tcp.MX.Example.COM", 2, 0, 1, "aaaa");
+  pkt_tlsa(&p, "@12", 3, 1, 1, "bbbb");
+  pkt_tlsa(&p, "@12", 3, 1, 1, "bbb");
+  pkt_tlsa(&p, "@12", 3, 0, 0, "");
+  assert_true(stls__dns_answer_ad(p.b, p.n));
+  assert_int_equal(stls__dns_parse_tlsa(p.b, p.n, "_25._tcp.mx.example.com.", &r), 0);
+  assert_int_equal(r.nrr, 4);
+  assert_false(r.is_cname);
+  assert_tlsa(&r.rr[0], 2, 0, 1, "aaaa");
+  assert_tlsa(&r.rr[1], 3, 0, 0, "");
+  assert_tlsa(&r.rr[2], 3, 1, 1, "bbb");
+  assert_tlsa(&r.rr[3], 3, 1, 1, "bbbb");
+  tlsa_clear(&r);
+}
+
+/* Only the records at the end of the CNAME chain from the name asked for
+ * count; records of other owners are ignored. */
+static void test_parse_tlsa_cname(void **state)
+{
+  pkt_t p;
+  stls_dns_tlsa_result_t r = {0};
+  (void)state;
+  pkt_start(&p, "_25._tcp.mx.example.com", 52, false);
+  pkt_tlsa(&p, "_25._tcp.other.example", 3, 1, 1, "xx");
+  pkt_cname(&p, "t1.example.net", "t2.example.net");
+  pkt_cname(&p, "@12", "t1.example.net");
+  pkt_tlsa(&p, "t2.example.net", 3, 1, 2, "yy");
+  pkt_tlsa(&p, "t1.example.net", 3, 1, 1, "zz"); /* beside a CNAME: not the target */
+  assert_false(stls__dns_answer_ad(p.b, p.n));
+  assert_int_equal(stls__dns_parse_tlsa(p.b, p.n, "_25._tcp.mx.example.com", &r), 0);
+  assert_int_equal(r.nrr, 1);
+  assert_true(r.is_cname);
+  assert_tlsa(&r.rr[0], 3, 1, 2, "yy");
+  tlsa_clear(&r);
+
+  /* A CNAME loop ends, with nothing found. */
+  pkt_start(&p, "a.example", 52, false);
+  pkt_cname(&p, "a.example", "b.example");
+  pkt_cname(&p, "b.example", "a.example");
+  assert_int_equal(stls__dns_parse_tlsa(p.b, p.n, "a.example", &r), 0);
+  assert_int_equal(r.nrr, 0);
+  tlsa_clear(&r);
+
+  /* Only records of another owner: nothing. */
+  pkt_start(&p, "_25._tcp.mx.example.com", 52, false);
+  pkt_tlsa(&p, "_25._tcp.mx.example.org", 3, 1, 1, "xx");
+  assert_int_equal(stls__dns_parse_tlsa(p.b, p.n, "_25._tcp.mx.example.com", &r), 0);
+  assert_int_equal(r.nrr, 0);
+  tlsa_clear(&r);
+}
+
+static void test_parse_malformed(void **state)
+{
+  pkt_t p;
+  stls_dns_tlsa_result_t r = {0};
+  stls_dns_txt_result_t t = {0};
+  unsigned char short_rdata[2] = {3, 1};
+  unsigned char bad_txt[4] = {5, 'a', 'b', 'c'};
+  (void)state;
+  /* RDATA too short for usage, selector and matching type. */
+  pkt_start(&p, "q.example", 52, false);
+  pkt_rr(&p, "@12", 52, short_rdata, sizeof short_rdata);
+  assert_int_equal(stls__dns_parse_tlsa(p.b, p.n, "q.example", &r), UV_EINVAL);
+  assert_int_equal(r.nrr, 0);
+  assert_null(r.rr);
+  /* RDLENGTH beyond the end of the packet. */
+  pkt_start(&p, "q.example", 52, false);
+  pkt_tlsa(&p, "@12", 3, 1, 1, "abcd");
+  assert_int_equal(stls__dns_parse_tlsa(p.b, p.n - 2, "q.example", &r), UV_EINVAL);
+  /* Truncated header, and a compression pointer out of the packet. */
+  assert_int_equal(stls__dns_parse_tlsa(p.b, 11, "q.example", &r), UV_EINVAL);
+  pkt_start(&p, "q.example", 52, false);
+  pkt_tlsa(&p, "@1000", 3, 1, 1, "abcd");
+  assert_int_equal(stls__dns_parse_tlsa(p.b, p.n, "q.example", &r), UV_EINVAL);
+  /* A character-string longer than its RDATA. */
+  pkt_start(&p, "q.example", 16, false);
+  pkt_rr(&p, "@12", 16, bad_txt, sizeof bad_txt);
+  assert_int_equal(stls__dns_parse_txt(p.b, p.n, "q.example", &t), UV_EINVAL);
+  assert_int_equal(t.ntxt, 0);
+  assert_null(t.txt);
+}
+
+/* Each TXT record's strings joined into one, NUL bytes kept. */
+static void test_parse_txt(void **state)
+{
+  pkt_t p;
+  stls_dns_txt_result_t t = {0};
+  static const unsigned char sts[] = "\x09v=STSv1; \x06id=123";
+  static const unsigned char nul[] = "\x03" "a\0b";
+  (void)state;
+  pkt_start(&p, "_mta-sts.example.com", 16, true);
+  pkt_rr(&p, "@12", 16, sts, sizeof sts - 1);
+  pkt_rr(&p, "@12", 16, nul, sizeof nul - 1);
+  pkt_rr(&p, "@12", 16, "", 0);
+  pkt_rr(&p, "other.example.com", 16, sts, sizeof sts - 1);
+  assert_int_equal(stls__dns_parse_txt(p.b, p.n, "_mta-sts.example.com", &t), 0);
+  assert_int_equal(t.ntxt, 3);
+  assert_int_equal(t.txt_len[0], 15);
+  assert_string_equal(t.txt[0], "v=STSv1; id=123");
+  assert_int_equal(t.txt_len[1], 3);
+  assert_memory_equal(t.txt[1], "a\0b", 4);
+  assert_int_equal(t.txt_len[2], 0);
+  assert_string_equal(t.txt[2], "");
+  for (size_t i = 0; i < t.ntxt; i++)
+    free(t.txt[i]);
+  free(t.txt);
+  free(t.txt_len);
+}
+
+/* Argument checks of the single-type lookups: no callback is made. */
+static void test_single_lookup_args(void **state)
+{
+  uv_loop_t loop;
+  stls_dns_t *d;
+  stls_dns_opts_t o = {"127.0.0.1:1", 100, 1, 0};
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(stls_dns_init(&d, &loop, &o), 0);
+  assert_int_equal(stls_dns_lookup_txt(d, "", (stls_dns_txt_cb)abort, NULL), UV_EINVAL);
+  assert_int_equal(stls_dns_lookup_txt(d, "x.example", NULL, NULL), UV_EINVAL);
+  assert_int_equal(stls_dns_lookup_tlsa(d, "mx.example", 0, (stls_dns_tlsa_cb)abort, NULL),
+                   UV_EINVAL);
+  assert_int_equal(stls_dns_lookup_tlsa(d, "mx.example", 70000, (stls_dns_tlsa_cb)abort, NULL),
+                   UV_EINVAL);
+  assert_int_equal(stls_dns_lookup_tlsa(NULL, "mx.example", 25, (stls_dns_tlsa_cb)abort, NULL),
+                   UV_EINVAL);
+  stls_dns_close(d);
+  assert_int_equal(stls_dns_lookup_tlsa(d, "mx.example", 25, (stls_dns_tlsa_cb)abort, NULL),
+                   UV_ECANCELED);
+  assert_int_equal(stls_dns_lookup_txt(d, "x.example", (stls_dns_txt_cb)abort, NULL),
+                   UV_ECANCELED);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -544,6 +805,11 @@ int main(void)
     cmocka_unit_test(test_init_close),
     cmocka_unit_test(test_sync_failure),
     cmocka_unit_test(test_close_delivers_pending),
+    cmocka_unit_test(test_parse_tlsa),
+    cmocka_unit_test(test_parse_tlsa_cname),
+    cmocka_unit_test(test_parse_malformed),
+    cmocka_unit_test(test_parse_txt),
+    cmocka_unit_test(test_single_lookup_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,8 +23,9 @@
 #define LAB_DNS "127.0.53.53"
 /* 192.0.2.0/24 is routed to lo in the namespace: packets there vanish. */
 #define BLACK_HOLE "192.0.2.53"
-/* Nothing listens here: queries meet "port unreachable". */
-#define NO_LISTENER "127.0.53.54"
+/* Nothing listens here (nsd, the DNSSEC lab server, is on .54): queries
+ * meet "port unreachable". */
+#define NO_LISTENER "127.0.53.99"
 
 typedef struct {
   uv_loop_t loop;
@@ -255,11 +256,10 @@ static void test_null_mx(void **state)
   stls_dns_result_free(r);
 
   r = resolve(*state, "nullmixed.lab.test");
-  assert_int_equal(r->status, STLS_DNS_OK);
-  assert_false(r->null_mx);
+  assert_int_equal(r->status, STLS_DNS_NULL_MX);
+  assert_true(r->null_mx);
   assert_true(r->null_mx_mixed);
-  assert_int_equal(r->nmx, 1);
-  assert_mx(&r->mx[0], 10, "mx-good.lab.test");
+  assert_int_equal(r->nmx, 0);
   stls_dns_result_free(r);
 }
 

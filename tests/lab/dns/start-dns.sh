@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Start the lab DNS server: unbound on 127.0.53.53 port 53 serving lab.test
 # (and the deliberately broken servfail.test and slow.test), refusing
-# everything else so that no query ever leaves the machine.
+# everything else so that no query ever leaves the machine. It validates
+# DNSSEC for the signed DANE zones (dane.test, example.net, bogus.test),
+# which nsd serves on 127.0.53.54 (dnssec.sh).
 #
 # Usage: start-dns.sh DIR
 # DIR receives unbound.conf, lab.test.zone (generated), unbound.log and
-# unbound.pid. Runs only inside the lab namespace (tests/lab/netns-run.sh),
-# whose resolv.conf already points at 127.0.53.53. Stop with stop-dns.sh DIR.
+# unbound.pid, and dnssec.sh's files. The TLSA records are computed from
+# the lab PKI in $STLS_LAB_PKI, or else DIR/../pki (where lab.sh puts it);
+# without one the signed zones have no TLSA records. Runs only inside the
+# lab namespace (tests/lab/netns-run.sh), whose resolv.conf already points
+# at 127.0.53.53. Stop with stop-dns.sh DIR.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +33,18 @@ dir=$(cd "$1" && pwd)
 if [ -s "$dir/unbound.pid" ] && kill -0 "$(cat "$dir/unbound.pid")" 2>/dev/null; then
   die "unbound already running from $dir (pid $(cat "$dir/unbound.pid"))"
 fi
+
+# The signed zones and their authoritative server first: unbound fetches
+# their keys when it starts validating.
+pki=${STLS_LAB_PKI:-$dir/../pki}
+dnssec_args=("$dir")
+if [ -s "$pki/mx-good.chain.pem" ]; then
+  dnssec_args+=("$(cd "$pki" && pwd)")
+fi
+bash "$here/dnssec.sh" "${dnssec_args[@]}" || die "dnssec.sh failed"
+# From here on a failure must not leave the servers behind.
+started=0
+trap '[ "$started" = 1 ] || bash "$here/stop-dns.sh" "$dir"' EXIT
 
 # The zone: the static part plus generated names.
 {
@@ -64,8 +81,10 @@ server:
   use-syslog: no
   logfile: "$dir/unbound.log"
   verbosity: 1
-  # No validator: there is no trust anchor to fetch in here.
-  module-config: "iterator"
+  # Validate what has a trust anchor (the signed zones of dnssec.sh); all
+  # else, lab.test included, has none and is answered as insecure (no AD).
+  module-config: "validator iterator"
+  val-log-level: 2
   # Enough room for a scanner's bursts of parallel queries.
   num-queries-per-thread: 4096
   so-rcvbuf: 4m
@@ -100,6 +119,9 @@ auth-zone:
 stub-zone:
   name: "servfail.test."
   stub-addr: $addr@53
+
+# The signed zones on nsd, and their trust anchors (dnssec.sh).
+include: "$dir/unbound-dnssec.conf"
 CONF
 
 unbound-checkconf "$dir/unbound.conf" >/dev/null || die "bad configuration $dir/unbound.conf"
@@ -115,6 +137,13 @@ for _ in $(seq 1 100); do
   fi
   if [ "$(drill -Q @"$addr" ns.lab.test A 2>/dev/null || true)" = "$addr" ]; then
     echo "$pid" >"$dir/unbound.pid"
+    # The signed zone must come back validated (AD), or every DANE test
+    # would fail for a reason far from its cause.
+    if ! drill -D @"$addr" dane.test SOA 2>/dev/null | grep -q 'flags:.* ad[ ;]'; then
+      tail -n 20 "$dir/unbound.log" >&2 || true
+      die "unbound does not validate dane.test (no AD bit); see $dir/unbound.log"
+    fi
+    started=1
     exit 0
   fi
   sleep 0.05
