@@ -161,6 +161,68 @@ int stls_cert_describe_chain(const mbedtls_x509_crt *chain,
   return 0;
 }
 
+static size_t be24(const unsigned char *p) {
+  return ((size_t)p[0] << 16) | ((size_t)p[1] << 8) | p[2];
+}
+
+int stls_cert_chain_from_flight(const unsigned char *raw, size_t len,
+                                stls_tls_result_t *out) {
+  unsigned char *hs = malloc(len ? len : 1);
+  size_t hl = 0, off = 0, q = 0;
+  int rc = 0;
+  if (!hs)
+    return -1;
+  /* Handshake records until anything else (ChangeCipherSpec, alert). */
+  while (off + 5 <= len) {
+    size_t rlen = ((size_t)raw[off + 3] << 8) | raw[off + 4];
+    if (raw[off] != 22)
+      break;
+    if (off + 5 + rlen > len)
+      rlen = len - off - 5; /* cut short: use what arrived */
+    memcpy(hs + hl, raw + off + 5, rlen);
+    hl += rlen;
+    off += 5 + rlen;
+  }
+  while (q + 4 <= hl) {
+    size_t mlen = be24(hs + q + 1);
+    if (q + 4 + mlen > hl)
+      break;
+    if (hs[q] == 11 && mlen >= 3) { /* Certificate */
+      const unsigned char *b = hs + q + 4;
+      size_t total = be24(b), pos = 3, n = 0;
+      if (total + 3 < mlen)
+        mlen = total + 3;
+      out->chain = calloc(32, sizeof(*out->chain));
+      if (!out->chain) {
+        rc = -1;
+        break;
+      }
+      while (pos + 3 <= mlen && n < 32) {
+        size_t clen = be24(b + pos);
+        mbedtls_x509_crt crt;
+        pos += 3;
+        if (pos + clen > mlen)
+          break;
+        mbedtls_x509_crt_init(&crt);
+        if (mbedtls_x509_crt_parse_der(&crt, b + pos, clen) == 0) {
+          if (stls_cert_describe(&crt, &out->chain[n]) != 0)
+            rc = -1;
+          n++;
+        }
+        mbedtls_x509_crt_free(&crt);
+        pos += clen;
+        if (rc)
+          break;
+      }
+      out->n_chain = n;
+      break;
+    }
+    q += 4 + mlen;
+  }
+  free(hs);
+  return rc;
+}
+
 bool stls_cert_names_host(const stls_cert_t *leaf, const char *host) {
   if (!leaf || !host)
     return false;

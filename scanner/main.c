@@ -98,6 +98,9 @@ static const char usage_scan[] =
     "  --retry-delay SEC       retry a 421 or reset once after SEC (default 10)\n"
     "  --no-retry              never retry\n"
     "  --no-dedupe             probe every (domain, address) afresh\n"
+    "  --versions              also find which protocol versions each address\n"
+    "                          accepts (up to 4 more connections per address;\n"
+    "                          on for 'check', --no-versions turns it off)\n"
     "\n"
     "Policy (the \"policy\" object of each record; see README):\n"
     "  --dane                  look up TLSA records (RFC 7672): needs a\n"
@@ -150,6 +153,9 @@ static const char usage_probe[] =
     "                          tls.chain_quality.missing_intermediate\n"
     "  --ehlo NAME             name sent in EHLO/HELO (default: this host's name)\n"
     "  --domain DOMAIN         recipient domain, for tls.names.recipient_domain\n"
+    "  --versions              also find which of TLS 1.3, 1.2, 1.1, 1.0 and\n"
+    "                          SSLv3 the server accepts (up to 4 more\n"
+    "                          connections, one after the other)\n"
     "  --connect-timeout SEC   TCP connect (default 10)\n"
     "  --greeting-timeout SEC  wait for the 220 greeting (default 30)\n"
     "  --command-timeout SEC   wait for each reply to EHLO, HELO, STARTTLS\n"
@@ -289,10 +295,11 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai) {
 static int cmd_probe(int argc, char **argv) {
   enum {
     OPT_IP = 256, OPT_CA, OPT_EHLO, OPT_DOMAIN, OPT_CT, OPT_GT, OPT_XT, OPT_TT,
-    OPT_STORE, OPT_INTER
+    OPT_STORE, OPT_INTER, OPT_VERSIONS
   };
   static const struct option longopts[] = {
       {"ip", required_argument, NULL, OPT_IP},
+      {"versions", no_argument, NULL, OPT_VERSIONS},
       {"port", required_argument, NULL, 'p'},
       {"ca-file", required_argument, NULL, OPT_CA},
       {"trust-store", required_argument, NULL, OPT_STORE},
@@ -335,6 +342,7 @@ static int cmd_probe(int argc, char **argv) {
       o.trust_stores[o.n_trust_stores++] = optarg;
       break;
     case OPT_INTER: o.intermediates = optarg; break;
+    case OPT_VERSIONS: o.cfg.versions = 1; break;
     case OPT_EHLO: o.ehlo = optarg; break;
     case OPT_DOMAIN: o.domain = optarg; break;
     case OPT_CT: tmo = &o.cfg.connect_timeout_ms; goto timeout;
@@ -522,7 +530,8 @@ static int cmd_scan(int argc, char **argv, int check) {
     OPT_SHARD, OPT_SUMMARY, OPT_RESOLVER, OPT_IPV6, OPT_MAXMX, OPT_MAXADDR,
     OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY, OPT_NODEDUPE, OPT_PFPOL,
     OPT_MINLEVEL, OPT_SECMATCH, OPT_LEVEL, OPT_JSON, OPT_DNSTMO, OPT_DNSTRIES,
-    OPT_DANE, OPT_NODANE, OPT_STS, OPT_NOSTS, OPT_STORE, OPT_INTER
+    OPT_DANE, OPT_NODANE, OPT_STS, OPT_NOSTS, OPT_STORE, OPT_INTER,
+    OPT_VERSIONS, OPT_NOVERSIONS
   };
   static const struct option longopts[] = {
       {"input", required_argument, NULL, 'i'},
@@ -535,6 +544,8 @@ static int cmd_scan(int argc, char **argv, int check) {
       {"ipv6", required_argument, NULL, OPT_IPV6},
       {"dns-timeout", required_argument, NULL, OPT_DNSTMO},
       {"dane", no_argument, NULL, OPT_DANE},
+      {"versions", no_argument, NULL, OPT_VERSIONS},
+      {"no-versions", no_argument, NULL, OPT_NOVERSIONS},
       {"trust-store", required_argument, NULL, OPT_STORE},
       {"intermediates", required_argument, NULL, OPT_INTER},
       {"no-dane", no_argument, NULL, OPT_NODANE},
@@ -577,6 +588,7 @@ static int cmd_scan(int argc, char **argv, int check) {
   /* A pre-flight check wants every verdict; a batch scan pays for the
    * TLSA lookups and HTTPS fetches only when asked. */
   o.dane = o.mta_sts = check;
+  o.probe.versions = check;
   optind = 1;
   while ((c = getopt_long(argc, argv, "i:o:qw:c:p:46h", longopts, NULL)) !=
          -1) {
@@ -616,6 +628,8 @@ static int cmd_scan(int argc, char **argv, int check) {
                            optarg);
       break;
     case OPT_DANE: o.dane = true; break;
+    case OPT_VERSIONS: o.probe.versions = 1; break;
+    case OPT_NOVERSIONS: o.probe.versions = 0; break;
     case OPT_STORE:
       if (o.n_trust_stores >= 15)
         return usage_error(cmd, "%s", "at most 15 --trust-store options");

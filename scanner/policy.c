@@ -144,6 +144,11 @@ static outcome_t lvl_encrypt(const stls_host_result_t *r) {
     return m;
   if (r->status == STLS_HOST_SUCCESS && r->tls_done)
     return out_pass();
+  /* A TLS 1.0/1.1-only server: Postfix's defaults (smtp_tls_protocols
+   * >=TLSv1, OpenSSL security level 0 below verify) complete that
+   * handshake, mbedTLS cannot. */
+  if (r->tls_legacy)
+    return out_pass();
   if (!r->starttls_offered || r->status == STLS_HOST_STARTTLS_REJECTED)
     return out_fail("starttls-not-supported");
   return out_fail("validation-failure");
@@ -153,6 +158,10 @@ static outcome_t lvl_certified(const stls_host_result_t *r, bool name_ok) {
   outcome_t e = lvl_encrypt(r);
   if (!e.pass)
     return e;
+  /* From verify up Postfix runs OpenSSL at security level 1, which refuses
+   * the MD5+SHA-1 handshake signature of TLS 1.0/1.1: no session at all. */
+  if (r->tls_legacy)
+    return out_fail("validation-failure");
   if (!r->tls.trusted) {
     const char *rt = stls_cert_trust_result_type(&r->tls);
     return out_fail(rt ? rt : "certificate-not-trusted");
@@ -195,6 +204,8 @@ static outcome_t host_outcome(stls_level_t lvl, const stls_policy_input_t *in,
       outcome_t e = lvl_encrypt(r);
       if (!e.pass)
         return e;
+      if (r->tls_legacy) /* as for verify: security level 1 */
+        return out_fail("validation-failure");
       return h->dane_match ? out_pass()
                            : out_fail(h->dane_result_type ? h->dane_result_type
                                                           : "tlsa-invalid");

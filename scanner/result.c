@@ -29,6 +29,24 @@ static const char *const trust_names[] = {
 #undef XX
 };
 
+static const char *const version_labels[] = {
+#define XX(name, json, wire) json,
+    STLS_VERSION_MAP(XX)
+#undef XX
+};
+static const uint16_t version_wire[] = {
+#define XX(name, json, wire) wire,
+    STLS_VERSION_MAP(XX)
+#undef XX
+};
+
+const char *stls_version_label(unsigned v) {
+  return v < STLS_VER_COUNT ? version_labels[v] : "unknown";
+}
+uint16_t stls_version_wire(unsigned v) {
+  return v < STLS_VER_COUNT ? version_wire[v] : 0;
+}
+
 const char *stls_host_status_name(stls_host_status_t s) {
   return (unsigned)s < STLS_HOST_STATUS_COUNT ? status_names[s] : "unknown";
 }
@@ -90,6 +108,8 @@ int stls_host_result_init(stls_host_result_t *r, const char *mx,
   r->timing.connect = r->timing.greeting = r->timing.ehlo = -1;
   r->timing.starttls = r->timing.handshake = r->timing.total = -1;
   r->timing.ehlo_tls = -1;
+  for (unsigned v = 0; v < STLS_VER_COUNT; v++)
+    r->versions[v].accepted = -1;
   return r->mx ? 0 : -1;
 }
 

@@ -6,6 +6,8 @@
  * it happened in and ends in finish(), the single cleanup path.
  */
 #include "stls/session.h"
+#include "stls/cert.h"
+#include "stls/hello.h"
 #include "stls/reply.h"
 #include "stls/util.h"
 
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 typedef struct session_s {
   uv_loop_t *loop;
@@ -27,6 +30,21 @@ typedef struct session_s {
   int shutdown_sent;
   int tls12_only;    /* this attempt offers TLS 1.2 alone */
   int restart_tls12; /* finish() should reconnect with tls12_only */
+  /* After the main attempt, more connections may follow, each up to
+   * STARTTLS and a hand-built ClientHello (hello.h): one to see whether a
+   * server that refused our TLS 1.2/1.3 handshake speaks an older version
+   * (legacy), and one per version for --versions. They fill a scratch
+   * result; what they learn is copied into the main one. */
+  int mode;                 /* MODE_MAIN, MODE_LEGACY, MODE_VERSION */
+  int want_versions;
+  unsigned version_next;    /* next STLS_VER_ to probe */
+  uint16_t raw_version;     /* legacy_version of the hello we send */
+  int legacy_tried;
+  stls_host_result_t *main_res;
+  stls_host_result_t scratch;
+  stls_hello_parser_t *hello; /* only while a raw hello is answered */
+  unsigned char *raw;         /* the server's bytes, for its certificates */
+  size_t raw_len;
   struct sockaddr_storage addr;
   stls_stage_t stage;
   int64_t t0, stage_t0;
@@ -53,6 +71,12 @@ static _Thread_local char read_buf[65536];
 
 static void session_enter(session_t *s, stls_stage_t stage);
 static void finish(session_t *s);
+
+enum { MODE_MAIN, MODE_LEGACY, MODE_VERSION };
+static void raw_done(session_t *s);
+/* What we keep of a server's answer to a hand-built hello: enough for its
+ * certificate chain (TLS <= 1.2 sends it in clear). */
+#define RAW_CAPTURE_MAX (64 * 1024)
 
 void stls_probe_cfg_defaults(stls_probe_cfg_t *cfg) {
   memset(cfg, 0, sizeof(*cfg));
@@ -160,6 +184,8 @@ static void restart_tls12(session_t *s) {
   session_connect(s);
 }
 
+static int next_attempt(session_t *s);
+
 static void close_cb(uv_handle_t *h) {
   session_t *s = h->data;
   if (--s->open_handles > 0)
@@ -168,7 +194,9 @@ static void close_cb(uv_handle_t *h) {
     restart_tls12(s);
     return;
   }
-  s->cb(s->res, s->cb_arg);
+  if (next_attempt(s))
+    return;
+  s->cb(s->main_res, s->cb_arg);
   free(s->mx);
   free(s->ehlo_name);
   free(s);
@@ -181,6 +209,8 @@ static void finish(session_t *s) {
   s->res->timing.total = stls_now_ms() - s->t0;
   stls_tls_conn_free(s->tls);
   s->tls = NULL;
+  free(s->hello);
+  s->hello = NULL;
   uv_close((uv_handle_t *)&s->timer, close_cb);
   uv_close((uv_handle_t *)&s->tcp, close_cb);
 }
@@ -198,6 +228,14 @@ static void timer_cb(uv_timer_t *t) {
     break;
   case STLS_STAGE_QUIT:
     break; /* the server did not close after QUIT: we do */
+  case STLS_STAGE_HANDSHAKE:
+    if (s->hello) {
+      raw_done(s); /* no (complete) answer to our hello in time */
+      return;
+    }
+    fail(s, STLS_HOST_IO_TIMEOUT, "ETIMEDOUT",
+         "no complete answer within %lld ms", (long long)elapsed(s));
+    break;
   default:
     fail(s, STLS_HOST_IO_TIMEOUT, "ETIMEDOUT",
          "no complete answer within %lld ms", (long long)elapsed(s));
@@ -207,6 +245,9 @@ static void timer_cb(uv_timer_t *t) {
 }
 
 static void arm_timer(session_t *s, int64_t ms) {
+  /* The loop's clock is cached; after a long computation (a handshake, or
+   * valgrind) a timer armed from it would fire early. */
+  uv_update_time(s->loop);
   uv_timer_start(&s->timer, timer_cb, (uint64_t)(ms > 0 ? ms : 1), 0);
 }
 
@@ -416,6 +457,241 @@ static void step_handshake(session_t *s) {
   pump_tls(s);
 }
 
+/* ---- hand-built hellos (legacy detection, --versions) ------------------ */
+
+static void describe_answer(const stls_hello_result_t *r, char *buf,
+                            size_t len) {
+  const char *v = stls_tls_version_name(r->version);
+  const char *c = stls_tls_cipher_iana_name(r->cipher);
+  const char *a = stls_tls_alert_name(r->alert_desc);
+  switch (r->kind) {
+  case STLS_HELLO_KIND_SERVER_HELLO:
+    snprintf(buf, len, "server-hello %s %s", v ? v : "?", c ? c : "?");
+    break;
+  case STLS_HELLO_KIND_ALERT:
+    snprintf(buf, len, "alert %s", a ? a : "?");
+    break;
+  case STLS_HELLO_KIND_SSL2:
+    snprintf(buf, len, "SSLv2 reply");
+    break;
+  case STLS_HELLO_KIND_GARBAGE:
+    snprintf(buf, len, "not TLS");
+    break;
+  default:
+    snprintf(buf, len, "no answer");
+    break;
+  }
+}
+
+/* The server spoke only an older version to a plain TLS 1.2 hello: record
+ * what it negotiated and the chain it sent in clear. */
+static void legacy_facts(session_t *s, const stls_hello_result_t *r) {
+  stls_host_result_t *m = s->main_res;
+  stls_tls_result_t *t = &m->tls;
+  const char *v = stls_tls_version_name(r->version);
+  const char *c = stls_tls_cipher_iana_name(r->cipher);
+  char first[160];
+
+  stls_tls_result_free(t);
+  stls_strlcpy(t->version, v ? v : "unknown", sizeof(t->version));
+  stls_strlcpy(t->legacy_only, t->version, sizeof(t->legacy_only));
+  if (c)
+    stls_strlcpy(t->cipher_name, c, sizeof(t->cipher_name));
+  else
+    snprintf(t->cipher_name, sizeof(t->cipher_name), "0x%04x", r->cipher);
+  t->cipher_id = r->cipher;
+  t->group = r->group;
+  t->sigalg = r->sigalg;
+  t->handshake_seen = true;
+  t->ocsp_stapled = r->ocsp_staple;
+  t->secure_renegotiation = r->secure_renegotiation;
+  t->extended_master_secret = r->extended_master_secret;
+  t->name_domain = -1;
+  if (s->raw && stls_cert_chain_from_flight(s->raw, s->raw_len, t) == 0 &&
+      t->n_chain > 0)
+    (void)stls_tls_ctx_judge_chain(s->tls_ctx, s->mx, t);
+  m->tls_legacy = true;
+  stls_strlcpy(first, m->error.message, sizeof(first));
+  stls_strlcpy(m->error.code, "TLS_LEGACY_ONLY", sizeof(m->error.code));
+  snprintf(m->error.message, sizeof(m->error.message),
+           "the server speaks only %s (seen with a hand-built hello); "
+           "mbedTLS does TLS 1.2 and 1.3 only (%.100s)",
+           t->version, first);
+}
+
+static unsigned version_index(uint16_t wire) {
+  for (unsigned v = 0; v < STLS_VER_COUNT; v++)
+    if (stls_version_wire(v) == wire)
+      return v;
+  return STLS_VER_COUNT;
+}
+
+static void raw_done(session_t *s) {
+  const stls_hello_result_t *r = stls_hello_parser_result(s->hello);
+  stls_host_result_t *m = s->main_res;
+  if (s->mode == MODE_VERSION) {
+    unsigned v = version_index(s->raw_version);
+    if (v < STLS_VER_COUNT) {
+      m->versions[v].accepted = stls_hello_accepted(r, s->raw_version);
+      describe_answer(r, m->versions[v].how, sizeof(m->versions[v].how));
+    }
+  } else if (r->kind == STLS_HELLO_KIND_SERVER_HELLO &&
+             r->version >= STLS_TLS_SSL3 && r->version < STLS_TLS_1_2) {
+    legacy_facts(s, r);
+  } else if (r->kind == STLS_HELLO_KIND_SERVER_HELLO &&
+             r->version == STLS_TLS_1_2) {
+    const char *c = stls_tls_cipher_iana_name(r->cipher);
+    stls_host_result_add_finding(
+        m, "tls12-plain-hello",
+        "a plain TLS 1.2 hello got %s (0x%04x) from this server, which "
+        "failed our TLS 1.2+1.3 handshake",
+        c ? c : "a cipher", r->cipher);
+  }
+  finish(s);
+}
+
+static void raw_feed(session_t *s, const char *data, size_t n) {
+  stls_hello_rc_t rc;
+  if (s->raw && s->raw_len < RAW_CAPTURE_MAX) {
+    size_t take = n < RAW_CAPTURE_MAX - s->raw_len ? n
+                                                   : RAW_CAPTURE_MAX - s->raw_len;
+    memcpy(s->raw + s->raw_len, data, take);
+    s->raw_len += take;
+  }
+  rc = stls_hello_parser_feed(s->hello, (const uint8_t *)data, n);
+  if (rc != STLS_HELLO_NEED_MORE)
+    raw_done(s);
+}
+
+static void raw_start(session_t *s) {
+  uint8_t rnd[32], out[STLS_HELLO_BUILD_MAX];
+  size_t n;
+  if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+    int64_t t = stls_now_ms();
+    for (size_t i = 0; i < sizeof(rnd); i++)
+      rnd[i] = (uint8_t)(t >> (i % 8)) ^ (uint8_t)(uintptr_t)s;
+  }
+  arm_timer(s, s->tls_timeout_ms);
+  s->hello = malloc(sizeof(*s->hello));
+  if (s->mode == MODE_LEGACY && !s->raw)
+    s->raw = malloc(RAW_CAPTURE_MAX);
+  n = stls_hello_build(s->raw_version, s->mx, STLS_HELLO_OCSP, rnd, out,
+                       sizeof(out));
+  if (!s->hello || n == 0 || write_raw(s, out, n) != 0) {
+    finish(s); /* this extra attempt simply learns nothing */
+    return;
+  }
+  stls_hello_parser_init(s->hello);
+}
+
+/* Fill in the versions the main attempt already tells us about. */
+static void versions_from_main(stls_host_result_t *m) {
+  int fallback = 0;
+  m->versions_probed = true;
+  for (size_t i = 0; i < m->n_findings; i++)
+    fallback |= strcmp(m->findings[i].id, "tls12-fallback") == 0;
+  if (m->tls_done && strcmp(m->tls.version, "TLSv1.3") == 0) {
+    m->versions[STLS_VER_TLS13].accepted = 1;
+    stls_strlcpy(m->versions[STLS_VER_TLS13].how, "handshake",
+                 sizeof(m->versions[0].how));
+  } else if ((m->tls_done && strcmp(m->tls.version, "TLSv1.2") == 0) ||
+             m->tls_legacy) {
+    /* We offered TLS 1.3 (before any fallback): the server chose less. */
+    m->versions[STLS_VER_TLS13].accepted = 0;
+    stls_strlcpy(m->versions[STLS_VER_TLS13].how,
+                 fallback || m->tls_legacy ? "server chose an older version"
+                                           : "server chose TLSv1.2",
+                 sizeof(m->versions[0].how));
+    if (m->tls_legacy)
+      for (unsigned v = 0; v < STLS_VER_COUNT; v++)
+        if (strcmp(stls_version_label(v), m->tls.legacy_only) == 0) {
+          m->versions[v].accepted = 1;
+          stls_strlcpy(m->versions[v].how, "server-hello to a TLS 1.2 hello",
+                       sizeof(m->versions[0].how));
+        }
+    if (m->tls_done) {
+      m->versions[STLS_VER_TLS12].accepted = 1;
+      stls_strlcpy(m->versions[STLS_VER_TLS12].how, "handshake",
+                   sizeof(m->versions[0].how));
+    } else {
+      m->versions[STLS_VER_TLS12].accepted = 0;
+      snprintf(m->versions[STLS_VER_TLS12].how, sizeof(m->versions[0].how),
+               "server chose %s", m->tls.version);
+    }
+  }
+}
+
+static int legacy_candidate(const stls_host_result_t *m) {
+  /* A refused version or cipher list, or a hang-up, is what an old
+   * server does to our TLS 1.2+1.3 hello. */
+  return m->status == STLS_HOST_HANDSHAKE_ERROR && !m->tls_legacy &&
+         (strcmp(m->error.code, "TLS_ALERT_PROTOCOL_VERSION") == 0 ||
+          strcmp(m->error.code, "TLS_ALERT_HANDSHAKE_FAILURE") == 0 ||
+          strcmp(m->error.code, "TLS_ALERT_INSUFFICIENT_SECURITY") == 0 ||
+          strcmp(m->error.code, "EOF") == 0 ||
+          strcmp(m->error.code, "ECONNRESET") == 0);
+}
+
+static void start_attempt(session_t *s, int mode, uint16_t version) {
+  stls_host_result_t *m = s->main_res;
+  if (s->res == &s->scratch)
+    stls_host_result_free(&s->scratch);
+  if (stls_host_result_init(&s->scratch, s->mx, m->ip, m->port) != 0) {
+    s->res = m;
+    s->cb(m, s->cb_arg);
+    free(s->mx);
+    free(s->ehlo_name);
+    free(s);
+    return;
+  }
+  s->res = &s->scratch;
+  s->mode = mode;
+  s->raw_version = version;
+  s->tls12_only = 0;
+  s->closing = 0;
+  s->shutdown_sent = 0;
+  session_connect(s);
+}
+
+/* Decide whether another connection follows; 1 when one was started. */
+static int next_attempt(session_t *s) {
+  static const unsigned order[] = {STLS_VER_TLS12, STLS_VER_TLS11,
+                                   STLS_VER_TLS10, STLS_VER_SSL3};
+  stls_host_result_t *m = s->main_res;
+
+  if (s->mode == MODE_VERSION && s->res == &s->scratch &&
+      !s->scratch.starttls_reply) {
+    /* That attempt never reached STARTTLS: say why, once. */
+    unsigned v = version_index(s->raw_version);
+    if (v < STLS_VER_COUNT && m->versions[v].accepted < 0)
+      snprintf(m->versions[v].how, sizeof(m->versions[v].how),
+               "not probed: %s", stls_host_status_name(s->scratch.status));
+  }
+  if (!s->legacy_tried && legacy_candidate(m)) {
+    s->legacy_tried = 1;
+    start_attempt(s, MODE_LEGACY, STLS_TLS_1_2);
+    return 1;
+  }
+  if (s->want_versions && m->starttls_offered) {
+    if (!m->versions_probed)
+      versions_from_main(m);
+    while (s->version_next < sizeof(order) / sizeof(order[0])) {
+      unsigned v = order[s->version_next++];
+      if (m->versions[v].accepted >= 0)
+        continue;
+      start_attempt(s, MODE_VERSION, stls_version_wire(v));
+      return 1;
+    }
+  }
+  if (s->res == &s->scratch) {
+    stls_host_result_free(&s->scratch);
+    s->res = m;
+  }
+  free(s->raw);
+  s->raw = NULL;
+  return 0;
+}
+
 /* ---- input ------------------------------------------------------------- */
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -431,6 +707,10 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) {
     if (s->stage == STLS_STAGE_QUIT) {
       finish(s);
+      return;
+    }
+    if (s->hello) {
+      raw_done(s); /* the server hung up: its answer is what we got */
       return;
     }
     const char *code = nread == UV_EOF ? "EOF" : uv_err_name((int)nread);
@@ -452,6 +732,10 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   case STLS_STAGE_HANDSHAKE:
   case STLS_STAGE_EHLO_TLS:
+    if (s->hello) {
+      raw_feed(s, buf->base, (size_t)nread);
+      return;
+    }
     if (stls_tls_conn_feed(s->tls, (const unsigned char *)buf->base,
                            (size_t)nread) != 0) {
       fail(s, STLS_HOST_HANDSHAKE_ERROR, "TLS_ERROR",
@@ -502,6 +786,10 @@ static void session_enter(session_t *s, stls_stage_t stage) {
     send_command(s, "STARTTLS");
     break;
   case STLS_STAGE_HANDSHAKE:
+    if (s->mode != MODE_MAIN) {
+      raw_start(s);
+      return;
+    }
     arm_timer(s, s->tls_timeout_ms);
     /* TLS state exists only from here to QUIT (about 40 KB with buffers). */
     s->tls = stls_tls_conn_new(s->tls_ctx, s->mx, s->tls12_only, tls_send_cb,
@@ -634,6 +922,8 @@ int stls_probe_start(uv_loop_t *loop, const stls_probe_cfg_t *cfg,
     return UV_ENOMEM;
   }
   memcpy(&s->addr, &ss, sizeof(ss));
+  s->main_res = res;
+  s->want_versions = cfg->versions;
   if (cfg->tls12_only) {
     s->tls12_only = 1;
     stls_host_result_add_finding(

@@ -2,9 +2,11 @@
 #include "stls/tls.h"
 #include "stls/cert.h"
 #include "stls/chain.h"
+#include "stls/hello.h"
 #include "stls/util.h"
 
 #include <mbedtls/ctr_drbg.h>
+#include <mbedtls/debug.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/sha256.h>
@@ -64,7 +66,33 @@ struct stls_tls_conn_s {
   size_t alert_len;
   int encrypted; /* a ChangeCipherSpec or TLS 1.3 record was seen */
   int tls12_only;
+  /* The server's handshake flight read off the wire (group, TLS 1.2
+   * signature, extensions); freed once the handshake is over. */
+  stls_hello_parser_t *sniff;
+  int sniff_done;
+  uint16_t tls13_sigalg; /* from mbedTLS's debug output, see dbg_cb */
 };
+
+/* The connection whose handshake step runs on this thread right now: the
+ * debug callback is per configuration, not per connection. */
+static _Thread_local stls_tls_conn_t *tls_current;
+
+/* mbedTLS reads the TLS 1.3 CertificateVerify (encrypted on the wire) and
+ * tells its signature scheme only in a debug message. */
+static void dbg_cb(void *arg, int level, const char *file, int line,
+                   const char *str) {
+  static const char key[] = "Certificate Verify: Signature algorithm ( ";
+  const char *p;
+  (void)arg;
+  (void)level;
+  (void)file;
+  (void)line;
+  if (tls_current && (p = strstr(str, key)) != NULL) {
+    unsigned v;
+    if (sscanf(p + sizeof(key) - 1, "%x", &v) == 1)
+      tls_current->tls13_sigalg = (uint16_t)v;
+  }
+}
 
 const char *stls_tls_default_ca_file(void) {
   return "/etc/ssl/certs/ca-certificates.crt";
@@ -88,6 +116,9 @@ static int client_conf(stls_tls_ctx_t *ctx, mbedtls_ssl_config *conf,
   mbedtls_ssl_conf_max_tls_version(conf, max);
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)
   mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+#endif
+#if defined(MBEDTLS_DEBUG_C)
+  mbedtls_ssl_conf_dbg(conf, dbg_cb, NULL);
 #endif
   return 0;
 }
@@ -136,6 +167,11 @@ int stls_tls_ctx_init_stores(stls_tls_ctx_t **out, const char *ca_file,
              (unsigned)-rc);
     goto fail;
   }
+#if defined(MBEDTLS_DEBUG_C)
+  /* Level 3 carries the TLS 1.3 signature scheme; the threshold is global
+   * but only our configurations have a debug callback. */
+  mbedtls_debug_set_threshold(3);
+#endif
   /* Parsed once per worker; every chain is judged against all stores. */
   if (stls_trust_stores_load(&ctx->stores, ca_file, stores, n_stores,
                              intermediates, err, errlen) != 0)
@@ -233,6 +269,9 @@ stls_tls_conn_t *stls_tls_conn_new(stls_tls_ctx_t *ctx, const char *sni,
   c->alert_desc = -1;
   mbedtls_ssl_init(&c->ssl);
   c->tls12_only = tls12_only;
+  c->sniff = malloc(sizeof(*c->sniff));
+  if (c->sniff)
+    stls_hello_parser_init(c->sniff); /* without it we only lose facts */
   if (mbedtls_ssl_setup(&c->ssl, tls12_only ? &ctx->conf12 : &ctx->conf) != 0)
     goto fail;
   /* SNI is the MX host name; an address literal is never sent as SNI. */
@@ -251,12 +290,16 @@ void stls_tls_conn_free(stls_tls_conn_t *c) {
     return;
   mbedtls_ssl_free(&c->ssl);
   free(c->in);
+  free(c->sniff);
   free(c);
 }
 
 int stls_tls_conn_feed(stls_tls_conn_t *c, const unsigned char *buf,
                        size_t len) {
   sniff_records(c, buf, len);
+  if (c->sniff && !c->sniff_done &&
+      stls_hello_parser_feed(c->sniff, buf, len) != STLS_HELLO_NEED_MORE)
+    c->sniff_done = 1;
   if (c->in_off > 0 && c->in_off == c->in_len)
     c->in_off = c->in_len = 0;
   if (c->in_len + len > c->in_cap) {
@@ -278,7 +321,10 @@ int stls_tls_conn_feed(stls_tls_conn_t *c, const unsigned char *buf,
 }
 
 int stls_tls_conn_handshake(stls_tls_conn_t *c) {
-  int rc = mbedtls_ssl_handshake(&c->ssl);
+  int rc;
+  tls_current = c;
+  rc = mbedtls_ssl_handshake(&c->ssl);
+  tls_current = NULL;
   if (rc == 0)
     return 0;
   if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
@@ -515,6 +561,19 @@ int stls_tls_conn_collect(stls_tls_conn_t *c, const char *mx,
   stls_tls_iana_cipher_name(mbedtls_ssl_get_ciphersuite(&c->ssl),
                             out->cipher_name, sizeof(out->cipher_name));
   out->cipher_id = (uint16_t)id;
+  if (c->sniff) {
+    const stls_hello_result_t *r = stls_hello_parser_result(c->sniff);
+    if (r->kind == STLS_HELLO_KIND_SERVER_HELLO) {
+      out->handshake_seen = true;
+      out->group = r->group;
+      out->sigalg = r->sigalg ? r->sigalg : c->tls13_sigalg;
+      out->ocsp_stapled = r->ocsp_staple;
+      out->secure_renegotiation = r->secure_renegotiation;
+      out->extended_master_secret = r->extended_master_secret;
+    }
+    free(c->sniff);
+    c->sniff = NULL;
+  }
   out->trusted = false;
   out->trust_reasons = STLS_TRUST_REASON(OTHER);
   if (!peer || !peer->raw.p)

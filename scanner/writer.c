@@ -3,6 +3,7 @@
 #include "stls/cert.h"
 #include "stls/chain.h"
 #include "stls/dane.h"
+#include "stls/hello.h"
 #include "stls/sts.h"
 #include "stls/names.h"
 #include "stls/util.h"
@@ -199,6 +200,32 @@ static void add_tls(jctx_t *j, cJSON *o, const stls_tls_result_t *t,
       jnull(j, x, "recipient_domain");
   }
   jbool(j, tls, "expired", t->expired);
+  if (t->legacy_only[0])
+    jstr(j, tls, "legacy_only", t->legacy_only);
+  if (t->handshake_seen) {
+    const char *g = stls_tls_group_name(t->group);
+    const char *sg = stls_tls_sigalg_name(t->sigalg);
+    char hex[8];
+    if (t->group) {
+      snprintf(hex, sizeof(hex), "0x%04x", t->group);
+      jstr(j, tls, "key_exchange_group", g ? g : hex);
+    } else {
+      jnull(j, tls, "key_exchange_group");
+    }
+    if (t->sigalg) {
+      snprintf(hex, sizeof(hex), "0x%04x", t->sigalg);
+      jstr(j, tls, "server_signature", sg ? sg : hex);
+    } else {
+      jnull(j, tls, "server_signature");
+    }
+    if (strcmp(t->version, "TLSv1.3") != 0) {
+      /* These are TLS 1.2 ServerHello facts; TLS 1.3 moved them into
+       * encrypted messages. */
+      jbool(j, tls, "ocsp_stapled", t->ocsp_stapled);
+      jbool(j, tls, "secure_renegotiation", t->secure_renegotiation);
+      jbool(j, tls, "extended_master_secret", t->extended_master_secret);
+    }
+  }
   if (t->facts)
     add_chain_quality(j, tls, t->facts);
 }
@@ -245,7 +272,7 @@ cJSON *stls_json_host(const stls_host_result_t *r,
   } else if (!r->ehlo_done) {
     jnull(&j, o, "starttls");
   }
-  if (r->tls_done)
+  if (r->tls_done || r->tls_legacy)
     add_tls(&j, o, &r->tls, recipient_domain);
   else
     jnull(&j, o, "tls");
@@ -261,6 +288,19 @@ cJSON *stls_json_host(const stls_host_result_t *r,
       jstr(&j, f, "id", r->findings[i].id);
       jstr(&j, f, "message", r->findings[i].message);
     }
+  if (r->versions_probed && (x = jobj(&j, o, "protocol_versions"))) {
+    for (unsigned v = STLS_VER_COUNT; v-- > 0;) {
+      cJSON *pv = jobj(&j, x, stls_version_label(v));
+      if (!pv)
+        continue;
+      if (r->versions[v].accepted < 0)
+        jnull(&j, pv, "accepted");
+      else
+        jbool(&j, pv, "accepted", r->versions[v].accepted);
+      jstr(&j, pv, "how", r->versions[v].how[0] ? r->versions[v].how
+                                               : "not probed");
+    }
+  }
   if ((x = jobj(&j, o, "timing_ms"))) {
     jms(&j, x, "connect", r->timing.connect);
     jms(&j, x, "greeting", r->timing.greeting);

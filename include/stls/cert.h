@@ -13,6 +13,13 @@ int stls_cert_describe(const mbedtls_x509_crt *crt, stls_cert_t *out);
 int stls_cert_describe_chain(const mbedtls_x509_crt *chain,
                              stls_tls_result_t *out);
 
+/* Describe the chain a TLS <= 1.2 server sent in clear: walk the
+ * handshake records at the start of raw (the server's bytes after our
+ * ClientHello) to its Certificate message. Certificates that do not parse
+ * are left out. 0 (out->chain may stay empty), or -1 on ENOMEM. */
+int stls_cert_chain_from_flight(const unsigned char *raw, size_t len,
+                                stls_tls_result_t *out);
+
 /* Does the described leaf name host (SAN dNSNames, or the CN when there are
  * none)? Uses the RFC 6125 rules of stls_name_match(). */
 bool stls_cert_names_host(const stls_cert_t *leaf, const char *host);

@@ -82,7 +82,7 @@ size_t stls_hello_build(uint16_t version, const char *sni, unsigned flags,
  * ServerKeyExchange, CertificateStatus) are buffered, each up to
  * STLS_HELLO_MAX_MESSAGE bytes; a Certificate is walked and the rest is
  * skipped by length as they stream past, so long chains cost nothing. */
-#define STLS_HELLO_MAX_MESSAGE 65536
+#define STLS_HELLO_MAX_MESSAGE 16384
 #define STLS_HELLO_MAX_FLIGHT 1048576 /* bytes read without a conclusion */
 #define STLS_HELLO_MAX_MESSAGES 32    /* handshake messages in the flight */
 #define STLS_HELLO_MAX_EXT 32         /* extensions in one ServerHello */
@@ -185,7 +185,7 @@ typedef struct stls_hello_result_s {
 } stls_hello_result_t;
 
 /* Parser state. A plain struct so it can live inside a session without an
- * extra allocation (about 66 KB: keep it off small stacks). Read what it
+ * extra allocation (about 17 KB: keep it off small stacks). Read what it
  * learnt through stls_hello_parser_result(); the fields are private. */
 typedef struct stls_hello_parser_s {
   stls_hello_result_t res;

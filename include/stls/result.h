@@ -136,6 +136,18 @@ typedef struct stls_tls_result_s {
   bool name_mx;          /* leaf names the MX host */
   int name_domain;       /* leaf names the recipient domain: 1, 0, -1 n/a */
   bool expired;          /* leaf is past notAfter */
+  /* The server only speaks this older version ("TLSv1.0"); the facts
+   * above then come from a hand-built handshake read off the wire. */
+  char legacy_only[16];
+  /* Handshake facts mbedTLS keeps to itself, read off the wire: key
+   * exchange group (TLS 1.3 key_share, TLS 1.2 ECDHE curve), server
+   * signature scheme, and TLS 1.2 extensions. 0 / false when unknown. */
+  uint16_t group;
+  uint16_t sigalg;
+  bool handshake_seen;     /* the fields below were observed */
+  bool ocsp_stapled;       /* TLS 1.2: CertificateStatus with a response */
+  bool secure_renegotiation;
+  bool extended_master_secret;
   stls_store_trust_t *stores; /* every trust store, [0] is `trusted` */
   size_t n_stores;
   struct stls_chain_facts_s *facts; /* chain quality, or NULL */
@@ -153,6 +165,28 @@ typedef struct stls_timing_s {
   int64_t connect, greeting, ehlo, starttls, handshake, ehlo_tls, total;
 } stls_timing_t;
 
+/* Protocol versions (--versions): accepted or not, and how we know. */
+#define STLS_VERSION_MAP(XX)                                                   \
+  XX(SSL3, "SSLv3", 0x0300)                                                    \
+  XX(TLS10, "TLSv1.0", 0x0301)                                                 \
+  XX(TLS11, "TLSv1.1", 0x0302)                                                 \
+  XX(TLS12, "TLSv1.2", 0x0303)                                                 \
+  XX(TLS13, "TLSv1.3", 0x0304)
+
+enum {
+#define XX(name, json, wire) STLS_VER_##name,
+  STLS_VERSION_MAP(XX)
+#undef XX
+  STLS_VER_COUNT
+};
+const char *stls_version_label(unsigned v); /* "TLSv1.0" */
+uint16_t stls_version_wire(unsigned v);     /* 0x0301 */
+
+typedef struct stls_version_probe_s {
+  signed char accepted; /* -1 unknown, 0 no, 1 yes */
+  char how[72];         /* "handshake", "server-hello", "alert ...", ... */
+} stls_version_probe_t;
+
 typedef struct stls_host_result_s {
   char *mx;    /* the MX host name (or the address for literals) */
   char ip[64]; /* canonical text form */
@@ -168,6 +202,8 @@ typedef struct stls_host_result_s {
   bool starttls_offered;
   char *starttls_reply;
   bool tls_done;
+  bool tls_legacy; /* no session of ours, but tls holds what a hand-built
+                      handshake showed (tls.legacy_only) */
   stls_tls_result_t tls;
   char *ehlo_tls_reply;
   stls_strlist_t ehlo_tls_ext;
@@ -176,6 +212,8 @@ typedef struct stls_host_result_s {
   stls_finding_t *findings;
   size_t n_findings;
   stls_timing_t timing;
+  bool versions_probed;
+  stls_version_probe_t versions[STLS_VER_COUNT];
 } stls_host_result_t;
 
 /* Initialise an empty result for mx/ip/port. Returns 0 or -1 (ENOMEM). */

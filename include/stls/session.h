@@ -31,6 +31,9 @@ typedef struct stls_probe_cfg_s {
   /* Offer TLS 1.2 only from the start: the address is known (from an
    * earlier probe in this run) to need the tls12-fallback. */
   int tls12_only;
+  /* Also find out which protocol versions the server accepts, TLS 1.3 to
+   * SSLv3 (up to 4 more connections, one after the other). */
+  int versions;
 } stls_probe_cfg_t;
 
 /* Fill cfg with the default timeouts and port 25 (pointers left NULL). */

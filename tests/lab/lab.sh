@@ -46,7 +46,9 @@ legacy_cnf="$dir/openssl-legacy.cnf"
 #              (that version only), modern (TLS 1.2 and up)
 #   openssl    default or legacy (the listener's OpenSSL configuration, see
 #              above)
-#   versions   what our probe (mbedTLS: TLS 1.2/1.3) negotiates
+#   versions   what our probe reports as tls.version (mbedTLS negotiates
+#              TLS 1.2/1.3; for legacy-only servers the version a hand-built
+#              hello saw)
 #   accepted   every version the server accepts, as measured with
 #              posttls-finger -p and openssl s_client at security level 0
 #   quality    the chain-quality deviations of the chain as sent: wrong-order,
@@ -70,8 +72,8 @@ mx-order   mx-order.lab.test   127.0.25.10    ipv4 order   mx-order   ca-a -    
 mx-nointer mx-nointer.lab.test 127.0.25.11    ipv4 nointer mx-nointer ca-a -      default success                false true  false TLSv1.3 certificate-not-trusted untrusted-issuer TLSv1.0,TLSv1.1,TLSv1.2,TLSv1.3 missing-intermediate
 mx-root    mx-root.lab.test    127.0.25.12    ipv4 root    mx-root    ca-a -      default success                true  true  false TLSv1.3 -                       -                TLSv1.0,TLSv1.1,TLSv1.2,TLSv1.3 root-included
 mx-sha1    mx-sha1.lab.test    127.0.25.13    ipv4 sha1    mx-sha1    ca-a modern legacy  success                false true  false TLSv1.3 validation-failure      bad-key          TLSv1.2,TLSv1.3                 sha1
-mx-tls10   mx-tls10.lab.test   127.0.25.14    ipv4 tls10   mx-tls10   ca-a tls10  legacy  handshake-error        true  true  false -       -                       -                TLSv1.0                         long-validity
-mx-tls11   mx-tls11.lab.test   127.0.25.15    ipv4 tls11   mx-tls11   ca-a tls11  legacy  handshake-error        true  true  false -       -                       -                TLSv1.1                         long-validity
+mx-tls10   mx-tls10.lab.test   127.0.25.14    ipv4 tls10   mx-tls10   ca-a tls10  legacy  handshake-error        true  true  false TLSv1.0 -                       -                TLSv1.0                         long-validity
+mx-tls11   mx-tls11.lab.test   127.0.25.15    ipv4 tls11   mx-tls11   ca-a tls11  legacy  handshake-error        true  true  false TLSv1.1 -                       -                TLSv1.1                         long-validity
 TABLE
 }
 

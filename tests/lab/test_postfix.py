@@ -177,7 +177,8 @@ class Finger:
         m = re.search(r"posttls-finger: (\w+) TLS connection established to \S+: "
                       r"(TLSv[\d.]+) with cipher (\S+)", out)
         self.level = m.group(1) if m else None  # Verified | Trusted | Untrusted | Anonymous
-        self.version = m.group(2) if m else None
+        # OpenSSL calls TLS 1.0 "TLSv1"; our records say "TLSv1.0".
+        self.version = {"TLSv1": "TLSv1.0"}.get(m.group(2), m.group(2)) if m else None
         self.cipher = m.group(3) if m else None
         m = re.search(r"fingerprint=([0-9A-F:]+), pkey_fingerprint=([0-9A-F:]+)", out)
         self.fingerprint = m.group(1).replace(":", "").lower() if m else None
@@ -235,8 +236,12 @@ class SClient:
     def __init__(self, out):
         self.out = out
         m = re.search(r"^New, (TLSv[\d.]+), Cipher is (\S+)", out, re.M)
-        self.version = m.group(1) if m else None
         self.cipher = m.group(2) if m else None
+        # The "New, ..." line names the cipher's version; the session's is
+        # on the "Protocol" line (a TLS 1.1 session shows "TLSv1" there).
+        p = re.search(r"^\s*Protocol\s*:\s*(TLSv[\d.]+)", out, re.M)
+        v = p.group(1) if p else (m.group(1) if m else None)
+        self.version = {"TLSv1": "TLSv1.0"}.get(v, v)
         # s_client's callback keeps going after an error and prints each one,
         # so this is the full set, unlike posttls-finger's first-error-only.
         self.errors = sorted({int(n) for n in re.findall(r"verify error:num=(\d+):", out)})
@@ -253,7 +258,12 @@ def run_sclient(case):
            "-servername", case["host"], "-verify_hostname", case["host"], "-showcerts"]
     if case["ca"]:
         cmd += ["-CAfile", case["ca"]]
-    _, out = run(cmd)
+    env = None
+    if case.get("openssl_conf"):
+        # Debian's OpenSSL refuses TLS 1.0/1.1 at its default security
+        # level: the legacy-only servers need the lab's legacy openssl.cnf.
+        env = dict(os.environ, OPENSSL_CONF=case["openssl_conf"])
+    _, out = run(cmd, env=env)
     return SClient(out)
 
 
@@ -339,6 +349,17 @@ def check_lab_oracles(case, fsec, fenc, scl):
         assert fsec.ehlo is not None, "posttls-finger saw no EHLO reply:\n" + fsec.out
         assert "STARTTLS" not in fsec.ehlo, "EHLO offers STARTTLS: %r" % fsec.ehlo
         return
+    if x.get("legacy_only"):
+        # Postfix's client runs OpenSSL at security level 1 from verify up,
+        # which refuses the TLS 1.0/1.1 handshake signature; at encrypt
+        # (level 0) it connects.
+        assert fsec.level is None, "posttls-finger -l secure connected: %s" % fsec.summary()
+        assert fenc.version == x["legacy_only"], \
+            "posttls-finger -l encrypt negotiated %r, lab expects %r\n%s" % (
+                fenc.version, x["legacy_only"], fenc.out)
+        assert scl.version == x["legacy_only"], \
+            "s_client negotiated %r, lab expects %r" % (scl.version, x["legacy_only"])
+        return
     assert fsec.version in x["versions"], \
         "posttls-finger negotiated %r, lab expects %r\n%s" % (fsec.version, x["versions"], fsec.out)
     want_sec = "Verified" if x["trusted"] and x["mx_hostname"] else "Untrusted"
@@ -385,6 +406,19 @@ def check_probe_expect(case, rec):
             "starttls": Pred("null or offered=false",
                              lambda s: s is None or s.get("offered") is False),
         })
+    elif x.get("legacy_only"):
+        table.update({
+            "error.stage": "handshake",
+            "error.code": "TLS_LEGACY_ONLY",
+            "starttls.offered": True,
+            "tls.version": x["legacy_only"],
+            "tls.legacy_only": x["legacy_only"],
+            "tls.trust.trusted": x["trusted"],
+            "tls.names.mx_hostname": x["mx_hostname"],
+            "tls.expired": x["expired"],
+            "ehlo_tls": None,
+        })
+        del table["error"]
     else:
         table.update({
             "starttls.offered": True,
@@ -404,6 +438,19 @@ def check_probe_expect(case, rec):
 def check_finger(rec, fsec, fenc, ids):
     """Probe vs posttls-finger."""
     tls = rec["tls"]
+    if tls.get("legacy_only"):
+        # Only -l encrypt (OpenSSL security level 0) gets a session.
+        assert fenc.level, "posttls-finger -l encrypt established no TLS session:\n" + fenc.out
+        c = Compare()
+        c.agree("TLS version", tls["version"], fenc.version, "posttls-finger -l encrypt")
+        c.agree("cipher id", tls["cipher"]["id"], hex_id(ids[fenc.cipher]),
+                "posttls-finger -l encrypt (%s)" % fenc.cipher)
+        c.agree("chain trusted", tls["trust"]["trusted"], fenc.level == "Trusted",
+                "posttls-finger -l encrypt (%s)" % fenc.level)
+        c.agree("no session from verify up", None, fsec.level, "posttls-finger -l secure")
+        c.agree("leaf sha256", tls["chain"][0]["sha256"], fenc.fingerprint, "posttls-finger")
+        c.done()
+        return
     assert fsec.level, "posttls-finger established no TLS session:\n" + fsec.out
     assert fsec.cipher in ids, "unknown OpenSSL cipher name %r" % fsec.cipher
     c = Compare()

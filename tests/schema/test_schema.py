@@ -169,7 +169,7 @@ NEGATIVES = [
 
 # Mutations that the contract ALLOWS; the schema must keep accepting them.
 POSITIVES = [
-    ("probe: extra top-level field", PROBE_OK, [("dane", {"tlsa": []})]),
+    ("probe: extra top-level field", PROBE_OK, [("x_future_field", {"tlsa": []})]),
     ("probe: extra field in a cert", PROBE_OK, [("tls.chain.0.ocsp", None)]),
     ("probe: fractional seconds in date", PROBE_OK, [("scanned_at", "2026-11-30T04:23:02.123Z")]),
     ("probe: HELO fallback", PROBE_NOTLS,
