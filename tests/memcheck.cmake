@@ -31,3 +31,10 @@ foreach(_name IN LISTS _stls_unit_tests)
                    $<TARGET_FILE:${_name}>)
   set_tests_properties(memcheck_${_name} PROPERTIES LABELS memcheck)
 endforeach()
+
+# The scanner itself under valgrind, in the lab: a scan of every lab domain
+# with every feature on, and probes that take the fallback paths.
+add_test(NAME lab_memcheck
+         COMMAND ${STLS_NETNS} bash ${CMAKE_CURRENT_SOURCE_DIR}/lab/memcheck-scan.sh
+                 $<TARGET_FILE:starttls-scan>)
+set_tests_properties(lab_memcheck PROPERTIES LABELS "lab;memcheck" TIMEOUT 400)
