@@ -292,40 +292,90 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai) {
   probe_launch(run, req->loop);
 }
 
+/* Options of every command that probes (probe, scan, check): trust, EHLO
+ * name, per-step timeouts, --versions. One table, one handler. */
+enum {
+  OPT_C_CA = 1000, OPT_C_STORE, OPT_C_INTER, OPT_C_EHLO, OPT_C_CT, OPT_C_GT,
+  OPT_C_XT, OPT_C_TT, OPT_C_VERSIONS
+};
+#define PROBE_COMMON_LONGOPTS                                                  \
+  {"ca-file", required_argument, NULL, OPT_C_CA},                              \
+      {"trust-store", required_argument, NULL, OPT_C_STORE},                   \
+      {"intermediates", required_argument, NULL, OPT_C_INTER},                 \
+      {"ehlo", required_argument, NULL, OPT_C_EHLO},                           \
+      {"connect-timeout", required_argument, NULL, OPT_C_CT},                  \
+      {"greeting-timeout", required_argument, NULL, OPT_C_GT},                 \
+      {"command-timeout", required_argument, NULL, OPT_C_XT},                  \
+      {"tls-timeout", required_argument, NULL, OPT_C_TT},                      \
+      {"versions", no_argument, NULL, OPT_C_VERSIONS}
+
+typedef struct probe_common_s {
+  stls_probe_cfg_t *cfg; /* timeouts and versions */
+  const char **ca_file;
+  const char **trust_stores; /* room for STLS_MAX_STORE_OPTS */
+  size_t *n_trust_stores;
+  const char **intermediates;
+  const char **ehlo;
+} probe_common_t;
+
+#define STLS_MAX_STORE_OPTS 15
+
+/* 1 when c is a common option (handled), 0 when it is not one, -1 after a
+ * usage error was printed. */
+static int probe_common_opt(int c, const char *arg, const char *cmd,
+                            probe_common_t *pc) {
+  int64_t *tmo;
+  switch (c) {
+  case OPT_C_CA: *pc->ca_file = arg; return 1;
+  case OPT_C_STORE:
+    if (*pc->n_trust_stores >= STLS_MAX_STORE_OPTS) {
+      usage_error(cmd, "%s", "at most 15 --trust-store options");
+      return -1;
+    }
+    pc->trust_stores[(*pc->n_trust_stores)++] = arg;
+    return 1;
+  case OPT_C_INTER: *pc->intermediates = arg; return 1;
+  case OPT_C_EHLO: *pc->ehlo = arg; return 1;
+  case OPT_C_VERSIONS: pc->cfg->versions = 1; return 1;
+  case OPT_C_CT: tmo = &pc->cfg->connect_timeout_ms; break;
+  case OPT_C_GT: tmo = &pc->cfg->greeting_timeout_ms; break;
+  case OPT_C_XT: tmo = &pc->cfg->command_timeout_ms; break;
+  case OPT_C_TT: tmo = &pc->cfg->tls_timeout_ms; break;
+  default: return 0;
+  }
+  if ((*tmo = stls_parse_seconds_ms(arg)) <= 0) {
+    usage_error(cmd, "bad timeout '%s' (seconds, e.g. 10 or 0.5)", arg);
+    return -1;
+  }
+  return 1;
+}
+
 static int cmd_probe(int argc, char **argv) {
-  enum {
-    OPT_IP = 256, OPT_CA, OPT_EHLO, OPT_DOMAIN, OPT_CT, OPT_GT, OPT_XT, OPT_TT,
-    OPT_STORE, OPT_INTER, OPT_VERSIONS
-  };
+  enum { OPT_IP = 256, OPT_DOMAIN };
   static const struct option longopts[] = {
       {"ip", required_argument, NULL, OPT_IP},
-      {"versions", no_argument, NULL, OPT_VERSIONS},
       {"port", required_argument, NULL, 'p'},
-      {"ca-file", required_argument, NULL, OPT_CA},
-      {"trust-store", required_argument, NULL, OPT_STORE},
-      {"intermediates", required_argument, NULL, OPT_INTER},
-      {"ehlo", required_argument, NULL, OPT_EHLO},
       {"domain", required_argument, NULL, OPT_DOMAIN},
-      {"connect-timeout", required_argument, NULL, OPT_CT},
-      {"greeting-timeout", required_argument, NULL, OPT_GT},
-      {"command-timeout", required_argument, NULL, OPT_XT},
-      {"tls-timeout", required_argument, NULL, OPT_TT},
+      PROBE_COMMON_LONGOPTS,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   probe_opts_t o;
   probe_run_t run;
   char ehlo_buf[256], err[300];
   const char *ip_opt = NULL;
-  int64_t *tmo = NULL;
   int c, port_opt = -1;
   uv_loop_t loop;
   stls_tls_ctx_t *tls = NULL;
+  probe_common_t pc;
 
   memset(&o, 0, sizeof(o));
   memset(&run, 0, sizeof(run));
   stls_probe_cfg_defaults(&o.cfg);
+  pc = (probe_common_t){&o.cfg,           &o.ca_file,       o.trust_stores,
+                        &o.n_trust_stores, &o.intermediates, &o.ehlo};
   o.port = 25;
   optind = 1;
+  opterr = 0; /* our own one-line messages */
   while ((c = getopt_long(argc, argv, "p:46h", longopts, NULL)) != -1) {
     switch (c) {
     case OPT_IP: ip_opt = optarg; break;
@@ -335,27 +385,16 @@ static int cmd_probe(int argc, char **argv) {
       break;
     case '4': o.family = 4; break;
     case '6': o.family = 6; break;
-    case OPT_CA: o.ca_file = optarg; break;
-    case OPT_STORE:
-      if (o.n_trust_stores >= 15)
-        return usage_error("probe", "%s", "at most 15 --trust-store options");
-      o.trust_stores[o.n_trust_stores++] = optarg;
-      break;
-    case OPT_INTER: o.intermediates = optarg; break;
-    case OPT_VERSIONS: o.cfg.versions = 1; break;
-    case OPT_EHLO: o.ehlo = optarg; break;
     case OPT_DOMAIN: o.domain = optarg; break;
-    case OPT_CT: tmo = &o.cfg.connect_timeout_ms; goto timeout;
-    case OPT_GT: tmo = &o.cfg.greeting_timeout_ms; goto timeout;
-    case OPT_XT: tmo = &o.cfg.command_timeout_ms; goto timeout;
-    case OPT_TT: tmo = &o.cfg.tls_timeout_ms;
-    timeout:
-      if ((*tmo = stls_parse_seconds_ms(optarg)) <= 0)
-        return usage_error("probe", "bad timeout '%s' (seconds, e.g. 10 or 0.5)",
-                           optarg);
-      break;
     case 'h': fputs(usage_probe, stdout); return 0;
-    default: return usage_error("probe", "%s", "bad option");
+    default:
+      switch (probe_common_opt(c, optarg, "probe", &pc)) {
+      case 1: break;
+      case 0:
+        return usage_error("probe", "unknown option or missing argument: '%s'",
+                           argv[optind - 1]);
+      default: return EXIT_USAGE;
+      }
     }
   }
   if (optind != argc - 1)
@@ -526,12 +565,11 @@ static void check_report_cb(const stls_domain_record_t *d, void *arg) {
 
 static int cmd_scan(int argc, char **argv, int check) {
   enum {
-    OPT_CA = 256, OPT_EHLO, OPT_CT, OPT_GT, OPT_XT, OPT_TT, OPT_RESUME,
+    OPT_RESUME = 256,
     OPT_SHARD, OPT_SUMMARY, OPT_RESOLVER, OPT_IPV6, OPT_MAXMX, OPT_MAXADDR,
     OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY, OPT_NODEDUPE, OPT_PFPOL,
     OPT_MINLEVEL, OPT_SECMATCH, OPT_LEVEL, OPT_JSON, OPT_DNSTMO, OPT_DNSTRIES,
-    OPT_DANE, OPT_NODANE, OPT_STS, OPT_NOSTS, OPT_STORE, OPT_INTER,
-    OPT_VERSIONS, OPT_NOVERSIONS
+    OPT_DANE, OPT_NODANE, OPT_STS, OPT_NOSTS, OPT_NOVERSIONS
   };
   static const struct option longopts[] = {
       {"input", required_argument, NULL, 'i'},
@@ -544,10 +582,7 @@ static int cmd_scan(int argc, char **argv, int check) {
       {"ipv6", required_argument, NULL, OPT_IPV6},
       {"dns-timeout", required_argument, NULL, OPT_DNSTMO},
       {"dane", no_argument, NULL, OPT_DANE},
-      {"versions", no_argument, NULL, OPT_VERSIONS},
       {"no-versions", no_argument, NULL, OPT_NOVERSIONS},
-      {"trust-store", required_argument, NULL, OPT_STORE},
-      {"intermediates", required_argument, NULL, OPT_INTER},
       {"no-dane", no_argument, NULL, OPT_NODANE},
       {"mta-sts", no_argument, NULL, OPT_STS},
       {"no-mta-sts", no_argument, NULL, OPT_NOSTS},
@@ -567,29 +602,27 @@ static int cmd_scan(int argc, char **argv, int check) {
       {"level", required_argument, NULL, OPT_LEVEL},
       {"json", no_argument, NULL, OPT_JSON},
       {"port", required_argument, NULL, 'p'},
-      {"ca-file", required_argument, NULL, OPT_CA},
-      {"ehlo", required_argument, NULL, OPT_EHLO},
-      {"connect-timeout", required_argument, NULL, OPT_CT},
-      {"greeting-timeout", required_argument, NULL, OPT_GT},
-      {"command-timeout", required_argument, NULL, OPT_XT},
-      {"tls-timeout", required_argument, NULL, OPT_TT},
+      PROBE_COMMON_LONGOPTS,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   stls_scan_opts_t o;
   char ehlo_buf[256], resolvers[1024] = "";
-  int64_t *tmo = NULL;
   int c, only4 = 0, only6 = 0;
+  probe_common_t pc;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   const char *cmd = check ? "check" : "scan";
   check_state_t cs = {-1, 0, 2, 0};
 
   stls_scan_opts_defaults(&o);
+  pc = (probe_common_t){&o.probe,           &o.ca_file,       o.trust_stores,
+                        &o.n_trust_stores, &o.intermediates, &o.probe.ehlo_name};
   o.workers = ncpu > 0 ? (unsigned)ncpu : 1;
   /* A pre-flight check wants every verdict; a batch scan pays for the
    * TLSA lookups and HTTPS fetches only when asked. */
   o.dane = o.mta_sts = check;
   o.probe.versions = check;
   optind = 1;
+  opterr = 0; /* our own one-line messages */
   while ((c = getopt_long(argc, argv, "i:o:qw:c:p:46h", longopts, NULL)) !=
          -1) {
     switch (c) {
@@ -628,14 +661,7 @@ static int cmd_scan(int argc, char **argv, int check) {
                            optarg);
       break;
     case OPT_DANE: o.dane = true; break;
-    case OPT_VERSIONS: o.probe.versions = 1; break;
     case OPT_NOVERSIONS: o.probe.versions = 0; break;
-    case OPT_STORE:
-      if (o.n_trust_stores >= 15)
-        return usage_error(cmd, "%s", "at most 15 --trust-store options");
-      o.trust_stores[o.n_trust_stores++] = optarg;
-      break;
-    case OPT_INTER: o.intermediates = optarg; break;
     case OPT_NODANE: o.dane = false; break;
     case OPT_STS: o.mta_sts = true; break;
     case OPT_NOSTS: o.mta_sts = false; break;
@@ -715,19 +741,15 @@ static int cmd_scan(int argc, char **argv, int check) {
     }
     case '4': only4 = 1; break;
     case '6': only6 = 1; break;
-    case OPT_CA: o.ca_file = optarg; break;
-    case OPT_EHLO: o.probe.ehlo_name = optarg; break;
-    case OPT_CT: tmo = &o.probe.connect_timeout_ms; goto timeout;
-    case OPT_GT: tmo = &o.probe.greeting_timeout_ms; goto timeout;
-    case OPT_XT: tmo = &o.probe.command_timeout_ms; goto timeout;
-    case OPT_TT: tmo = &o.probe.tls_timeout_ms;
-    timeout:
-      if ((*tmo = stls_parse_seconds_ms(optarg)) <= 0)
-        return usage_error(cmd, "bad timeout '%s' (seconds, e.g. 10 or 0.5)",
-                           optarg);
-      break;
     case 'h': fputs(check ? usage_check : usage_scan, stdout); return 0;
-    default: return usage_error(cmd, "%s", "bad option");
+    default:
+      switch (probe_common_opt(c, optarg, cmd, &pc)) {
+      case 1: break;
+      case 0:
+        return usage_error(cmd, "unknown option or missing argument: '%s'",
+                           argv[optind - 1]);
+      default: return EXIT_USAGE;
+      }
     }
   }
   if (only4 && only6)
