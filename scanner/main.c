@@ -1,6 +1,8 @@
 /* starttls-scan: command line front end. */
 #include "stls/policy.h"
+#include "stls/hello.h"
 #include "stls/record.h"
+#include "stls/sts.h"
 #include "stls/scan.h"
 #include "stls/session.h"
 #include "stls/tls.h"
@@ -468,7 +470,7 @@ typedef struct check_state_s {
 
 static const char *host_tls_desc(const stls_host_result_t *r, char *buf,
                                   size_t len) {
-  if (!r->tls_done)
+  if (!r->tls_done && !r->tls_legacy)
     snprintf(buf, len, "-");
   else
     snprintf(buf, len, "%s %s", r->tls.version, r->tls.cipher_name);
@@ -491,6 +493,9 @@ static void check_report_cb(const stls_domain_record_t *d, void *arg) {
     printf("  null MX (RFC 7505): this domain accepts no mail\n");
   if (dns && dns->implicit_mx)
     printf("  no MX records: the domain itself is the mail server\n");
+  if (dns && dns->status == STLS_DNS_OK)
+    printf("  DNSSEC: MX records %s\n",
+           dns->mx_secure ? "validated (AD)" : "not validated");
   for (size_t i = 0; dns && i < dns->nmx; i++) {
     const stls_dns_mx_t *m = &dns->mx[i];
     printf("  MX %u %s%s%s", m->preference, m->host,
@@ -498,6 +503,21 @@ static void check_report_cb(const stls_domain_record_t *d, void *arg) {
            m->is_ip_literal ? " (an IP literal!)" : "");
     if (m->naddrs == 0)
       printf(": %s", m->error.message ? m->error.message : "no address");
+    if (d->tlsa && d->tlsa[i]) {
+      const stls_dns_tlsa_result_t *t = d->tlsa[i];
+      printf("; TLSA: %zu record(s)%s", t->nrr,
+             t->secure ? ", validated" : ", not validated");
+    }
+    printf("\n");
+  }
+  if (d->sts) {
+    const stls_sts_result_t *sr = d->sts;
+    printf("  MTA-STS: %s", stls_sts_status_name(sr->status));
+    if (sr->status == STLS_STS_OK)
+      printf(", mode %s, %zu mx pattern(s)", stls_sts_mode_name(sr->policy.mode),
+             sr->policy.nmx);
+    else if (sr->error.code[0])
+      printf(" (%s: %s)", sr->error.code, sr->error.message);
     printf("\n");
   }
   if (d->n_hosts)
@@ -505,17 +525,45 @@ static void check_report_cb(const stls_domain_record_t *d, void *arg) {
            "TLS", "CHAIN", "NAMES MX");
   for (size_t i = 0; i < d->n_hosts; i++) {
     const stls_host_result_t *r = &d->hosts[i].res;
-    const char *chain = !r->tls_done         ? "-"
+    const char *chain = !r->tls_done && !r->tls_legacy ? "-"
                         : r->tls.trusted     ? "trusted"
                         : r->tls.expired     ? "expired"
                                              : "untrusted";
     printf("  %-28s %-26s %-22s %-44s %-10s %s\n", r->mx, r->ip,
            stls_host_status_name(r->status),
            host_tls_desc(r, buf, sizeof(buf)), chain,
-           !r->tls_done ? "-" : r->tls.name_mx ? "yes" : "no");
+           !r->tls_done && !r->tls_legacy ? "-"
+           : r->tls.name_mx                ? "yes"
+                                           : "no");
     if (r->error.set)
       printf("      %s: %s (%s)\n", stls_stage_name(r->error.stage),
              r->error.message, r->error.code);
+    if ((r->tls_done || r->tls_legacy) && r->tls.handshake_seen) {
+      const char *g = stls_tls_group_name(r->tls.group);
+      const char *sg = stls_tls_sigalg_name(r->tls.sigalg);
+      printf("      key exchange %s, server signature %s\n", g ? g : "-",
+             sg ? sg : "-");
+    }
+    if (d->hosts[i].dane_state)
+      printf("      DANE: TLSA %s%s%s%s\n", d->hosts[i].dane_state,
+             d->hosts[i].dane_checked
+                 ? (d->hosts[i].dane_matched ? ", matched " : ", no match")
+                 : "",
+             d->hosts[i].dane_checked && d->hosts[i].dane_matched
+                 ? d->hosts[i].dane_rr
+                 : "",
+             d->hosts[i].dane_result_type && !d->hosts[i].dane_matched
+                 ? " (tlsa-invalid or chain)"
+                 : "");
+    if (r->versions_probed) {
+      printf("      versions:");
+      for (unsigned v = STLS_VER_COUNT; v-- > 0;)
+        printf(" %s %s", stls_version_label(v),
+               r->versions[v].accepted < 0   ? "?"
+               : r->versions[v].accepted > 0 ? "yes"
+                                              : "no");
+      printf("\n");
+    }
     for (size_t f = 0; f < r->n_findings; f++)
       printf("      finding %s: %s\n", r->findings[f].id,
              r->findings[f].message);

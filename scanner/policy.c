@@ -366,7 +366,7 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
   /* DANE applies only with DNSSEC-validated MX and usable TLSA. */
   v[STLS_LEVEL_DANE].applies = in->mx_secure && any_usable;
   if (!in->mx_secure) {
-    bool checked = false;
+    bool checked = in->dane_checked;
     for (size_t i = 0; i < in->n_hosts; i++)
       checked |= in->hosts[i].dane != STLS_DANE_NOT_CHECKED;
     snprintf(v[STLS_LEVEL_DANE].note, sizeof(v[0].note), "%s",

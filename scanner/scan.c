@@ -405,6 +405,7 @@ static int decide_policy(worker_t *w, job_t *j, stls_policy_t *out) {
   in.hosts = ph;
   in.n_hosts = j->n_hosts;
   in.mx_secure = j->dns->mx_secure;
+  in.dane_checked = w->scan->o->dane;
   sts_input(j, &in);
   for (size_t i = 0; i < j->n_hosts; i++) {
     stls_domain_host_t *h = &j->hosts[i];

@@ -61,7 +61,8 @@ typedef struct stls_policy_host_s {
 
 typedef struct stls_policy_input_s {
   const char *domain;
-  bool mx_secure; /* the MX lookup was DNSSEC-validated */
+  bool mx_secure;    /* the MX lookup was DNSSEC-validated */
+  bool dane_checked; /* TLSA records were looked up where DNSSEC allowed */
   const stls_policy_host_t *hosts;
   size_t n_hosts;
   stls_policy_sts_t sts;
