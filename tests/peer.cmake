@@ -5,9 +5,10 @@ add_test(NAME lab_faults
                  --bin $<TARGET_FILE:starttls-scan>)
 set_tests_properties(lab_faults PROPERTIES LABELS lab TIMEOUT 300)
 
-# scan's retry of a 421 (politeness), against the peer; needs the lab DNS.
-add_test(NAME lab_retry
+# scan's politeness (retry of a 421, per-address concurrency) against the
+# peer; needs the lab DNS.
+add_test(NAME lab_politeness
          COMMAND ${STLS_NETNS} bash ${CMAKE_CURRENT_SOURCE_DIR}/lab/dns/run-with-dns.sh
-                 ${STLS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/peer/test_retry.py
+                 ${STLS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/peer/test_politeness.py
                  --bin $<TARGET_FILE:starttls-scan>)
-set_tests_properties(lab_retry PROPERTIES LABELS lab TIMEOUT 120)
+set_tests_properties(lab_politeness PROPERTIES LABELS lab TIMEOUT 120)

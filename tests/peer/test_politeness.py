@@ -1,13 +1,15 @@
 #!/usr/bin/python3
-"""scan's politeness retry, against the scripted peer: a 421 greeting (a
-server shedding load) is retried once after --retry-delay, not hammered,
-and --no-retry makes exactly one attempt.
+"""scan's politeness against the scripted peer: a 421 greeting (a server
+shedding load) is retried once after --retry-delay, not hammered, and
+--no-retry makes exactly one attempt; --per-ip 1 never has two
+connections to one address open at once.
 
 Usage (inside tests/lab/netns-run.sh, with the lab DNS up: see
-tests/peer.cmake): test_retry.py --bin PATH
+tests/peer.cmake): test_politeness.py --bin PATH
 
-peer.lab.test has MX mx-peer.lab.test = 127.0.26.1, where the peer listens
-on a free port (scan --port). Prints ok/FAIL lines and "N passed, M failed".
+peer.lab.test and peer2.lab.test have MX hosts mx-peer / mx-peer2, both
+127.0.26.1, where the peer listens on a free port (scan --port). Prints
+ok/FAIL lines and "N passed, M failed".
 """
 
 import argparse
@@ -26,19 +28,21 @@ import stlstest  # noqa: E402
 from test_faults import Peer  # noqa: E402
 
 SCENARIO = os.path.join(HERE, "scenarios", "greeting_421.json")
+TARPIT = os.path.join(HERE, "scenarios", "greeting_tarpit.json")
 
 
-def scan(bin_path, port, extra):
-    cmd = [bin_path, "scan", "-q", "peer.lab.test", "--port", str(port), "--ipv6", "off"] + extra
+def scan(bin_path, port, extra, domains=("peer.lab.test",)):
+    cmd = [bin_path, "scan", "-q"] + list(domains) + ["--port", str(port), "--ipv6", "off"] + extra
     t0 = time.monotonic()
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     took = time.monotonic() - t0
     assert p.returncode == 0, "%s exited %d: %s" % (cmd, p.returncode, p.stderr.decode())
     lines = p.stdout.decode().splitlines()
-    assert len(lines) == 1, "want one record, got %d" % len(lines)
-    rec = json.loads(lines[0])
-    stlstest.validate(rec)
-    return rec, took
+    assert len(lines) == len(domains), "want %d records, got %d" % (len(domains), len(lines))
+    recs = [json.loads(l) for l in lines]
+    for rec in recs:
+        stlstest.validate(rec)
+    return (recs[0] if len(recs) == 1 else recs), took
 
 
 def run_case(bin_path, extra, want_conns, want_retried, min_secs):
@@ -64,6 +68,30 @@ def run_case(bin_path, extra, want_conns, want_retried, min_secs):
     return True
 
 
+def run_per_ip(bin_path, per_ip):
+    """Two MX names on one address, each held by a greeting that never
+    comes (1 s timeout): with --per-ip 1 the second connection waits for
+    the first, so the scan takes two timeouts; with 2 they overlap."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("STLS_LAB_TMP")) as work:
+        peer = Peer(TARPIT, work)
+        try:
+            port = peer.start()
+            recs, took = scan(bin_path, port,
+                              ["--per-ip", str(per_ip), "-c", "10", "--rate", "0",
+                               "--greeting-timeout", "1", "--no-retry"],
+                              domains=("peer.lab.test", "peer2.lab.test"))
+        finally:
+            peer.stop()
+    statuses = sorted(r["hosts"][0]["status"] for r in recs)
+    assert statuses == ["io-timeout", "io-timeout"], "statuses %r" % statuses
+    assert all(not r["hosts"][0]["shared"] for r in recs), "two endpoints, none shared"
+    if per_ip == 1:
+        assert took >= 2.0, "took %.2fs: the two probes overlapped despite --per-ip 1" % took
+    else:
+        assert took < 1.9, "took %.2fs: the probes did not overlap with --per-ip 2" % took
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", required=True)
@@ -76,9 +104,15 @@ def main():
         ("a 421 is retried once, after --retry-delay", ["--retry-delay", "0.5"], 2, True, 0.5),
         ("--no-retry makes one attempt", ["--no-retry"], 1, False, 0.0),
     ]
-    for name, extra, conns, retried, secs in cases:
+    checks = [(name, (lambda e=extra, c=conns, r=retried, s=secs:
+                      run_case(args.bin, e, c, r, s)))
+              for name, extra, conns, retried, secs in cases]
+    checks += [("--per-ip 1: one connection at a time per address",
+                lambda: run_per_ip(args.bin, 1)),
+               ("--per-ip 2: two at once", lambda: run_per_ip(args.bin, 2))]
+    for name, fn in checks:
         try:
-            run_case(args.bin, extra, conns, retried, secs)
+            fn()
             print("ok %s" % name)
             passed += 1
         except (AssertionError, subprocess.TimeoutExpired) as e:
