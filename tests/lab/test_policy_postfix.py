@@ -126,35 +126,7 @@ SECURE_ATTR_LAB = "nexthop:dot-nexthop:.lab.test"
 KINDS = LEVELS + ("securelab", "ours", "ourslab")
 
 
-class Results:
-    """Counts checks and prints one line per check."""
-
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def ok(self, name):
-        self.passed += 1
-        print("ok   %s" % name, flush=True)
-
-    def fail(self, name, detail=""):
-        self.failed += 1
-        print("FAIL %s" % name, flush=True)
-        if detail:
-            print("     " + str(detail).replace("\n", "\n     "), flush=True)
-
-    def check(self, name, fn):
-        """Run fn(); an AssertionError or any crash is a failure. Returns fn's value or None."""
-        try:
-            value = fn()
-        except AssertionError as e:
-            self.fail(name, str(e))
-            return None
-        except Exception as e:  # a crash in a check is a failure, never a pass
-            self.fail(name, "%s: %s" % (type(e).__name__, e))
-            return None
-        self.ok(name)
-        return value
+Results = stlstest.Results
 
 
 def run(cmd, timeout=30, input_bytes=b"", env=None):

@@ -292,3 +292,44 @@ def expect(record, table):
         raise AssertionError("unexpected values:\n  %s\nrecord: %s"
                              % ("\n  ".join(bad), json.dumps(record, sort_keys=True)[:2000]))
 
+
+class Results:
+    """Counts the checks of a lab test and prints one line per check; the
+    caller prints the closing "N passed, M failed" line."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, name):
+        self.passed += 1
+        print("ok   %s" % name, flush=True)
+
+    def fail(self, name, detail=""):
+        self.failed += 1
+        print("FAIL %s" % name, flush=True)
+        if detail:
+            print("     " + str(detail).replace("\n", "\n     "), flush=True)
+
+    def check(self, name, fn):
+        """Run fn(); an AssertionError (or any crash) is a failure. Returns
+        fn's value, or None when it failed."""
+        try:
+            value = fn()
+        except AssertionError as e:
+            self.fail(name, str(e))
+            return None
+        except Exception as e:  # a crash in a check is a failure, never a pass
+            self.fail(name, "%s: %s" % (type(e).__name__, e))
+            return None
+        self.ok(name)
+        return value
+
+    def attempt(self, name, fn):
+        """Run a step that gathers data: only its failure is reported and
+        counted."""
+        try:
+            return fn()
+        except Exception as e:
+            self.fail(name, "%s: %s" % (type(e).__name__, e))
+            return None
