@@ -814,6 +814,15 @@ static int take_token(worker_t *w) {
   return 1;
 }
 
+/* The probes' extra connections (fallbacks, --versions) pay for their
+ * tokens too: 0 to go now, else how long until the next token. */
+static int64_t pace_cb(void *arg) {
+  worker_t *w = arg;
+  if (take_token(w))
+    return 0;
+  return (int64_t)((1.0 - w->tokens) * 1000.0 / w->rate) + 1;
+}
+
 static void rate_timer_cb(uv_timer_t *t) {
   worker_t *w = t->data;
   w->rate_timer_armed = 0;
@@ -1054,6 +1063,8 @@ static int worker_init(scan_t *sc, worker_t *w, unsigned id) {
   }
   w->cfg = o->probe;
   w->cfg.tls = w->tls;
+  w->cfg.pace = pace_cb;
+  w->cfg.pace_arg = w;
   w->active_max = o->concurrency / sc->nw;
   if (w->active_max < 1)
     w->active_max = 1;

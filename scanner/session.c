@@ -57,6 +57,8 @@ typedef struct session_s {
   stls_host_result_t *res;
   stls_probe_done_cb cb;
   void *cb_arg;
+  int64_t (*pace)(void *arg);
+  void *pace_arg;
   stls_reply_parser_t parser;
 } session_t;
 
@@ -157,6 +159,27 @@ static void send_command(session_t *s, const char *fmt, ...) {
 
 static void session_connect(session_t *s);
 
+static void pace_cb(uv_timer_t *t);
+
+/* Connect again, when the connection rate allows. */
+static void session_connect_paced(session_t *s) {
+  int64_t wait = s->pace ? s->pace(s->pace_arg) : 0;
+  uv_timer_t *t;
+  if (wait <= 0 || !(t = malloc(sizeof(*t)))) {
+    session_connect(s);
+    return;
+  }
+  uv_timer_init(s->loop, t);
+  t->data = s;
+  uv_timer_start(t, pace_cb, (uint64_t)wait, 0);
+}
+
+static void pace_cb(uv_timer_t *t) {
+  session_t *s = t->data;
+  uv_close((uv_handle_t *)t, (uv_close_cb)free);
+  session_connect_paced(s);
+}
+
 /* Start over on a new connection that offers TLS 1.2 only. */
 static void restart_tls12(session_t *s) {
   stls_host_result_t *res = s->res;
@@ -181,7 +204,7 @@ static void restart_tls12(session_t *s) {
   s->tls12_only = 1;
   s->closing = 0;
   s->shutdown_sent = 0;
-  session_connect(s);
+  session_connect_paced(s);
 }
 
 static int next_attempt(session_t *s);
@@ -650,7 +673,7 @@ static void start_attempt(session_t *s, int mode, uint16_t version) {
   s->tls12_only = 0;
   s->closing = 0;
   s->shutdown_sent = 0;
-  session_connect(s);
+  session_connect_paced(s);
 }
 
 /* Decide whether another connection follows; 1 when one was started. */
@@ -924,6 +947,8 @@ int stls_probe_start(uv_loop_t *loop, const stls_probe_cfg_t *cfg,
   memcpy(&s->addr, &ss, sizeof(ss));
   s->main_res = res;
   s->want_versions = cfg->versions;
+  s->pace = cfg->pace;
+  s->pace_arg = cfg->pace_arg;
   if (cfg->tls12_only) {
     s->tls12_only = 1;
     stls_host_result_add_finding(

@@ -34,6 +34,11 @@ typedef struct stls_probe_cfg_s {
   /* Also find out which protocol versions the server accepts, TLS 1.3 to
    * SSLv3 (up to 4 more connections, one after the other). */
   int versions;
+  /* Politeness for the connections a probe makes after its first (TLS 1.2
+   * reconnect, legacy and version probes): returns 0 to connect now, or
+   * the milliseconds to wait (the caller's connection rate). NULL: none. */
+  int64_t (*pace)(void *arg);
+  void *pace_arg;
 } stls_probe_cfg_t;
 
 /* Fill cfg with the default timeouts and port 25 (pointers left NULL). */

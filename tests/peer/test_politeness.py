@@ -2,7 +2,8 @@
 """scan's politeness against the scripted peer: a 421 greeting (a server
 shedding load) is retried once after --retry-delay, not hammered, and
 --no-retry makes exactly one attempt; --per-ip 1 never has two
-connections to one address open at once.
+connections to one address open at once; --rate paces every connection,
+also the extra ones of --versions.
 
 Usage (inside tests/lab/netns-run.sh, with the lab DNS up: see
 tests/peer.cmake): test_politeness.py --bin PATH
@@ -29,6 +30,7 @@ from test_faults import Peer  # noqa: E402
 
 SCENARIO = os.path.join(HERE, "scenarios", "greeting_421.json")
 TARPIT = os.path.join(HERE, "scenarios", "greeting_tarpit.json")
+TLS = os.path.join(HERE, "scenarios", "tls_full_session.json")
 
 
 def scan(bin_path, port, extra, domains=("peer.lab.test",)):
@@ -92,6 +94,32 @@ def run_per_ip(bin_path, per_ip):
     return True
 
 
+def run_rate_versions(bin_path):
+    """--versions makes several connections per address; each pays for a
+    --rate token like the first, so 2/s spaces them by half a second."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("STLS_LAB_TMP")) as work:
+        peer = Peer(TLS, work)
+        try:
+            port = peer.start()
+            rec, took = scan(bin_path, port, ["--versions", "--rate", "2", "-w", "1",
+                                              "-c", "1", "--no-retry"])
+            peer.wait_idle(5)
+            events = peer.events()
+        finally:
+            peer.stop()
+    h = rec["hosts"][0]
+    assert h["status"] == "success", "status %r" % h["status"]
+    assert "protocol_versions" in h, "no protocol_versions"
+    conns = len({e["conn"] for e in events if e["event"] == "accept"})
+    assert conns >= 3, "only %d connections: --versions made no extra ones" % conns
+    # The first token is there at once (burst 1.2); each further one takes
+    # half a second.
+    want = (conns - 1.2) / 2
+    assert took >= want, "%d connections in %.2fs: faster than --rate 2 allows (%.2fs)" % (
+        conns, took, want)
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", required=True)
@@ -109,7 +137,9 @@ def main():
               for name, extra, conns, retried, secs in cases]
     checks += [("--per-ip 1: one connection at a time per address",
                 lambda: run_per_ip(args.bin, 1)),
-               ("--per-ip 2: two at once", lambda: run_per_ip(args.bin, 2))]
+               ("--per-ip 2: two at once", lambda: run_per_ip(args.bin, 2)),
+               ("--rate also paces the extra connections of --versions",
+                lambda: run_rate_versions(args.bin))]
     for name, fn in checks:
         try:
             fn()
