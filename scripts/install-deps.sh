@@ -88,6 +88,16 @@ if ! dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "ok installed"; 
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 fi
 
+# Installing postfix, unbound, nsd or nginx must not start them: the lab
+# runs its own instances inside a private namespace. Where the machine has
+# no policy-rc.d, one that denies every service start is in place for the
+# duration of this script.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+
 missing=""
 for p in $BUILD_PKGS $LAB_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
