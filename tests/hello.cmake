@@ -51,3 +51,9 @@ add_test(NAME hello_flights_refuse_outside_netns
 set_tests_properties(hello_flights_refuse_outside_netns PROPERTIES
                      LABELS unit
                      PASS_REGULAR_EXPRESSION "run me inside tests/lab/netns-run.sh")
+
+# The chain a TLS <= 1.2 server sends in clear, read from the same flights
+# (legacy-only servers are described from it).
+stls_unit_test(test_flight ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_flight.c)
+target_compile_definitions(test_flight PRIVATE
+  STLS_TEST_HELLO_DIR="${CMAKE_CURRENT_SOURCE_DIR}/unit/hello")
