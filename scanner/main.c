@@ -10,6 +10,7 @@
 #include "stls/writer.h"
 
 #include <getopt.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,7 +154,8 @@ static const char usage_probe[] =
     "                          (repeatable): tls.trust.stores.NAME\n"
     "  --intermediates FILE    intermediates to fill gaps with, for\n"
     "                          tls.chain_quality.missing_intermediate\n"
-    "  --ehlo NAME             name sent in EHLO/HELO (default: this host's name)\n"
+    "  --ehlo NAME             name sent in EHLO/HELO (default: this machine's\n"
+    "                          fully qualified name; use one that resolves)\n"
     "  --domain DOMAIN         recipient domain, for tls.names.recipient_domain\n"
     "  --versions              also find which of TLS 1.3, 1.2, 1.1, 1.0 and\n"
     "                          SSLv3 the server accepts (up to 4 more\n"
@@ -241,10 +243,30 @@ static int parse_target(const char *arg, probe_opts_t *o) {
   return 0;
 }
 
-static void default_ehlo(char *buf, size_t len) {
+/* The machine's fully qualified name, as Postfix's myhostname: the host
+ * name, completed by the resolver's canonical name when it has no dot.
+ * Called once before any loop runs, so the lookup may block. Servers may
+ * refuse a HELO name that is not a FQDN (reject_non_fqdn_helo_hostname),
+ * so say so when none can be found. */
+static void default_ehlo(char *buf, size_t len, int warn) {
+  struct addrinfo hints, *ai = NULL;
   if (gethostname(buf, len) != 0 || !buf[0])
     stls_strlcpy(buf, "localhost", len);
   buf[len - 1] = '\0';
+  if (strchr(buf, '.'))
+    return;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_flags = AI_CANONNAME;
+  if (getaddrinfo(buf, NULL, &hints, &ai) == 0 && ai && ai->ai_canonname &&
+      strchr(ai->ai_canonname, '.'))
+    stls_strlcpy(buf, ai->ai_canonname, len);
+  if (ai)
+    freeaddrinfo(ai);
+  if (warn && !strchr(buf, '.'))
+    fprintf(stderr,
+            "starttls-scan: warning: EHLO name '%s' is not a fully qualified "
+            "name; some servers refuse it (set --ehlo)\n",
+            buf);
 }
 
 typedef struct probe_run_s {
@@ -416,7 +438,7 @@ static int cmd_probe(int argc, char **argv) {
     stls_strlcpy(o.ip, o.host, sizeof(o.ip));
   }
   if (!o.ehlo) {
-    default_ehlo(ehlo_buf, sizeof(ehlo_buf));
+    default_ehlo(ehlo_buf, sizeof(ehlo_buf), 1);
     o.ehlo = ehlo_buf;
   }
   o.cfg.ehlo_name = o.ehlo;
@@ -820,7 +842,8 @@ static int cmd_scan(int argc, char **argv, int check) {
   if (resolvers[0])
     o.resolvers = resolvers;
   if (!o.probe.ehlo_name) {
-    default_ehlo(ehlo_buf, sizeof(ehlo_buf));
+    /* scan keeps stderr for progress and the summary, which names it. */
+    default_ehlo(ehlo_buf, sizeof(ehlo_buf), 0);
     o.probe.ehlo_name = ehlo_buf;
   }
   {

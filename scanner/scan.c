@@ -1328,6 +1328,7 @@ int stls_scan_run(const stls_scan_opts_t *o) {
                (o->ipv6_mode == STLS_IPV6_AUTO && stls_ipv6_route_available());
   sc.t0 = stls_now_ms();
   sc.sum.started_at = time(NULL);
+  sc.sum.ehlo_name = o->probe.ehlo_name;
   in.sc = &sc;
 
   if (o->resume) {

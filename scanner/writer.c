@@ -625,6 +625,8 @@ cJSON *stls_json_summary(const stls_summary_t *s) {
   stls_time_rfc3339(s->finished_at, ts, sizeof(ts));
   jstr(&j, o, "finished_at", ts);
   jnum(&j, o, "duration_ms", (double)s->duration_ms);
+  if (s->ehlo_name)
+    jstr(&j, o, "ehlo_name", s->ehlo_name);
   if ((x = jobj(&j, o, "input"))) {
     jnum(&j, x, "lines", (double)s->input_lines);
     jnum(&j, x, "invalid", (double)s->input_invalid);

@@ -62,6 +62,7 @@ typedef struct stls_summary_s {
   stls_counts_t tls_versions;
   stls_counts_t recommended; /* domains by recommended policy level */
   uint64_t input_lines, input_invalid, resumed_skipped, shard_skipped;
+  const char *ehlo_name; /* what we said in EHLO */
 } stls_summary_t;
 
 /* Count key in c (keys are static strings or strings that outlive c). */
