@@ -1494,40 +1494,46 @@ static int parse_status(int rc)
   return rc == 0 ? ARES_SUCCESS : rc == UV_ENOMEM ? ARES_ENOMEM : ARES_EBADRESP;
 }
 
+/* The common part of a single-name lookup's answer (TXT, TLSA): parse it,
+ * settle status and error, and trust the AD bit only for an answer or a
+ * validated denial. */
+static void single_answer(dns_req_t *req, int status, unsigned char *abuf, int alen,
+                          int parsed, bool *secure, stls_dns_status_t *st,
+                          stls_dns_error_t *error, size_t count)
+{
+  if (status == ARES_EDESTRUCTION)
+    req->cancelled = true;
+  *secure = answer_secure(status, abuf, alen);
+  if (status == ARES_SUCCESS)
+    status = parse_status(parsed);
+  *st = single_status(status, count, error);
+  if (*st != STLS_DNS_OK && *st != STLS_DNS_NODATA && *st != STLS_DNS_NXDOMAIN)
+    *secure = false;
+  req_release(req);
+}
+
 static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
   dns_req_t *req = arg;
   stls_dns_txt_result_t *res = req->txt;
-
+  int parsed = status == ARES_SUCCESS
+                   ? stls__dns_parse_txt(abuf, (size_t)alen, req->qname, res)
+                   : 0;
   (void)timeouts;
-  if (status == ARES_EDESTRUCTION)
-    req->cancelled = true;
-  res->secure = answer_secure(status, abuf, alen);
-  if (status == ARES_SUCCESS)
-    status = parse_status(stls__dns_parse_txt(abuf, (size_t)alen, req->qname, res));
-  res->status = single_status(status, res->ntxt, &res->error);
-  if (res->status != STLS_DNS_OK && res->status != STLS_DNS_NODATA &&
-      res->status != STLS_DNS_NXDOMAIN)
-    res->secure = false;
-  req_release(req);
+  single_answer(req, status, abuf, alen, parsed, &res->secure, &res->status, &res->error,
+                res->ntxt);
 }
 
 static void tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
   dns_req_t *req = arg;
   stls_dns_tlsa_result_t *res = req->tlsa;
-
+  int parsed = status == ARES_SUCCESS
+                   ? stls__dns_parse_tlsa(abuf, (size_t)alen, req->qname, res)
+                   : 0;
   (void)timeouts;
-  if (status == ARES_EDESTRUCTION)
-    req->cancelled = true;
-  res->secure = answer_secure(status, abuf, alen);
-  if (status == ARES_SUCCESS)
-    status = parse_status(stls__dns_parse_tlsa(abuf, (size_t)alen, req->qname, res));
-  res->status = single_status(status, res->nrr, &res->error);
-  if (res->status != STLS_DNS_OK && res->status != STLS_DNS_NODATA &&
-      res->status != STLS_DNS_NXDOMAIN)
-    res->secure = false;
-  req_release(req);
+  single_answer(req, status, abuf, alen, parsed, &res->secure, &res->status, &res->error,
+                res->nrr);
 }
 
 /* A cancelled lookup says nothing about the name. */
