@@ -79,28 +79,33 @@ static void jnull(jctx_t *j, cJSON *o, const char *k) {
     j->ok = 0;
 }
 
+/* Append an item to an array, taking ownership; on failure the item is
+ * freed and the record marked broken. Returns the item or NULL. */
+static cJSON *jpush(jctx_t *j, cJSON *arr, cJSON *item) {
+  if (!item || !cJSON_AddItemToArray(arr, item)) {
+    cJSON_Delete(item);
+    j->ok = 0;
+    return NULL;
+  }
+  return item;
+}
+
 static void jstrlist(jctx_t *j, cJSON *o, const char *k,
                      const stls_strlist_t *l) {
   cJSON *a = jarr(j, o, k);
   if (!a)
     return;
   for (size_t i = 0; i < l->n; i++) {
-    cJSON *s = jcreate_string(l->v[i]);
-    if (!s || !cJSON_AddItemToArray(a, s)) {
-      cJSON_Delete(s);
-      j->ok = 0;
+    cJSON *s = jpush(j, a, jcreate_string(l->v[i]));
+    if (!s)
       return;
-    }
   }
 }
 
 static void add_cert(jctx_t *j, cJSON *arr, const stls_cert_t *c) {
-  cJSON *o = cJSON_CreateObject(), *key;
-  if (!o || !cJSON_AddItemToArray(arr, o)) {
-    cJSON_Delete(o);
-    j->ok = 0;
+  cJSON *key, *o = jpush(j, arr, cJSON_CreateObject());
+  if (!o)
     return;
-  }
   jstr(j, o, "subject", c->subject);
   jstr(j, o, "issuer", c->issuer);
   jstr(j, o, "subject_cn", c->subject_cn);
@@ -124,11 +129,7 @@ static void add_reasons(jctx_t *j, cJSON *x, unsigned bits) {
     return;
   for (unsigned b = 0; b < STLS_TRUST_REASON_COUNT; b++)
     if (bits & (1u << b)) {
-      cJSON *s = cJSON_CreateString(stls_trust_reason_name(b));
-      if (!s || !cJSON_AddItemToArray(reasons, s)) {
-        cJSON_Delete(s);
-        j->ok = 0;
-      }
+      jpush(j, reasons, cJSON_CreateString(stls_trust_reason_name(b)));
     }
 }
 
@@ -279,12 +280,9 @@ cJSON *stls_json_host(const stls_host_result_t *r,
   add_ehlo(&j, o, "ehlo_tls", NULL, r->ehlo_tls_reply, &r->ehlo_tls_ext);
   if ((x = jarr(&j, o, "findings")))
     for (size_t i = 0; i < r->n_findings; i++) {
-      cJSON *f = cJSON_CreateObject();
-      if (!f || !cJSON_AddItemToArray(x, f)) {
-        cJSON_Delete(f);
-        j.ok = 0;
+      cJSON *f = jpush(&j, x, cJSON_CreateObject());
+      if (!f)
         break;
-      }
       jstr(&j, f, "id", r->findings[i].id);
       jstr(&j, f, "message", r->findings[i].message);
     }
@@ -375,12 +373,8 @@ static void add_tlsa(jctx_t *j, cJSON *m, const stls_dns_tlsa_result_t *t) {
   if ((recs = jarr(j, x, "records")))
     for (size_t i = 0; i < t->nrr; i++) {
       char *txt = stls_dane_rr_format(&t->rr[i]);
-      cJSON *sv = txt ? cJSON_CreateString(txt) : NULL;
+      jpush(j, recs, txt ? cJSON_CreateString(txt) : NULL);
       free(txt);
-      if (!sv || !cJSON_AddItemToArray(recs, sv)) {
-        cJSON_Delete(sv);
-        j->ok = 0;
-      }
     }
   if (t->error.code && (e = jobj(j, x, "error"))) {
     jstr(j, e, "stage", "dns");
@@ -396,11 +390,8 @@ static void add_dns(jctx_t *j, cJSON *o, const stls_dns_result_t *dns,
     return;
   if ((mx = jarr(j, d, "mx")) && dns) {
     if (dns->null_mx) {
-      cJSON *m = cJSON_CreateObject();
-      if (!m || !cJSON_AddItemToArray(mx, m)) {
-        cJSON_Delete(m);
-        j->ok = 0;
-      } else {
+      cJSON *m = jpush(j, mx, cJSON_CreateObject());
+      if (m) {
         jnum(j, m, "preference", 0);
         jstr(j, m, "host", ".");
         jarr(j, m, "addresses");
@@ -408,21 +399,14 @@ static void add_dns(jctx_t *j, cJSON *o, const stls_dns_result_t *dns,
     }
     for (size_t i = 0; i < dns->nmx; i++) {
       const stls_dns_mx_t *h = &dns->mx[i];
-      cJSON *m = cJSON_CreateObject(), *a;
-      if (!m || !cJSON_AddItemToArray(mx, m)) {
-        cJSON_Delete(m);
-        j->ok = 0;
+      cJSON *a, *m = jpush(j, mx, cJSON_CreateObject());
+      if (!m)
         break;
-      }
       jnum(j, m, "preference", h->preference);
       jstr(j, m, "host", h->host);
       if ((a = jarr(j, m, "addresses")))
         for (size_t k = 0; k < h->naddrs; k++) {
-          cJSON *s = cJSON_CreateString(h->addrs[k].text);
-          if (!s || !cJSON_AddItemToArray(a, s)) {
-            cJSON_Delete(s);
-            j->ok = 0;
-          }
+          jpush(j, a, cJSON_CreateString(h->addrs[k].text));
         }
       jstr(j, m, "status", stls_dns_status_name(h->status));
       if (h->error.code && (e = jobj(j, m, "error"))) {
@@ -517,11 +501,7 @@ static void add_sts(jctx_t *j, cJSON *o, const stls_sts_result_t *r) {
     jstr(j, y, "mode", stls_sts_mode_name(r->policy.mode));
     if ((mx = jarr(j, y, "mx")))
       for (size_t i = 0; i < r->policy.nmx; i++) {
-        cJSON *sv = jcreate_string(r->policy.mx[i]);
-        if (!sv || !cJSON_AddItemToArray(mx, sv)) {
-          cJSON_Delete(sv);
-          j->ok = 0;
-        }
+        jpush(j, mx, jcreate_string(r->policy.mx[i]));
       }
     jnum(j, y, "max_age", r->policy.max_age);
   }
@@ -565,12 +545,9 @@ cJSON *stls_json_domain(const stls_domain_record_t *d) {
   add_dns(&j, o, d->dns, d->tlsa);
   if ((hosts = jarr(&j, o, "hosts")))
     for (size_t i = 0; i < d->n_hosts; i++) {
-      cJSON *h = stls_json_host(&d->hosts[i].res, d->domain);
-      if (!h || !cJSON_AddItemToArray(hosts, h)) {
-        cJSON_Delete(h);
-        j.ok = 0;
+      cJSON *h = jpush(&j, hosts, stls_json_host(&d->hosts[i].res, d->domain));
+      if (!h)
         break;
-      }
       jbool(&j, h, "shared", d->hosts[i].shared);
       if (d->hosts[i].dane_state)
         add_host_dane(&j, h, &d->hosts[i]);
