@@ -18,7 +18,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 
-BUILD_PKGS="build-essential cmake pkg-config git libuv1-dev libcjson-dev libc-ares-dev libcmocka-dev libidn2-dev"
+BUILD_PKGS="build-essential cmake pkg-config git libuv1-dev libcjson-dev libc-ares-dev libcmocka-dev libidn2-dev libsqlite3-dev"
 # The lab: real Postfix (and posttls-finger), openssl for the test CA,
 # unbound/ldnsutils for DNS, python3 + jsonschema for scripted peers and
 # schema validation, iproute2 + util-linux for namespaces, valgrind, nginx

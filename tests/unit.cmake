@@ -36,3 +36,7 @@ foreach(target ${STLS_FUZZ_TARGETS})
     target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
   endif()
 endforeach()
+
+# The service's change events and store.
+stls_unit_test(test_diff ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_diff.c)
+stls_unit_test(test_store ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_store.c)

@@ -1,0 +1,572 @@
+/* The store on SQLite: WAL, numbered migrations in PRAGMA user_version,
+ * one prepared statement per query (an X-macro table), one connection. */
+#include "stls/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Migrations, in order; the schema version is how many have run. Never
+ * edit one that has shipped: append. */
+static const char *const migrations[] = {
+    /* 1: records, the latest per domain with its host facts, events, jobs */
+    "CREATE TABLE records(id INTEGER PRIMARY KEY, domain TEXT NOT NULL,"
+    " scanned_at INTEGER NOT NULL, json TEXT NOT NULL);"
+    "CREATE INDEX records_domain ON records(domain, id);"
+    "CREATE TABLE domains(domain TEXT PRIMARY KEY, record_id INTEGER NOT NULL,"
+    " scanned_at INTEGER NOT NULL, status TEXT NOT NULL, recommended TEXT)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE hosts(domain TEXT NOT NULL, status TEXT NOT NULL,"
+    " tls_version TEXT, trusted INTEGER, not_after INTEGER);"
+    "CREATE INDEX hosts_domain ON hosts(domain);"
+    "CREATE TABLE events(cursor INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at INTEGER NOT NULL, domain TEXT NOT NULL, type TEXT NOT NULL,"
+    " mx TEXT, ip TEXT, before TEXT, after TEXT);"
+    "CREATE TABLE jobs(id TEXT PRIMARY KEY, created_at INTEGER NOT NULL,"
+    " state TEXT NOT NULL, total INTEGER NOT NULL,"
+    " done INTEGER NOT NULL DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_created ON jobs(created_at);"
+    "CREATE TABLE job_items(job_id TEXT NOT NULL, idx INTEGER NOT NULL,"
+    " domain TEXT NOT NULL, record_id INTEGER,"
+    " PRIMARY KEY(job_id, idx)) WITHOUT ROWID;",
+};
+#define N_MIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
+
+#define STMT_MAP(XX)                                                           \
+  XX(BEGIN, "BEGIN IMMEDIATE")                                                 \
+  XX(COMMIT, "COMMIT")                                                         \
+  XX(ROLLBACK, "ROLLBACK")                                                     \
+  XX(LATEST, "SELECT r.json, d.scanned_at FROM domains d JOIN records r"       \
+             " ON r.id = d.record_id WHERE d.domain = ?1")                     \
+  XX(REC_INSERT, "INSERT INTO records(domain, scanned_at, json)"               \
+                 " VALUES(?1, ?2, ?3)")                                        \
+  XX(DOM_UPSERT, "INSERT INTO domains(domain, record_id, scanned_at, status,"  \
+                 " recommended) VALUES(?1, ?2, ?3, ?4, ?5)"                    \
+                 " ON CONFLICT(domain) DO UPDATE SET record_id = ?2,"          \
+                 " scanned_at = ?3, status = ?4, recommended = ?5")            \
+  XX(HOSTS_DELETE, "DELETE FROM hosts WHERE domain = ?1")                      \
+  XX(HOST_INSERT, "INSERT INTO hosts(domain, status, tls_version, trusted,"    \
+                  " not_after) VALUES(?1, ?2, ?3, ?4, ?5)")                    \
+  XX(HISTORY, "SELECT r.json FROM records r WHERE r.domain = ?1 AND r.id <>"   \
+              " coalesce((SELECT record_id FROM domains WHERE domain = ?1), 0)"\
+              " ORDER BY r.scanned_at DESC, r.id DESC LIMIT ?2")               \
+  XX(EVENT_INSERT, "INSERT INTO events(at, domain, type, mx, ip, before,"      \
+                   " after) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")               \
+  XX(EVENTS, "SELECT cursor, at, domain, type, mx, ip, before, after"          \
+             " FROM events WHERE cursor > ?1 ORDER BY cursor LIMIT ?2")        \
+  XX(LAST_CURSOR, "SELECT coalesce(max(cursor), 0) FROM events")               \
+  XX(AGG_RECOMMENDED, "SELECT recommended, count(*) FROM domains"              \
+                      " GROUP BY recommended")                                 \
+  XX(AGG_DOMAIN_STATUS, "SELECT status, count(*) FROM domains GROUP BY status")\
+  XX(AGG_HOST_STATUS, "SELECT status, count(*) FROM hosts GROUP BY status")    \
+  XX(AGG_TLS_VERSION, "SELECT tls_version, count(*) FROM hosts"                \
+                      " WHERE tls_version IS NOT NULL GROUP BY tls_version")   \
+  XX(AGG_HOST_TRUSTED, "SELECT CASE trusted WHEN 1 THEN 'true' ELSE 'false'"   \
+                       " END, count(*) FROM hosts WHERE trusted >= 0"          \
+                       " GROUP BY trusted")                                    \
+  XX(COUNT_EXPIRING, "SELECT count(*) FROM hosts WHERE not_after > 0"          \
+                     " AND not_after < ?1")                                    \
+  XX(COUNT_DOMAINS, "SELECT count(*) FROM domains")                            \
+  XX(JOB_INSERT, "INSERT INTO jobs(id, created_at, state, total)"              \
+                 " VALUES(?1, ?2, 'queued', ?3)")                              \
+  XX(JOB_ITEM_INSERT, "INSERT INTO job_items(job_id, idx, domain)"             \
+                      " VALUES(?1, ?2, ?3)")                                   \
+  XX(JOB_STATE, "UPDATE jobs SET state = ?2, finished_at = ?3 WHERE id = ?1")  \
+  XX(JOB_ITEM_DONE, "UPDATE job_items SET record_id = ?3"                      \
+                    " WHERE job_id = ?1 AND idx = ?2 AND record_id IS NULL")   \
+  XX(JOB_DONE_INC, "UPDATE jobs SET done = done + 1 WHERE id = ?1")            \
+  XX(JOB_GET, "SELECT id, created_at, state, total, done, finished_at"         \
+              " FROM jobs WHERE id = ?1")                                      \
+  XX(JOB_LIST, "SELECT id, created_at, state, total, done, finished_at"        \
+               " FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?1")     \
+  XX(JOB_RESULTS, "SELECT r.json FROM job_items i JOIN records r"              \
+                  " ON r.id = i.record_id WHERE i.job_id = ?1 ORDER BY i.idx") \
+  XX(JOB_PENDING, "SELECT i.job_id, i.idx, i.domain FROM job_items i"          \
+                  " JOIN jobs j ON j.id = i.job_id WHERE i.record_id IS NULL"  \
+                  " AND j.state IN ('queued', 'running')"                      \
+                  " ORDER BY j.created_at, i.job_id, i.idx")
+
+enum {
+#define XX(name, sql) ST_##name,
+  STMT_MAP(XX)
+#undef XX
+  ST_COUNT
+};
+
+static const char *const stmt_sql[] = {
+#define XX(name, sql) sql,
+    STMT_MAP(XX)
+#undef XX
+};
+
+struct stls_store_s {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST_COUNT];
+  int in_tx; /* inside stls_store_begin() */
+  int version;
+};
+
+const char *stls_store_errmsg(stls_store_t *s) {
+  return s && s->db ? sqlite3_errmsg(s->db) : "no database";
+}
+
+int stls_store_version(stls_store_t *s) { return s->version; }
+
+/* Reset and clear a statement for its next use. */
+static sqlite3_stmt *stmt(stls_store_t *s, int which) {
+  sqlite3_stmt *st = s->st[which];
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return st;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *v) {
+  return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC)
+           : sqlite3_bind_null(st, i);
+}
+
+/* Run a statement that returns no rows. */
+static int step_done(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int migrate(stls_store_t *s, char *err, size_t errlen) {
+  sqlite3_stmt *st;
+  char *msg = NULL;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) !=
+      SQLITE_OK)
+    goto fail;
+  s->version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (s->version > N_MIGRATIONS) {
+    snprintf(err, errlen, "database schema %d is newer than this program (%d)",
+             s->version, N_MIGRATIONS);
+    return -1;
+  }
+  while (s->version < N_MIGRATIONS) {
+    char pragma[48];
+    snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
+             s->version + 1);
+    /* Each migration and its version bump commit together. */
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, migrations[s->version], NULL, NULL, &msg) !=
+            SQLITE_OK ||
+        sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+      snprintf(err, errlen, "migration %d: %s", s->version + 1,
+               msg ? msg : sqlite3_errmsg(s->db));
+      sqlite3_free(msg);
+      sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+      return -1;
+    }
+    s->version++;
+  }
+  return 0;
+fail:
+  snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
+  return -1;
+}
+
+int stls_store_open(stls_store_t **out, const char *path, char *err,
+                    size_t errlen) {
+  stls_store_t *s = calloc(1, sizeof(*s));
+  char *msg = NULL;
+  *out = NULL;
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  if (sqlite3_open_v2(path, &s->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                          SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "%s: %s", path,
+             s->db ? sqlite3_errmsg(s->db) : "cannot open");
+    goto fail;
+  }
+  sqlite3_busy_timeout(s->db, 5000);
+  /* WAL: readers never block the writer; NORMAL: a commit survives the
+   * process being killed (not a power cut), at a fraction of FULL's cost. */
+  if (sqlite3_exec(s->db,
+                   "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                   " PRAGMA foreign_keys = OFF; PRAGMA cache_size = -8000;",
+                   NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    goto fail;
+  }
+  if (migrate(s, err, errlen) != 0)
+    goto fail;
+  for (int i = 0; i < ST_COUNT; i++)
+    if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                           &s->st[i], NULL) != SQLITE_OK) {
+      snprintf(err, errlen, "prepare %d: %s", i, sqlite3_errmsg(s->db));
+      goto fail;
+    }
+  *out = s;
+  return 0;
+fail:
+  stls_store_close(s);
+  return -1;
+}
+
+void stls_store_close(stls_store_t *s) {
+  if (!s)
+    return;
+  if (s->in_tx && s->st[ST_ROLLBACK])
+    step_done(stmt(s, ST_ROLLBACK));
+  for (int i = 0; i < ST_COUNT; i++)
+    sqlite3_finalize(s->st[i]);
+  sqlite3_close(s->db);
+  free(s);
+}
+
+int stls_store_begin(stls_store_t *s) {
+  if (s->in_tx)
+    return -1;
+  if (step_done(stmt(s, ST_BEGIN)) != 0)
+    return -1;
+  s->in_tx = 1;
+  return 0;
+}
+
+int stls_store_commit(stls_store_t *s) {
+  if (!s->in_tx)
+    return -1;
+  if (step_done(stmt(s, ST_COMMIT)) != 0) {
+    stls_store_rollback(s);
+    return -1;
+  }
+  s->in_tx = 0;
+  return 0;
+}
+
+int stls_store_rollback(stls_store_t *s) {
+  if (!s->in_tx)
+    return -1;
+  s->in_tx = 0;
+  return step_done(stmt(s, ST_ROLLBACK));
+}
+
+/* Run fn's writes as one transaction unless the caller opened one. */
+#define AUTO_TX_BEGIN(s)                                                       \
+  int own_tx_ = !(s)->in_tx;                                                   \
+  if (own_tx_ && stls_store_begin(s) != 0)                                     \
+    return -1;
+#define AUTO_TX_END(s, rc)                                                     \
+  do {                                                                         \
+    if (own_tx_) {                                                             \
+      if ((rc) == 0)                                                           \
+        (rc) = stls_store_commit(s);                                           \
+      else                                                                     \
+        stls_store_rollback(s);                                                \
+    }                                                                          \
+  } while (0)
+
+int stls_store_latest(stls_store_t *s, const char *domain, char **json,
+                      size_t *len, int64_t *scanned_at) {
+  sqlite3_stmt *st = stmt(s, ST_LATEST);
+  int rc;
+  bind_text(st, 1, domain);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(st);
+    return 0;
+  }
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return -1;
+  }
+  if (scanned_at)
+    *scanned_at = sqlite3_column_int64(st, 1);
+  if (json) {
+    const unsigned char *t = sqlite3_column_text(st, 0);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    if (!t || !(*json = malloc(n + 1))) {
+      sqlite3_reset(st);
+      return -1;
+    }
+    memcpy(*json, t, n);
+    (*json)[n] = '\0';
+    if (len)
+      *len = n;
+  }
+  sqlite3_reset(st);
+  return 1;
+}
+
+int stls_store_put(stls_store_t *s, const stls_store_record_t *r, bool latest,
+                   int64_t *id) {
+  sqlite3_stmt *st;
+  int64_t rid;
+  int rc = -1;
+  AUTO_TX_BEGIN(s);
+  st = stmt(s, ST_REC_INSERT);
+  bind_text(st, 1, r->domain);
+  sqlite3_bind_int64(st, 2, r->scanned_at);
+  sqlite3_bind_text(st, 3, r->json, (int)r->json_len, SQLITE_STATIC);
+  if (step_done(st) != 0)
+    goto out;
+  rid = sqlite3_last_insert_rowid(s->db);
+  if (latest) {
+    st = stmt(s, ST_DOM_UPSERT);
+    bind_text(st, 1, r->domain);
+    sqlite3_bind_int64(st, 2, rid);
+    sqlite3_bind_int64(st, 3, r->scanned_at);
+    bind_text(st, 4, r->status ? r->status : "ok");
+    bind_text(st, 5, r->recommended);
+    if (step_done(st) != 0)
+      goto out;
+    st = stmt(s, ST_HOSTS_DELETE);
+    bind_text(st, 1, r->domain);
+    if (step_done(st) != 0)
+      goto out;
+    for (size_t i = 0; i < r->n_hosts; i++) {
+      const stls_store_host_t *h = &r->hosts[i];
+      st = stmt(s, ST_HOST_INSERT);
+      bind_text(st, 1, r->domain);
+      bind_text(st, 2, h->status ? h->status : "unknown");
+      bind_text(st, 3, h->tls_version);
+      sqlite3_bind_int(st, 4, h->trusted);
+      sqlite3_bind_int64(st, 5, h->not_after);
+      if (step_done(st) != 0)
+        goto out;
+    }
+  }
+  if (id)
+    *id = rid;
+  rc = 0;
+out:
+  AUTO_TX_END(s, rc);
+  return rc;
+}
+
+int stls_store_history(stls_store_t *s, const char *domain, int limit,
+                       void (*cb)(const char *json, size_t len, void *arg),
+                       void *arg) {
+  sqlite3_stmt *st = stmt(s, ST_HISTORY);
+  int n = 0, rc;
+  bind_text(st, 1, domain);
+  sqlite3_bind_int(st, 2, limit);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    cb((const char *)sqlite3_column_text(st, 0),
+       (size_t)sqlite3_column_bytes(st, 0), arg);
+    n++;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? n : -1;
+}
+
+int stls_store_event_add(stls_store_t *s, stls_store_event_t *ev) {
+  sqlite3_stmt *st = stmt(s, ST_EVENT_INSERT);
+  sqlite3_bind_int64(st, 1, ev->at);
+  bind_text(st, 2, ev->domain);
+  bind_text(st, 3, ev->type);
+  bind_text(st, 4, ev->mx);
+  bind_text(st, 5, ev->ip);
+  bind_text(st, 6, ev->before);
+  bind_text(st, 7, ev->after);
+  if (step_done(st) != 0)
+    return -1;
+  ev->cursor = sqlite3_last_insert_rowid(s->db);
+  return 0;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i) {
+  return (const char *)sqlite3_column_text(st, i);
+}
+
+int stls_store_events(stls_store_t *s, int64_t since, int limit,
+                      void (*cb)(const stls_store_event_t *ev, void *arg),
+                      void *arg) {
+  sqlite3_stmt *st = stmt(s, ST_EVENTS);
+  int n = 0, rc;
+  sqlite3_bind_int64(st, 1, since);
+  sqlite3_bind_int(st, 2, limit);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    stls_store_event_t ev = {
+        .cursor = sqlite3_column_int64(st, 0),
+        .at = sqlite3_column_int64(st, 1),
+        .domain = col_text(st, 2),
+        .type = col_text(st, 3),
+        .mx = col_text(st, 4),
+        .ip = col_text(st, 5),
+        .before = col_text(st, 6),
+        .after = col_text(st, 7),
+    };
+    cb(&ev, arg);
+    n++;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? n : -1;
+}
+
+/* One integer from a one-row query; -1 on error. */
+static int64_t one_int(sqlite3_stmt *st) {
+  int64_t v = -1;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return v;
+}
+
+int64_t stls_store_last_cursor(stls_store_t *s) {
+  return one_int(stmt(s, ST_LAST_CURSOR));
+}
+
+int stls_store_aggregate(stls_store_t *s, stls_store_agg_t agg,
+                         void (*cb)(const char *key, int64_t n, void *arg),
+                         void *arg) {
+  static const int which[] = {
+#define XX(name, str) ST_AGG_##name,
+      STLS_STORE_AGG_MAP(XX)
+#undef XX
+  };
+  sqlite3_stmt *st;
+  int rc;
+  if ((unsigned)agg >= STLS_STORE_AGG_COUNT)
+    return -1;
+  st = stmt(s, which[agg]);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    cb(col_text(st, 0), sqlite3_column_int64(st, 1), arg);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int64_t stls_store_count_expiring(stls_store_t *s, int64_t before) {
+  sqlite3_stmt *st = stmt(s, ST_COUNT_EXPIRING);
+  sqlite3_bind_int64(st, 1, before);
+  return one_int(st);
+}
+
+int64_t stls_store_count_domains(stls_store_t *s) {
+  return one_int(stmt(s, ST_COUNT_DOMAINS));
+}
+
+int stls_store_job_create(stls_store_t *s, const char *id, int64_t created_at,
+                          const char *const *domains, size_t n) {
+  sqlite3_stmt *st;
+  int rc = -1;
+  AUTO_TX_BEGIN(s);
+  st = stmt(s, ST_JOB_INSERT);
+  bind_text(st, 1, id);
+  sqlite3_bind_int64(st, 2, created_at);
+  sqlite3_bind_int64(st, 3, (int64_t)n);
+  if (step_done(st) != 0)
+    goto out;
+  for (size_t i = 0; i < n; i++) {
+    st = stmt(s, ST_JOB_ITEM_INSERT);
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, (int64_t)i);
+    bind_text(st, 3, domains[i]);
+    if (step_done(st) != 0)
+      goto out;
+  }
+  rc = 0;
+out:
+  AUTO_TX_END(s, rc);
+  return rc;
+}
+
+int stls_store_job_state(stls_store_t *s, const char *id, const char *state,
+                         int64_t finished_at) {
+  sqlite3_stmt *st = stmt(s, ST_JOB_STATE);
+  bind_text(st, 1, id);
+  bind_text(st, 2, state);
+  sqlite3_bind_int64(st, 3, finished_at);
+  return step_done(st);
+}
+
+int stls_store_job_item_done(stls_store_t *s, const char *id, size_t idx,
+                             int64_t record_id) {
+  sqlite3_stmt *st;
+  int rc = -1;
+  AUTO_TX_BEGIN(s);
+  st = stmt(s, ST_JOB_ITEM_DONE);
+  bind_text(st, 1, id);
+  sqlite3_bind_int64(st, 2, (int64_t)idx);
+  sqlite3_bind_int64(st, 3, record_id);
+  if (step_done(st) != 0)
+    goto out;
+  /* Count it once, even when a restart delivered the item twice. */
+  if (sqlite3_changes(s->db) == 1) {
+    st = stmt(s, ST_JOB_DONE_INC);
+    bind_text(st, 1, id);
+    if (step_done(st) != 0)
+      goto out;
+  }
+  rc = 0;
+out:
+  AUTO_TX_END(s, rc);
+  return rc;
+}
+
+static void job_row(sqlite3_stmt *st, stls_store_job_t *j) {
+  memset(j, 0, sizeof(*j));
+  snprintf(j->id, sizeof(j->id), "%s", col_text(st, 0) ? col_text(st, 0) : "");
+  j->created_at = sqlite3_column_int64(st, 1);
+  snprintf(j->state, sizeof(j->state), "%s",
+           col_text(st, 2) ? col_text(st, 2) : "");
+  j->total = sqlite3_column_int64(st, 3);
+  j->done = sqlite3_column_int64(st, 4);
+  j->finished_at = sqlite3_column_int64(st, 5);
+}
+
+int stls_store_job_get(stls_store_t *s, const char *id, stls_store_job_t *j) {
+  sqlite3_stmt *st = stmt(s, ST_JOB_GET);
+  int rc;
+  bind_text(st, 1, id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    job_row(st, j);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int stls_store_job_list(stls_store_t *s, int limit,
+                        void (*cb)(const stls_store_job_t *j, void *arg),
+                        void *arg) {
+  sqlite3_stmt *st = stmt(s, ST_JOB_LIST);
+  stls_store_job_t j;
+  int n = 0, rc;
+  sqlite3_bind_int(st, 1, limit);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    job_row(st, &j);
+    cb(&j, arg);
+    n++;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? n : -1;
+}
+
+int stls_store_job_results(stls_store_t *s, const char *id,
+                           void (*cb)(const char *json, size_t len, void *arg),
+                           void *arg) {
+  sqlite3_stmt *st = stmt(s, ST_JOB_RESULTS);
+  int n = 0, rc;
+  bind_text(st, 1, id);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    cb(col_text(st, 0), (size_t)sqlite3_column_bytes(st, 0), arg);
+    n++;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? n : -1;
+}
+
+int stls_store_job_pending(stls_store_t *s,
+                           void (*cb)(const char *id, size_t idx,
+                                      const char *domain, void *arg),
+                           void *arg) {
+  sqlite3_stmt *st = stmt(s, ST_JOB_PENDING);
+  int n = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    cb(col_text(st, 0), (size_t)sqlite3_column_int64(st, 1), col_text(st, 2),
+       arg);
+    n++;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? n : -1;
+}
