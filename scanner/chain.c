@@ -7,13 +7,14 @@
 #define MBEDTLS_ALLOW_PRIVATE_ACCESS
 
 #include "stls/chain.h"
-#include "stls/tls.h"
+#include "stls/cert.h"
 #include "stls/util.h"
 
 #include <mbedtls/error.h>
 #include <mbedtls/md.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/sha256.h>
 #include <psa/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -678,7 +679,7 @@ int stls_trust_stores_load(stls_trust_stores_t **out, const char *ca_file,
     if (stls_trust_stores_add_spec(s, specs[i], err, errlen) != 0)
       goto fail;
   if (s->n == 0 &&
-      stls_trust_stores_add(s, "system", stls_tls_default_ca_file(), err,
+      stls_trust_stores_add(s, "system", STLS_DEFAULT_CA_FILE, err,
                             errlen) != 0)
     goto fail;
   if (intermediates_file && stls_trust_stores_add_intermediates(
@@ -706,4 +707,160 @@ const mbedtls_x509_crt *stls_trust_stores_crt(const stls_trust_stores_t *s,
 
 const mbedtls_x509_crt *stls_trust_stores_pool(const stls_trust_stores_t *s) {
   return s && s->pool_n > 0 ? &s->pool : NULL;
+}
+
+/* ----------------------------------------------------------------- judge */
+
+/* Verdicts remembered per judge; the table is simply emptied when half
+ * full. */
+#define JUDGE_CACHE_SLOTS 4096
+
+/* What one chain (by SHA-256 of its certificates as sent) got: trust in
+ * every store and its quality facts. */
+typedef struct judge_entry_s {
+  unsigned char key[32];
+  size_t n;
+  stls_store_verdict_t v[STLS_TRUST_STORES_MAX];
+  stls_chain_facts_t facts;
+  bool have_facts;
+} judge_entry_t;
+
+struct stls_chain_judge_s {
+  stls_trust_stores_t *stores;
+  judge_entry_t **cache;
+  size_t cache_used;
+};
+
+int stls_chain_judge_new(stls_chain_judge_t **out, const char *ca_file,
+                         const char *const *specs, size_t n_specs,
+                         const char *intermediates_file, char *err,
+                         size_t errlen) {
+  stls_chain_judge_t *j = calloc(1, sizeof(*j));
+
+  *out = NULL;
+  if (!j || !(j->cache = calloc(JUDGE_CACHE_SLOTS, sizeof(*j->cache)))) {
+    snprintf(err, errlen, "out of memory");
+    stls_chain_judge_free(j);
+    return -1;
+  }
+  if (stls_trust_stores_load(&j->stores, ca_file, specs, n_specs,
+                             intermediates_file, err, errlen) != 0) {
+    stls_chain_judge_free(j);
+    return -1;
+  }
+  *out = j;
+  return 0;
+}
+
+static void judge_cache_clear(stls_chain_judge_t *j) {
+  for (size_t i = 0; i < JUDGE_CACHE_SLOTS; i++) {
+    free(j->cache[i]);
+    j->cache[i] = NULL;
+  }
+  j->cache_used = 0;
+}
+
+void stls_chain_judge_free(stls_chain_judge_t *j) {
+  if (!j)
+    return;
+  if (j->cache)
+    judge_cache_clear(j);
+  free(j->cache);
+  stls_trust_stores_free(j->stores);
+  free(j);
+}
+
+const stls_trust_stores_t *stls_chain_judge_stores(const stls_chain_judge_t *j) {
+  return j->stores;
+}
+
+/* The verdict for a chain, judged once per distinct chain. */
+static const judge_entry_t *judge_cached(stls_chain_judge_t *j,
+                                         const stls_tls_result_t *t) {
+  unsigned char key[32];
+  mbedtls_sha256_context sha;
+  judge_entry_t *e;
+  size_t slot, probes;
+
+  mbedtls_sha256_init(&sha);
+  mbedtls_sha256_starts(&sha, 0);
+  for (size_t i = 0; i < t->n_chain; i++)
+    mbedtls_sha256_update(&sha, t->chain[i].der, t->chain[i].der_len);
+  mbedtls_sha256_finish(&sha, key);
+  mbedtls_sha256_free(&sha);
+
+  memcpy(&slot, key, sizeof(slot));
+  for (probes = 0; probes < 8; probes++) {
+    e = j->cache[(slot + probes) % JUDGE_CACHE_SLOTS];
+    if (!e)
+      break;
+    if (memcmp(e->key, key, sizeof(key)) == 0)
+      return e;
+  }
+  e = calloc(1, sizeof(*e));
+  if (!e)
+    return NULL;
+  memcpy(e->key, key, sizeof(key));
+  e->n = stls_trust_stores_count(j->stores);
+  /* No name is passed anywhere: trust and names are separate facts. */
+  if (stls_chain_verify_stores(t->chain, t->n_chain, j->stores, e->v) != 0) {
+    free(e);
+    return NULL;
+  }
+  e->have_facts =
+      stls_chain_facts(t->chain, t->n_chain, stls_trust_stores_crt(j->stores, 0),
+                       stls_trust_stores_pool(j->stores), time(NULL),
+                       &e->facts) == 0;
+
+  if (j->cache_used >= JUDGE_CACHE_SLOTS / 2)
+    judge_cache_clear(j);
+  for (probes = 0; probes < 8; probes++) {
+    judge_entry_t **p = &j->cache[(slot + probes) % JUDGE_CACHE_SLOTS];
+    if (!*p) {
+      *p = e;
+      j->cache_used++;
+      return e;
+    }
+  }
+  /* No free slot nearby: evict the first so the entry stays owned. */
+  free(j->cache[slot % JUDGE_CACHE_SLOTS]);
+  j->cache[slot % JUDGE_CACHE_SLOTS] = e;
+  return e;
+}
+
+int stls_chain_judge(stls_chain_judge_t *j, const char *mx,
+                     stls_tls_result_t *out) {
+  const judge_entry_t *e;
+
+  out->trusted = false;
+  out->trust_reasons = STLS_TRUST_REASON(OTHER);
+  if (out->n_chain == 0)
+    return 0;
+  e = judge_cached(j, out);
+  if (!e)
+    return -1;
+  out->stores = calloc(e->n, sizeof(*out->stores));
+  if (!out->stores)
+    return -1;
+  out->n_stores = e->n;
+  for (size_t i = 0; i < e->n; i++) {
+    stls_store_trust_t *st = &out->stores[i];
+    stls_strlcpy(st->name, e->v[i].store, sizeof(st->name));
+    st->trusted = e->v[i].trusted;
+    st->reasons = st->trusted ? 0 : stls_cert_trust_reasons(e->v[i].flags);
+    if (!st->trusted && st->reasons == 0)
+      st->reasons = STLS_TRUST_REASON(OTHER);
+    st->trusted_with_pool = e->v[i].trusted_with_pool;
+  }
+  out->trusted = out->stores[0].trusted;
+  out->trust_reasons = out->stores[0].reasons;
+  if (e->have_facts) {
+    out->facts = malloc(sizeof(*out->facts));
+    if (!out->facts)
+      return -1;
+    memcpy(out->facts, &e->facts, sizeof(*out->facts));
+    out->expired = e->facts.leaf_expired;
+  }
+  out->name_mx = stls_cert_names_host(&out->chain[0], mx);
+  return 0;
 }

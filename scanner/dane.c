@@ -19,18 +19,8 @@ static const char *const rr_names[] = {
   STLS_DANE_RR_MAP(XX)
 #undef XX
 };
-static const char *const rr_messages[] = {
-#define XX(name, json, message) message,
-  STLS_DANE_RR_MAP(XX)
-#undef XX
-};
 static const char *const state_names[] = {
 #define XX(name, json, message) json,
-  STLS_TLSA_STATE_MAP(XX)
-#undef XX
-};
-static const char *const state_messages[] = {
-#define XX(name, json, message) message,
   STLS_TLSA_STATE_MAP(XX)
 #undef XX
 };
@@ -44,11 +34,6 @@ static const char *const fail_types[] = {
   STLS_DANE_FAIL_MAP(XX)
 #undef XX
 };
-static const char *const fail_messages[] = {
-#define XX(name, json, type, message) message,
-  STLS_DANE_FAIL_MAP(XX)
-#undef XX
-};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define LOOKUP(table, i, dflt) ((size_t)(i) < COUNT(table) ? (table)[i] : (dflt))
@@ -58,19 +43,9 @@ const char *stls_dane_rr_check_name(stls_dane_rr_check_t c)
   return LOOKUP(rr_names, c, "unknown");
 }
 
-const char *stls_dane_rr_check_message(stls_dane_rr_check_t c)
-{
-  return LOOKUP(rr_messages, c, "unknown");
-}
-
 const char *stls_tlsa_state_name(stls_tlsa_state_t s)
 {
   return LOOKUP(state_names, s, "unknown");
-}
-
-const char *stls_tlsa_state_message(stls_tlsa_state_t s)
-{
-  return LOOKUP(state_messages, s, "unknown");
 }
 
 const char *stls_dane_fail_name(stls_dane_fail_t f)
@@ -81,11 +56,6 @@ const char *stls_dane_fail_name(stls_dane_fail_t f)
 const char *stls_dane_fail_result_type(stls_dane_fail_t f)
 {
   return LOOKUP(fail_types, f, "validation-failure");
-}
-
-const char *stls_dane_fail_message(stls_dane_fail_t f)
-{
-  return LOOKUP(fail_messages, f, "unknown");
 }
 
 /* ---- records ----------------------------------------------------------- */

@@ -7,6 +7,7 @@
  */
 #include "stls/session.h"
 #include "stls/cert.h"
+#include "stls/chain.h"
 #include "stls/hello.h"
 #include "stls/reply.h"
 #include "stls/util.h"
@@ -532,7 +533,7 @@ static void legacy_facts(session_t *s, const stls_hello_result_t *r) {
   t->name_domain = -1;
   if (s->raw && stls_cert_chain_from_flight(s->raw, s->raw_len, t) == 0 &&
       t->n_chain > 0)
-    (void)stls_tls_ctx_judge_chain(s->tls_ctx, s->mx, t);
+    (void)stls_chain_judge(stls_tls_ctx_judge(s->tls_ctx), s->mx, t);
   m->tls_legacy = true;
   stls_strlcpy(first, m->error.message, sizeof(first));
   stls_strlcpy(m->error.code, "TLS_LEGACY_ONLY", sizeof(m->error.code));

@@ -9,7 +9,6 @@
 #include <mbedtls/debug.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
-#include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/x509_crt.h>
@@ -17,33 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Cap on buffered ciphertext: a TLS record is at most 16 KiB + overhead, so
  * anything far beyond that is a peer that does not speak TLS. */
 #define TLS_INBUF_MAX (256 * 1024)
-/* Chain verdicts remembered per worker (providers reuse one chain on many
- * addresses); the table is simply cleared when full. */
-#define VERIFY_CACHE_SLOTS 4096
-
-/* What one chain (by SHA-256 of its certificates as sent) got: trust in
- * every store and its quality facts. */
-typedef struct verify_entry_s {
-  unsigned char key[32];
-  size_t n;
-  stls_store_verdict_t v[STLS_TRUST_STORES_MAX];
-  stls_chain_facts_t facts;
-  int have_facts;
-} verify_entry_t;
-
 struct stls_tls_ctx_s {
   mbedtls_ssl_config conf;   /* TLS 1.2 and 1.3 */
   mbedtls_ssl_config conf12; /* TLS 1.2 only: the fallback, see tls.h */
   mbedtls_entropy_context entropy;
   mbedtls_ctr_drbg_context drbg;
-  stls_trust_stores_t *stores;
-  verify_entry_t **cache;
-  size_t cache_used;
+  stls_chain_judge_t *judge; /* trust stores and the verdict cache */
 };
 
 struct stls_tls_conn_s {
@@ -92,10 +74,6 @@ static void dbg_cb(void *arg, int level, const char *file, int line,
     if (sscanf(p + sizeof(key) - 1, "%x", &v) == 1)
       tls_current->tls13_sigalg = (uint16_t)v;
   }
-}
-
-const char *stls_tls_default_ca_file(void) {
-  return "/etc/ssl/certs/ca-certificates.crt";
 }
 
 static int client_conf(stls_tls_ctx_t *ctx, mbedtls_ssl_config *conf,
@@ -155,11 +133,6 @@ int stls_tls_ctx_init_stores(stls_tls_ctx_t **out, const char *ca_file,
   mbedtls_entropy_init(&ctx->entropy);
   mbedtls_ctr_drbg_init(&ctx->drbg);
 
-  ctx->cache = calloc(VERIFY_CACHE_SLOTS, sizeof(*ctx->cache));
-  if (!ctx->cache) {
-    snprintf(err, errlen, "out of memory");
-    goto fail;
-  }
   rc = mbedtls_ctr_drbg_seed(&ctx->drbg, mbedtls_entropy_func, &ctx->entropy,
                              (const unsigned char *)pers, sizeof(pers) - 1);
   if (rc != 0) {
@@ -173,8 +146,8 @@ int stls_tls_ctx_init_stores(stls_tls_ctx_t **out, const char *ca_file,
   mbedtls_debug_set_threshold(3);
 #endif
   /* Parsed once per worker; every chain is judged against all stores. */
-  if (stls_trust_stores_load(&ctx->stores, ca_file, stores, n_stores,
-                             intermediates, err, errlen) != 0)
+  if (stls_chain_judge_new(&ctx->judge, ca_file, stores, n_stores,
+                           intermediates, err, errlen) != 0)
     goto fail;
   if (client_conf(ctx, &ctx->conf, MBEDTLS_SSL_VERSION_TLS1_3, err, errlen) ||
       client_conf(ctx, &ctx->conf12, MBEDTLS_SSL_VERSION_TLS1_2, err, errlen))
@@ -194,12 +167,12 @@ void stls_tls_ctx_free(stls_tls_ctx_t *ctx) {
   mbedtls_ssl_config_free(&ctx->conf12);
   mbedtls_ctr_drbg_free(&ctx->drbg);
   mbedtls_entropy_free(&ctx->entropy);
-  stls_trust_stores_free(ctx->stores);
-  if (ctx->cache)
-    for (size_t i = 0; i < VERIFY_CACHE_SLOTS; i++)
-      free(ctx->cache[i]);
-  free(ctx->cache);
+  stls_chain_judge_free(ctx->judge);
   free(ctx);
+}
+
+stls_chain_judge_t *stls_tls_ctx_judge(stls_tls_ctx_t *ctx) {
+  return ctx->judge;
 }
 
 /* Watch records arriving from the server to learn alert descriptions while
@@ -454,103 +427,6 @@ void stls_tls_iana_cipher_name(const char *mbed, char *out, size_t len) {
   out[o < len ? o : len - 1] = '\0';
 }
 
-/* Judge a chain once per distinct chain and worker: providers serve one
- * chain from many addresses. The table is simply emptied when half full. */
-static const verify_entry_t *judge_cached(stls_tls_ctx_t *ctx,
-                                          const stls_tls_result_t *t) {
-  unsigned char key[32];
-  mbedtls_sha256_context sha;
-  verify_entry_t *e;
-  size_t slot, probes;
-
-  mbedtls_sha256_init(&sha);
-  mbedtls_sha256_starts(&sha, 0);
-  for (size_t i = 0; i < t->n_chain; i++)
-    mbedtls_sha256_update(&sha, t->chain[i].der, t->chain[i].der_len);
-  mbedtls_sha256_finish(&sha, key);
-  mbedtls_sha256_free(&sha);
-
-  memcpy(&slot, key, sizeof(slot));
-  for (probes = 0; probes < 8; probes++) {
-    e = ctx->cache[(slot + probes) % VERIFY_CACHE_SLOTS];
-    if (!e)
-      break;
-    if (memcmp(e->key, key, sizeof(key)) == 0)
-      return e;
-  }
-  e = calloc(1, sizeof(*e));
-  if (!e)
-    return NULL;
-  memcpy(e->key, key, sizeof(key));
-  e->n = stls_trust_stores_count(ctx->stores);
-  /* No name is passed anywhere: trust and names are separate facts. */
-  if (stls_chain_verify_stores(t->chain, t->n_chain, ctx->stores, e->v) != 0) {
-    free(e);
-    return NULL;
-  }
-  e->have_facts =
-      stls_chain_facts(t->chain, t->n_chain,
-                       stls_trust_stores_crt(ctx->stores, 0),
-                       stls_trust_stores_pool(ctx->stores), time(NULL),
-                       &e->facts) == 0;
-
-  if (ctx->cache_used >= VERIFY_CACHE_SLOTS / 2) {
-    for (size_t i = 0; i < VERIFY_CACHE_SLOTS; i++) {
-      free(ctx->cache[i]);
-      ctx->cache[i] = NULL;
-    }
-    ctx->cache_used = 0;
-  }
-  for (probes = 0; probes < 8; probes++) {
-    verify_entry_t **p = &ctx->cache[(slot + probes) % VERIFY_CACHE_SLOTS];
-    if (!*p) {
-      *p = e;
-      ctx->cache_used++;
-      return e;
-    }
-  }
-  /* No free slot nearby: evict the first so the entry stays owned. */
-  free(ctx->cache[slot % VERIFY_CACHE_SLOTS]);
-  ctx->cache[slot % VERIFY_CACHE_SLOTS] = e;
-  return e;
-}
-
-int stls_tls_ctx_judge_chain(stls_tls_ctx_t *ctx, const char *mx,
-                             stls_tls_result_t *out) {
-  const verify_entry_t *e;
-  out->trusted = false;
-  out->trust_reasons = STLS_TRUST_REASON(OTHER);
-  if (out->n_chain == 0)
-    return 0;
-  e = judge_cached(ctx, out);
-  if (!e)
-    return -1;
-  out->stores = calloc(e->n, sizeof(*out->stores));
-  if (!out->stores)
-    return -1;
-  out->n_stores = e->n;
-  for (size_t i = 0; i < e->n; i++) {
-    stls_store_trust_t *st = &out->stores[i];
-    stls_strlcpy(st->name, e->v[i].store, sizeof(st->name));
-    st->trusted = e->v[i].trusted;
-    st->reasons = st->trusted ? 0 : stls_cert_trust_reasons(e->v[i].flags);
-    if (!st->trusted && st->reasons == 0)
-      st->reasons = STLS_TRUST_REASON(OTHER);
-    st->trusted_with_pool = e->v[i].trusted_with_pool;
-  }
-  out->trusted = out->stores[0].trusted;
-  out->trust_reasons = out->stores[0].reasons;
-  if (e->have_facts) {
-    out->facts = malloc(sizeof(*out->facts));
-    if (!out->facts)
-      return -1;
-    memcpy(out->facts, &e->facts, sizeof(*out->facts));
-    out->expired = e->facts.leaf_expired;
-  }
-  out->name_mx = stls_cert_names_host(&out->chain[0], mx);
-  return 0;
-}
-
 int stls_tls_conn_collect(stls_tls_conn_t *c, const char *mx,
                           stls_tls_result_t *out) {
   const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&c->ssl);
@@ -581,5 +457,5 @@ int stls_tls_conn_collect(stls_tls_conn_t *c, const char *mx,
   if (stls_cert_describe_chain(peer, out) != 0)
     return -1;
   out->expired = mbedtls_x509_time_is_past(&peer->valid_to) != 0;
-  return stls_tls_ctx_judge_chain(c->ctx, mx, out);
+  return stls_chain_judge(c->ctx->judge, mx, out);
 }

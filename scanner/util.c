@@ -183,8 +183,6 @@ void *stls_strmap_del(stls_strmap_t *m, const char *key) {
   return v;
 }
 
-size_t stls_strmap_size(const stls_strmap_t *m) { return m->n; }
-
 size_t stls_utf8_seq_len(const unsigned char *s) {
   unsigned c = s[0];
   if (c < 0x80)

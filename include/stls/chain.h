@@ -36,6 +36,10 @@
 
 #include "stls/result.h"
 
+/* The system trust store, used when neither a CA file nor a named store
+ * is given (Debian's ca-certificates bundle). */
+#define STLS_DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
 /* ------------------------------------------------------------------ stores */
 
 /* A set of named trust stores plus a pool of known intermediates. The pool
@@ -72,7 +76,7 @@ int stls_trust_stores_add_intermediates(stls_trust_stores_t *s,
 
 /* The whole set from command line options: a store "default" from ca_file
  * when given, then one store per "NAME=FILE" spec; with neither, one store
- * "system" from stls_tls_default_ca_file()'s path. intermediates_file (may
+ * "system" from STLS_DEFAULT_CA_FILE. intermediates_file (may
  * be NULL) feeds the pool. 0, or -1 with a one-line reason in err. */
 int stls_trust_stores_load(stls_trust_stores_t **out, const char *ca_file,
                            const char *const *specs, size_t n_specs,
@@ -204,5 +208,30 @@ int stls_chain_facts(const stls_cert_t *chain, size_t n,
                      const mbedtls_x509_crt *store,
                      const mbedtls_x509_crt *pool, time_t now,
                      stls_chain_facts_t *out);
+
+/* ------------------------------------------------------------------- judge */
+
+/* A judge owns a set of trust stores and remembers its verdicts per
+ * distinct chain (providers serve one chain from many addresses). One per
+ * worker thread, like the TLS context that holds it. */
+typedef struct stls_chain_judge_s stls_chain_judge_t;
+
+/* Load the stores as stls_trust_stores_load() does. 0, or -1 with a
+ * one-line reason in err. */
+int stls_chain_judge_new(stls_chain_judge_t **out, const char *ca_file,
+                         const char *const *specs, size_t n_specs,
+                         const char *intermediates_file, char *err,
+                         size_t errlen);
+void stls_chain_judge_free(stls_chain_judge_t *j);
+
+/* The judge's stores (read-only). */
+const stls_trust_stores_t *stls_chain_judge_stores(const stls_chain_judge_t *j);
+
+/* Fill in the trust facts of the chain described in out (out->chain,
+ * leaf first as sent; from a handshake or read off the wire): trust in
+ * every store with its reasons, chain quality, expiry and whether the leaf
+ * names mx. An empty chain is untrusted ("other"). 0, or -1 on ENOMEM. */
+int stls_chain_judge(stls_chain_judge_t *j, const char *mx,
+                     stls_tls_result_t *out);
 
 #endif

@@ -44,7 +44,6 @@ typedef enum {
 } stls_dane_rr_check_t;
 
 const char *stls_dane_rr_check_name(stls_dane_rr_check_t c);
-const char *stls_dane_rr_check_message(stls_dane_rr_check_t c);
 
 /* Classify one record. Usable are DANE-TA(2) and DANE-EE(3) with selector
  * Cert(0) or SPKI(1) and matching type Full(0) (data that parses as a
@@ -73,7 +72,6 @@ typedef enum {
 } stls_tlsa_state_t;
 
 const char *stls_tlsa_state_name(stls_tlsa_state_t s);
-const char *stls_tlsa_state_message(stls_tlsa_state_t s);
 
 /* The state of a TLSA lookup, and (when usable is not NULL) the number of
  * usable records. Only meaningful for a host whose MX and address answers
@@ -120,7 +118,6 @@ typedef enum {
 
 const char *stls_dane_fail_name(stls_dane_fail_t f);
 const char *stls_dane_fail_result_type(stls_dane_fail_t f); /* NULL for NONE */
-const char *stls_dane_fail_message(stls_dane_fail_t f);
 
 /* The names a DANE-TA(2) match must find in the leaf (RFC 7672 3.2.2). */
 typedef struct {

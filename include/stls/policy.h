@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 #include "stls/result.h"
-#include "stls/sts.h"
+#include "stls/sts_mode.h"
 
 /* Ordered from the weakest; the JSON key, and the Postfix level name. */
 #define STLS_LEVEL_MAP(XX)                                                     \

@@ -9,6 +9,7 @@
 #include "stls/dns.h"
 #include "stls/policy.h"
 #include "stls/result.h"
+#include "stls/sts.h"
 
 typedef struct stls_domain_host_s {
   stls_host_result_t res;

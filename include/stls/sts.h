@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "stls/dns.h"
+#include "stls/sts_mode.h"
 #include "stls/tls.h"
 
 /* Outcome of a discovery. XX(NAME, json_name, rfc8460_result_type,
@@ -64,20 +65,6 @@ const char *stls_sts_status_name(stls_sts_status_t s);
 const char *stls_sts_status_result_type(stls_sts_status_t s);
 const char *stls_sts_status_message(stls_sts_status_t s);
 
-/* Policy modes (RFC 8461 5). */
-#define STLS_STS_MODE_MAP(XX)                                                  \
-  XX(NONE, "none")                                                             \
-  XX(TESTING, "testing")                                                       \
-  XX(ENFORCE, "enforce")
-
-typedef enum {
-#define XX(name, json) STLS_STS_MODE_##name,
-  STLS_STS_MODE_MAP(XX)
-#undef XX
-  STLS_STS_MODE_COUNT
-} stls_sts_mode_t;
-
-const char *stls_sts_mode_name(stls_sts_mode_t m);
 
 /* Where a discovery stopped; every error is tagged with one. */
 #define STLS_STS_STAGE_MAP(XX)                                                 \

@@ -1,7 +1,8 @@
 /* TLS client over memory buffers (mbedTLS 3.6), for use on a libuv stream.
  *
  * A stls_tls_ctx_t is made once per worker: it holds the mbedTLS config, the
- * random generator, the parsed trust store and a cache of chain verdicts. A
+ * random generator and a chain judge (chain.h: the parsed trust stores and
+ * a cache of chain verdicts). The handshake itself checks no chain. A
  * stls_tls_conn_t is made only after STARTTLS was accepted and freed right
  * after the EHLO inside TLS, so idle sessions stay small.
  *
@@ -29,20 +30,16 @@ int stls_tls_ctx_init(stls_tls_ctx_t **out, const char *ca_file, char *err,
                       size_t errlen);
 /* The same with several named trust stores ("NAME=FILE" specs; the
  * ca_file, when given, is the first store, "default") and a file of known
- * intermediates (may be NULL), see chain.h. */
+ * intermediates (may be NULL), see stls_chain_judge_new() in chain.h. */
 int stls_tls_ctx_init_stores(stls_tls_ctx_t **out, const char *ca_file,
                              const char *const *stores, size_t n_stores,
                              const char *intermediates, char *err,
                              size_t errlen);
 void stls_tls_ctx_free(stls_tls_ctx_t *ctx);
 
-/* Trust in every store, chain-quality facts and the MX-name check for the
- * described chain in out (from a handshake, or certificates read off the
- * wire by other means). Cached per distinct chain. 0, or -1 on ENOMEM. */
-int stls_tls_ctx_judge_chain(stls_tls_ctx_t *ctx, const char *mx,
-                             stls_tls_result_t *out);
-/* The default system trust store path used when ca_file is NULL. */
-const char *stls_tls_default_ca_file(void);
+/* The context's chain judge (trust stores and verdict cache, chain.h),
+ * for chains that did not come from one of its connections. */
+struct stls_chain_judge_s *stls_tls_ctx_judge(stls_tls_ctx_t *ctx);
 
 /* sni may be NULL or an IP literal (then no SNI is sent). tls12_only offers
  * TLS 1.2 alone (see stls_tls_conn_wants_tls12_retry). NULL on ENOMEM. */

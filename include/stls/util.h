@@ -47,7 +47,6 @@ void *stls_strmap_get(const stls_strmap_t *m, const char *key);
 int stls_strmap_put(stls_strmap_t *m, const char *key, void *val);
 /* Remove key; returns its value or NULL. */
 void *stls_strmap_del(stls_strmap_t *m, const char *key);
-size_t stls_strmap_size(const stls_strmap_t *m);
 
 /* FNV-1a 64-bit hash: stable across runs and machines (used for shards). */
 uint64_t stls_hash64(const char *s);
