@@ -1,6 +1,5 @@
 /* Certificate evaluation: facts about a chain as the server sent it. */
 #include "stls/cert.h"
-#include "stls/names.h"
 #include "stls/util.h"
 
 #include <mbedtls/oid.h>
@@ -221,44 +220,6 @@ int stls_cert_chain_from_flight(const unsigned char *raw, size_t len,
   }
   free(hs);
   return rc;
-}
-
-bool stls_cert_names_host(const stls_cert_t *leaf, const char *host) {
-  if (!leaf || !host)
-    return false;
-  /* RFC 6125 6.4.4: the CN is consulted only without any dNSName. */
-  if (leaf->san_dns.n == 0)
-    return leaf->subject_cn && stls_name_match(leaf->subject_cn, host);
-  for (size_t i = 0; i < leaf->san_dns.n; i++)
-    if (stls_name_match(leaf->san_dns.v[i], host))
-      return true;
-  return false;
-}
-
-static bool name_in_domain(const char *name, const char *domain) {
-  if (name[0] == '*' && name[1] == '.') {
-    const char *parent = strchr(domain, '.');
-    /* Postfix (match_servername, tls_wildcard_matches_multiple_labels =
-     * yes by default): "*.example.com" matches the nexthop
-     * "mx.example.com" and also "a.b.example.com" ... */
-    if (parent && stls_name_in_domain(parent + 1, name + 2))
-      return true;
-    /* ... and with dot-nexthop, names hosts below "example.com", which
-     * are below the domain exactly when "example.com" is in it. */
-    name += 2;
-  }
-  return stls_name_in_domain(name, domain);
-}
-
-bool stls_cert_names_domain(const stls_cert_t *leaf, const char *domain) {
-  if (!leaf || !domain)
-    return false;
-  if (leaf->san_dns.n == 0)
-    return leaf->subject_cn && name_in_domain(leaf->subject_cn, domain);
-  for (size_t i = 0; i < leaf->san_dns.n; i++)
-    if (name_in_domain(leaf->san_dns.v[i], domain))
-      return true;
-  return false;
 }
 
 unsigned stls_cert_trust_reasons(uint32_t flags) {

@@ -8,6 +8,7 @@
 
 #include "stls/chain.h"
 #include "stls/cert.h"
+#include "stls/names.h"
 #include "stls/util.h"
 
 #include <mbedtls/error.h>
@@ -861,6 +862,7 @@ int stls_chain_judge(stls_chain_judge_t *j, const char *mx,
     memcpy(out->facts, &e->facts, sizeof(*out->facts));
     out->expired = e->facts.leaf_expired;
   }
-  out->name_mx = stls_cert_names_host(&out->chain[0], mx);
+  out->name_mx =
+      stls_name_cert_matches(&out->chain[0], STLS_NAME_RFC6125, mx);
   return 0;
 }

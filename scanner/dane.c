@@ -2,6 +2,7 @@
  * following what OpenSSL's DANE code does for Postfix. */
 #include "stls/dane.h"
 #include "stls/cert.h"
+#include "stls/names.h"
 
 #include <mbedtls/md.h>
 #include <mbedtls/pk.h>
@@ -233,8 +234,10 @@ static bool names_ok(const verify_ctx_t *v)
   const stls_cert_t *leaf = &v->chain[0];
   if (!v->o)
     return false;
-  return (v->o->base_domain && stls_cert_names_host(leaf, v->o->base_domain)) ||
-         (v->o->nexthop && stls_cert_names_host(leaf, v->o->nexthop));
+  /* Postfix hands these names to OpenSSL's DANE code, which matches as
+   * RFC 6125 does (one-label wildcards). */
+  return stls_name_cert_matches(leaf, STLS_NAME_RFC6125, v->o->base_domain) ||
+         stls_name_cert_matches(leaf, STLS_NAME_RFC6125, v->o->nexthop);
 }
 
 /* Verify the path from the leaf to the anchor `ta` (the only trust

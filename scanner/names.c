@@ -1,5 +1,6 @@
-/* Host name checks for certificates (RFC 6125 section 6.4, RFC 7672
- * section 3.2.3).
+/* Certificate names against reference identifiers (see names.h): RFC 6125
+ * section 6.4, RFC 7672 section 3.2.3, RFC 8461 section 4.1 and Postfix's
+ * match_servername().
  *
  * Everything here is plain ASCII: certificate dNSNames are A-labels, and the
  * C library's locale-dependent case functions (tolower, strcasecmp) could
@@ -150,4 +151,113 @@ bool stls_name_in_domain(const char *host, const char *domain) {
     }
   }
   return true;
+}
+
+/* Is every byte of the first n printable ASCII (0x21..0x7e)? Postfix
+ * (tls_dns_name) skips certificate names with a NUL or a non-printable
+ * byte; a space is printable for Postfix but can be no part of a name. */
+static bool name_printable(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+      return false;
+  return n > 0;
+}
+
+/* Postfix, one name word (match_servername without match_subdomain):
+ * equal, or "*.rest" against one or more labels followed by ".rest". */
+static bool postfix_match(const char *id, const char *ref) {
+  size_t il = name_len(id), rl = name_len(ref);
+  const char *parent;
+
+  if (!name_printable(id, il) || !name_valid(ref, rl))
+    return false;
+  if (il == rl && name_eq(id, ref, rl))
+    return true;
+  if (il > 2 && id[0] == '*' && id[1] == '.') {
+    /* ref = label parent, parent = ... ".rest": the rest after "*" must
+     * be a tail of the parent, which starts at a dot. */
+    parent = memchr(ref, '.', rl);
+    if (parent == NULL)
+      return false;
+    size_t pl = rl - (size_t)(parent - ref), tl = il - 1;
+    return tl <= pl && name_eq(parent + pl - tl, id + 1, tl);
+  }
+  return false;
+}
+
+/* Postfix's sub-domain match (dot-nexthop, ".domain"): id ends in "."
+ * followed by ref, after at least one byte. */
+static bool postfix_below(const char *id, const char *ref) {
+  size_t il = name_len(id), rl = name_len(ref);
+
+  if (!name_printable(id, il) || !name_valid(ref, rl))
+    return false;
+  return il > rl + 1 && id[il - rl - 1] == '.' &&
+         name_eq(id + il - rl, ref, rl);
+}
+
+bool stls_name_matches(stls_name_rule_t rule, const char *id,
+                       const char *ref) {
+  if (id == NULL || ref == NULL)
+    return false;
+  switch (rule) {
+  case STLS_NAME_RFC6125:
+  case STLS_NAME_STS_MX:
+    return stls_name_match(id, ref);
+  case STLS_NAME_POSTFIX:
+    return postfix_match(id, ref);
+  case STLS_NAME_POSTFIX_BELOW:
+    return postfix_below(id, ref);
+  default:
+    return false;
+  }
+}
+
+bool stls_name_cert_matches(const stls_cert_t *leaf, stls_name_rule_t rule,
+                            const char *ref) {
+  if (leaf == NULL || ref == NULL)
+    return false;
+  if (leaf->san_dns.n == 0)
+    return stls_name_matches(rule, leaf->subject_cn, ref);
+  for (size_t i = 0; i < leaf->san_dns.n; i++)
+    if (stls_name_matches(rule, leaf->san_dns.v[i], ref))
+      return true;
+  return false;
+}
+
+bool stls_name_cert_matches_list(const stls_cert_t *leaf, const char *match,
+                                 const char *nexthop, const char *hostname) {
+  static const char seps[] = ":, \t\r\n";
+  const char *p = match;
+
+  if (leaf == NULL || match == NULL)
+    return false;
+  while (*p) {
+    size_t n = strcspn(p, seps);
+    char word[256];
+
+    if (n > 0 && n < sizeof(word)) {
+      const char *ref = word;
+      stls_name_rule_t rule = STLS_NAME_POSTFIX;
+
+      memcpy(word, p, n);
+      word[n] = '\0';
+      if (strcmp(word, "nexthop") == 0) {
+        ref = nexthop;
+      } else if (strcmp(word, "dot-nexthop") == 0) {
+        ref = nexthop;
+        rule = STLS_NAME_POSTFIX_BELOW;
+      } else if (strcmp(word, "hostname") == 0) {
+        ref = hostname;
+      } else if (word[0] == '.' && word[1] != '\0') {
+        ref = word + 1;
+        rule = STLS_NAME_POSTFIX_BELOW;
+      }
+      if (stls_name_cert_matches(leaf, rule, ref))
+        return true;
+    }
+    p += n;
+    p += strspn(p, seps);
+  }
+  return false;
 }

@@ -45,74 +45,7 @@ int stls_level_parse(const char *s) {
 
 void stls_policy_opts_defaults(stls_policy_opts_t *o) {
   o->mx_address_limit = 5;
-  o->secure_match = "nexthop:dot-nexthop";
-}
-
-/* ---- Postfix name matching (tls_verify.c match_servername) ------------ */
-
-static size_t trimmed_len(const char *s) {
-  size_t n = strlen(s);
-  return n > 0 && s[n - 1] == '.' ? n - 1 : n;
-}
-
-static bool eq_nocase(const char *a, size_t al, const char *b, size_t bl) {
-  return al == bl && strncasecmp(a, b, al) == 0;
-}
-
-static bool postfix_name_match(const char *certid, const char *ref) {
-  size_t il = trimmed_len(certid), rl = trimmed_len(ref);
-  if (rl == 0 || il == 0)
-    return false;
-  if (ref[0] == '.') /* any name below: "mx.example.com" for ".example.com" */
-    return il > rl && strncasecmp(certid + il - rl, ref, rl) == 0;
-  if (eq_nocase(certid, il, ref, rl))
-    return true;
-  /* "*.example.com" matches one or more leading labels of ref
-   * (tls_wildcard_matches_multiple_labels = yes). */
-  if (il > 2 && certid[0] == '*' && certid[1] == '.') {
-    for (size_t i = 0; i < rl; i++)
-      if (ref[i] == '.' && i > 0 &&
-          eq_nocase(ref + i + 1, rl - i - 1, certid + 2, il - 2))
-        return true;
-  }
-  return false;
-}
-
-static bool leaf_matches_ref(const stls_cert_t *leaf, const char *ref) {
-  if (leaf->san_dns.n == 0)
-    return leaf->subject_cn && postfix_name_match(leaf->subject_cn, ref);
-  for (size_t i = 0; i < leaf->san_dns.n; i++)
-    if (postfix_name_match(leaf->san_dns.v[i], ref))
-      return true;
-  return false;
-}
-
-bool stls_policy_cert_match(const stls_cert_t *leaf, const char *match,
-                            const char *nexthop, const char *hostname) {
-  char word[300], ref[300];
-  const char *p = match;
-  if (!leaf || !match)
-    return false;
-  while (*p) {
-    size_t n = strcspn(p, ":, \t");
-    if (n > 0 && n < sizeof(word)) {
-      memcpy(word, p, n);
-      word[n] = '\0';
-      if (strcmp(word, "nexthop") == 0)
-        snprintf(ref, sizeof(ref), "%s", nexthop ? nexthop : "");
-      else if (strcmp(word, "dot-nexthop") == 0)
-        snprintf(ref, sizeof(ref), ".%s", nexthop ? nexthop : "");
-      else if (strcmp(word, "hostname") == 0)
-        snprintf(ref, sizeof(ref), "%s", hostname ? hostname : "");
-      else
-        snprintf(ref, sizeof(ref), "%s", word);
-      if (leaf_matches_ref(leaf, ref))
-        return true;
-    }
-    p += n;
-    p += strspn(p, ":, \t");
-  }
-  return false;
+  o->secure_match = STLS_SECURE_CERT_MATCH;
 }
 
 /* ---- per-address outcomes --------------------------------------------- */
@@ -187,11 +120,11 @@ static outcome_t host_outcome(stls_level_t lvl, const stls_policy_input_t *in,
     return lvl_encrypt(r);
   case STLS_LEVEL_VERIFY:
     /* smtp_tls_verify_cert_match = hostname: the MX name from DNS. */
-    return lvl_certified(r, stls_policy_cert_match(leaf, "hostname",
-                                                   in->domain, r->mx));
+    return lvl_certified(
+        r, stls_name_cert_matches_list(leaf, "hostname", in->domain, r->mx));
   case STLS_LEVEL_SECURE:
-    return lvl_certified(r, stls_policy_cert_match(leaf, o->secure_match,
-                                                   in->domain, r->mx));
+    return lvl_certified(r, stls_name_cert_matches_list(leaf, o->secure_match,
+                                                        in->domain, r->mx));
   case STLS_LEVEL_DANE:
     /* RFC 7672 as Postfix applies it: without DNSSEC-validated MX
      * records, or without TLSA, "dane" acts as "may"; with TLSA records

@@ -104,7 +104,6 @@ int stls_host_result_init(stls_host_result_t *r, const char *mx,
   r->port = port;
   r->family = (ip && strchr(ip, ':')) ? 6 : 4;
   r->status = STLS_HOST_SKIPPED;
-  r->tls.name_domain = -1;
   r->timing.connect = r->timing.greeting = r->timing.ehlo = -1;
   r->timing.starttls = r->timing.handshake = r->timing.total = -1;
   r->timing.ehlo_tls = -1;

@@ -530,7 +530,6 @@ static void legacy_facts(session_t *s, const stls_hello_result_t *r) {
   t->ocsp_stapled = r->ocsp_staple;
   t->secure_renegotiation = r->secure_renegotiation;
   t->extended_master_secret = r->extended_master_secret;
-  t->name_domain = -1;
   if (s->raw && stls_cert_chain_from_flight(s->raw, s->raw_len, t) == 0 &&
       t->n_chain > 0)
     (void)stls_chain_judge(stls_tls_ctx_judge(s->tls_ctx), s->mx, t);

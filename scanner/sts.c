@@ -151,24 +151,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 /* ---- MX matching (RFC 8461 4.1) ------------------------------------------ */
 
 bool stls_sts_mx_match(const char *pattern, const char *mxhost) {
-  size_t plen, hlen;
-  if (!pattern || !mxhost)
-    return false;
-  plen = len_nodot(pattern);
-  hlen = len_nodot(mxhost);
-  if (plen == 0 || hlen == 0)
-    return false;
-  if (plen >= 2 && pattern[0] == '*' && pattern[1] == '.') {
-    /* "*.example.com": the host is one non-empty label, then exactly the
-     * suffix ".example.com". */
-    const char *suffix = pattern + 1;
-    size_t slen = plen - 1;
-    const char *dot = memchr(mxhost, '.', hlen);
-    if (slen < 2 || !dot || dot == mxhost)
-      return false;
-    return hlen - (size_t)(dot - mxhost) == slen && eq_nocase(dot, suffix, slen);
-  }
-  return plen == hlen && eq_nocase(pattern, mxhost, hlen);
+  return stls_name_matches(STLS_NAME_STS_MX, pattern, mxhost);
 }
 
 bool stls_sts_policy_mx_match(const stls_sts_policy_t *p, const char *mxhost) {

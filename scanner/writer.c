@@ -6,6 +6,7 @@
 #include "stls/hello.h"
 #include "stls/sts.h"
 #include "stls/names.h"
+#include "stls/policy.h"
 #include "stls/util.h"
 
 #include <stdlib.h>
@@ -196,7 +197,8 @@ static void add_tls(jctx_t *j, cJSON *o, const stls_tls_result_t *t,
     jbool(j, x, "mx_hostname", t->name_mx);
     if (recipient_domain && t->n_chain > 0)
       jbool(j, x, "recipient_domain",
-            stls_cert_names_domain(&t->chain[0], recipient_domain));
+            stls_name_cert_matches_list(&t->chain[0], STLS_SECURE_CERT_MATCH,
+                                        recipient_domain, NULL));
     else
       jnull(j, x, "recipient_domain");
   }

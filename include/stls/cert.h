@@ -20,15 +20,6 @@ int stls_cert_describe_chain(const mbedtls_x509_crt *chain,
 int stls_cert_chain_from_flight(const unsigned char *raw, size_t len,
                                 stls_tls_result_t *out);
 
-/* Does the described leaf name host (SAN dNSNames, or the CN when there are
- * none)? Uses the RFC 6125 rules of stls_name_match(). */
-bool stls_cert_names_host(const stls_cert_t *leaf, const char *host);
-
-/* Does the leaf name the recipient domain the way Postfix's "secure" level
- * checks it by default (match=nexthop:dot-nexthop): a dNSName (or the CN
- * without dNSNames) equal to domain or lying below it? */
-bool stls_cert_names_domain(const stls_cert_t *leaf, const char *domain);
-
 /* Map mbedTLS verify flags to STLS_TRUST_REASON() bits. */
 unsigned stls_cert_trust_reasons(uint32_t flags);
 

@@ -70,6 +70,10 @@ typedef struct stls_policy_input_s {
   const char *sts_result_type; /* when STLS_POLICY_STS_FAILED */
 } stls_policy_input_t;
 
+/* Postfix's default smtp_tls_secure_cert_match; names.recipient_domain
+ * is this match for the recipient domain (see names.h). */
+#define STLS_SECURE_CERT_MATCH "nexthop:dot-nexthop"
+
 /* The Postfix client settings the verdicts assume (postconf defaults). */
 typedef struct stls_policy_opts_s {
   unsigned mx_address_limit; /* smtp_mx_address_limit, 5 */
@@ -98,13 +102,6 @@ typedef struct stls_policy_s {
 int stls_policy_evaluate(const stls_policy_input_t *in,
                          const stls_policy_opts_t *o, stls_policy_t *out);
 void stls_policy_free(stls_policy_t *p);
-
-/* Does the leaf match Postfix's match list (smtp_tls_*_cert_match: words
- * "nexthop", "dot-nexthop", "hostname", or literal names; ".example"
- * matches below) for nexthop domain and MX hostname? Postfix wildcard
- * rules: "*.example.com" matches one or more leading labels. */
-bool stls_policy_cert_match(const stls_cert_t *leaf, const char *match,
-                            const char *nexthop, const char *hostname);
 
 /* One smtp_tls_policy_maps line for the domain's recommended level when
  * it is at least min_level, else a comment saying why not; into buf.

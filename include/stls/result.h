@@ -133,8 +133,10 @@ typedef struct stls_tls_result_s {
   size_t n_chain;
   bool trusted;          /* chain verifies against the trust store(s) */
   unsigned trust_reasons; /* STLS_TRUST_REASON() bits when not trusted */
-  bool name_mx;          /* leaf names the MX host */
-  int name_domain;       /* leaf names the recipient domain: 1, 0, -1 n/a */
+  /* Leaf names the MX host (RFC 6125, names.h). Whether it names the
+   * recipient domain is not kept here: one probe serves every domain
+   * whose MX it is, so the writer asks names.h per domain. */
+  bool name_mx;
   bool expired;          /* leaf is past notAfter */
   /* The server only speaks this older version ("TLSv1.0"); the facts
    * above then come from a hand-built handshake read off the wire. */

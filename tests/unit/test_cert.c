@@ -23,6 +23,8 @@
 #include <mbedtls/x509_crt.h>
 
 #include "stls/cert.h"
+#include "stls/names.h"
+#include "stls/policy.h"
 #include "stls/result.h"
 
 #ifndef STLS_TEST_CERTS_DIR
@@ -268,44 +270,44 @@ static void test_names_host(void **state) {
   /* SANs mx.example.com and *.mail.example.com; an IP SAN that never
    * counts as a dNSName. */
   describe("leaf-rsa", &c);
-  assert_true(stls_cert_names_host(&c, "mx.example.com"));
-  assert_true(stls_cert_names_host(&c, "MX.Example.COM."));
-  assert_true(stls_cert_names_host(&c, "smtp.mail.example.com"));
+  assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx.example.com"));
+  assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "MX.Example.COM."));
+  assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "smtp.mail.example.com"));
   assert_false(
-      stls_cert_names_host(&c, "a.b.mail.example.com")); /* one label */
-  assert_false(stls_cert_names_host(&c, "mail.example.com"));
-  assert_false(stls_cert_names_host(&c, "example.com"));
-  assert_false(stls_cert_names_host(&c, "mx2.example.com"));
-  assert_false(stls_cert_names_host(&c, "192.0.2.25"));
-  assert_false(stls_cert_names_host(&c, NULL));
-  assert_false(stls_cert_names_host(NULL, "mx.example.com"));
+      stls_name_cert_matches(&c, STLS_NAME_RFC6125, "a.b.mail.example.com")); /* one label */
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mail.example.com"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "example.com"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx2.example.com"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "192.0.2.25"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, NULL));
+  assert_false(stls_name_cert_matches(NULL, STLS_NAME_RFC6125, "mx.example.com"));
   stls_cert_free(&c);
 
   /* No SAN at all: the CN is used. */
   describe("leaf-ec", &c);
-  assert_true(stls_cert_names_host(&c, "cn-only.example.net"));
-  assert_false(stls_cert_names_host(&c, "example.net"));
+  assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "cn-only.example.net"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "example.net"));
   stls_cert_free(&c);
 
   /* With any dNSName, the CN is ignored (RFC 6125 6.4.4). */
   {
     static const char *const sans[] = {"other.example.com", NULL};
     make_leaf(&c, "mx.example.com", sans);
-    assert_false(stls_cert_names_host(&c, "mx.example.com"));
-    assert_true(stls_cert_names_host(&c, "other.example.com"));
+    assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx.example.com"));
+    assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "other.example.com"));
     stls_cert_free(&c);
   }
   /* A wildcard CN is honoured like a wildcard SAN; a partial one is not. */
   make_leaf(&c, "*.example.org", NULL);
-  assert_true(stls_cert_names_host(&c, "mx.example.org"));
-  assert_false(stls_cert_names_host(&c, "example.org"));
+  assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx.example.org"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "example.org"));
   stls_cert_free(&c);
   make_leaf(&c, "mx*.example.org", NULL);
-  assert_false(stls_cert_names_host(&c, "mx1.example.org"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx1.example.org"));
   stls_cert_free(&c);
   /* Neither SAN nor CN. */
   make_leaf(&c, NULL, NULL);
-  assert_false(stls_cert_names_host(&c, "mx.example.org"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx.example.org"));
   stls_cert_free(&c);
 }
 
@@ -315,32 +317,32 @@ static void test_names_domain(void **state) {
   stls_cert_t c;
   (void)state;
   describe("leaf-rsa", &c); /* mx.example.com, *.mail.example.com */
-  assert_true(stls_cert_names_domain(&c, "example.com")); /* dot-nexthop */
-  assert_true(stls_cert_names_domain(&c, "EXAMPLE.com"));
-  assert_true(stls_cert_names_domain(&c, "mx.example.com")); /* nexthop */
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.com", NULL)); /* dot-nexthop */
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "EXAMPLE.com", NULL));
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "mx.example.com", NULL)); /* nexthop */
   assert_true(
-      stls_cert_names_domain(&c, "mail.example.com")); /* *.mail... is below */
-  assert_true(stls_cert_names_domain(&c, "com"));      /* Postfix agrees */
-  assert_false(stls_cert_names_domain(&c, "example.org"));
-  assert_false(stls_cert_names_domain(&c, "ample.com")); /* label boundary */
-  assert_false(stls_cert_names_domain(&c, "other.example.com"));
-  assert_false(stls_cert_names_domain(&c, "x.mx.example.com"));
-  assert_false(stls_cert_names_domain(&c, NULL));
-  assert_false(stls_cert_names_domain(NULL, "example.com"));
+      stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "mail.example.com", NULL)); /* *.mail... is below */
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "com", NULL));      /* Postfix agrees */
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.org", NULL));
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "ample.com", NULL)); /* label boundary */
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "other.example.com", NULL));
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "x.mx.example.com", NULL));
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, NULL, NULL));
+  assert_false(stls_name_cert_matches_list(NULL, STLS_SECURE_CERT_MATCH, "example.com", NULL));
   stls_cert_free(&c);
 
   describe("leaf-ec", &c); /* CN cn-only.example.net, no SAN */
-  assert_true(stls_cert_names_domain(&c, "example.net"));
-  assert_true(stls_cert_names_domain(&c, "cn-only.example.net"));
-  assert_false(stls_cert_names_domain(&c, "example.com"));
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.net", NULL));
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "cn-only.example.net", NULL));
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.com", NULL));
   stls_cert_free(&c);
 
   /* The CN is ignored when a dNSName exists, as for the host check. */
   {
     static const char *const sans[] = {"mx.other.example", NULL};
     make_leaf(&c, "mx.example.com", sans);
-    assert_false(stls_cert_names_domain(&c, "example.com"));
-    assert_true(stls_cert_names_domain(&c, "other.example"));
+    assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.com", NULL));
+    assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "other.example", NULL));
     stls_cert_free(&c);
   }
 }
@@ -358,12 +360,12 @@ static void test_names_domain_wildcard_postfix_parity(void **state) {
   static const char *const sans[] = {"*.example.com", NULL};
   (void)state;
   make_leaf(c, NULL, sans);
-  assert_true(stls_cert_names_domain(c, "example.com")); /* dot-nexthop */
-  assert_false(stls_cert_names_domain(c, "example.org"));
-  assert_false(stls_cert_names_domain(c, "example.com.evil")); /* no suffix */
+  assert_true(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "example.com", NULL)); /* dot-nexthop */
+  assert_false(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "example.org", NULL));
+  assert_false(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "example.com.evil", NULL)); /* no suffix */
   assert_true(
-      stls_cert_names_domain(c, "mx.example.com")); /* nexthop wildcard */
-  assert_true(stls_cert_names_domain(c, "a.b.example.com")); /* multi-label */
+      stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "mx.example.com", NULL)); /* nexthop wildcard */
+  assert_true(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "a.b.example.com", NULL)); /* multi-label */
   stls_cert_free(c);
 }
 
@@ -377,11 +379,11 @@ static void test_hostile_san_nul_byte(void **state) {
   (void)state;
   describe("hostile-san",
            &cur); /* CN=good.example, so the CN must not rescue */
-  assert_true(stls_cert_names_host(&cur, "hostile.example"));
+  assert_true(stls_name_cert_matches(&cur, STLS_NAME_RFC6125, "hostile.example"));
   for (size_t i = 0; i < cur.san_dns.n; i++)
     assert_string_not_equal(cur.san_dns.v[i], "good.example");
-  assert_false(stls_cert_names_host(&cur, "good.example"));
-  assert_false(stls_cert_names_domain(&cur, "good.example"));
+  assert_false(stls_name_cert_matches(&cur, STLS_NAME_RFC6125, "good.example"));
+  assert_false(stls_name_cert_matches_list(&cur, STLS_SECURE_CERT_MATCH, "good.example", NULL));
   stls_cert_free(&cur);
 }
 

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "stls/names.h"
@@ -163,6 +164,145 @@ static const name_case_t hostname_cases[] = {
     {"[::1]", NULL, false},
 };
 
+/* stls_name_matches(rule, id, ref): every rule on the cases that tell the
+ * rules apart. "com" as the reference stands for a recipient domain that
+ * is a top-level domain: the case on which the MX-name check (RFC 6125)
+ * and Postfix's secure level (dot-nexthop) used to disagree. The rule we
+ * keep is each asker's own: RFC 6125 lets no wildcard name a TLD's hosts
+ * ("*.com" is never valid) and ".example.com" is not a name at all, while
+ * Postfix's dot-nexthop is a plain string test on the certificate's name
+ * (tls_client.c match_servername: the name ends in "." + nexthop), so for
+ * Postfix both "*.example.com" and ".example.com" lie below "com" - and
+ * the secure verdict and names.recipient_domain say what Postfix does. */
+typedef struct {
+  stls_name_rule_t rule;
+  const char *id, *ref;
+  bool want;
+} rule_case_t;
+
+#define R6 STLS_NAME_RFC6125
+#define PF STLS_NAME_POSTFIX
+#define PB STLS_NAME_POSTFIX_BELOW
+#define MX STLS_NAME_STS_MX
+static const rule_case_t rule_cases[] = {
+    /* Equality, case, trailing dot: the same under every rule but
+     * POSTFIX_BELOW, which wants a name strictly below. */
+    {R6, "mx.example.com", "MX.example.com.", true},
+    {PF, "mx.example.com", "MX.example.com.", true},
+    {PB, "mx.example.com", "mx.example.com", false},
+    {MX, "mx.example.com", "MX.example.com.", true},
+    /* One-label wildcard. */
+    {R6, "*.example.com", "mx.example.com", true},
+    {PF, "*.example.com", "mx.example.com", true},
+    {PB, "*.example.com", "mx.example.com", false},
+    {MX, "*.example.com", "mx.example.com", true},
+    /* More labels: only Postfix (tls_wildcard_matches_multiple_labels). */
+    {R6, "*.example.com", "a.b.example.com", false},
+    {PF, "*.example.com", "a.b.example.com", true},
+    {MX, "*.example.com", "a.b.example.com", false},
+    /* The wildcard's parent itself: never by wildcard; below for PB. */
+    {R6, "*.example.com", "example.com", false},
+    {PF, "*.example.com", "example.com", false},
+    {PB, "*.example.com", "example.com", true},
+    {MX, "*.example.com", "example.com", false},
+    /* The settled case: names against the domain "com". */
+    {R6, "*.example.com", "com", false},
+    {PF, "*.example.com", "com", false},
+    {PB, "*.example.com", "com", true},
+    {R6, ".example.com", "com", false},
+    {PF, ".example.com", "com", false},
+    {PB, ".example.com", "com", true},
+    {PB, ".example.com", "example.com", false},
+    {PB, "mx.example.com", "com", true},
+    /* "*.com": nothing under RFC 6125, a host for Postfix. */
+    {R6, "*.com", "example.com", false},
+    {PF, "*.com", "example.com", true},
+    {MX, "*.com", "example.com", false},
+    /* Label boundaries. */
+    {PF, "*.example.com", "mx.notexample.com", false},
+    {PB, "mx.badexample.com", "example.com", false},
+    {PB, "badexample.com", "example.com", false},
+    /* Partial-label and inner wildcards match nothing, except that a
+     * Postfix sub-domain test does not look at the labels in front. */
+    {R6, "f*.example.com", "foo.example.com", false},
+    {PF, "f*.example.com", "foo.example.com", false},
+    {PB, "f*.example.com", "example.com", true},
+    {R6, "mx.*.example.com", "mx.a.example.com", false},
+    {PF, "mx.*.example.com", "mx.a.example.com", false},
+    /* References that are not host names never match. */
+    {R6, "192.0.2.1", "192.0.2.1", false},
+    {PF, "192.0.2.1", "192.0.2.1", false},
+    {PB, "1.192.0.2.1", "2.1", false},
+    {PF, "*.example.com", "*.example.com", false},
+    /* Identifiers that are not printable ASCII never match: a NUL (kept
+     * by cert.c as U+2400), a control byte, a byte >= 0x80, a space. */
+    {R6, "good.example\xe2\x90\x80.evil.example", "evil.example", false},
+    {PF, "good.example\xe2\x90\x80.evil.example", "evil.example", false},
+    {PB, "good.example\xe2\x90\x80.evil.example", "evil.example", false},
+    {PB, "x\x01.example.com", "example.com", false},
+    {PB, "x\xc3\xa9.example.com", "example.com", false},
+    {PB, "a b.example.com", "example.com", false},
+    {PF, "*.example.com\x7f", "mx.example.com", false},
+    /* Empty and NULL. */
+    {R6, "", "", false},
+    {PF, "", "example.com", false},
+    {PB, "", "com", false},
+    {MX, "", "mx.example.com", false},
+    {PF, NULL, "example.com", false},
+    {PB, "example.com", NULL, false},
+    {STLS_NAME_RULE_COUNT, "example.com", "example.com", false},
+};
+#undef R6
+#undef PF
+#undef PB
+#undef MX
+
+static void test_rules(void **state) {
+  size_t failed = 0;
+  (void)state;
+  for (size_t i = 0; i < ARRAY_LEN(rule_cases); i++) {
+    const rule_case_t *c = &rule_cases[i];
+    bool got = stls_name_matches(c->rule, c->id, c->ref);
+    if (got != c->want) {
+      print_error("stls_name_matches(%d, \"%s\", \"%s\") = %d, want %d\n",
+                  (int)c->rule, c->id ? c->id : "(null)",
+                  c->ref ? c->ref : "(null)", got, c->want);
+      failed++;
+    }
+  }
+  if (failed)
+    fail_msg("%zu of %zu rule cases failed", failed, ARRAY_LEN(rule_cases));
+}
+
+/* The certificate as a whole: dNSNames first, the CN only without any;
+ * a NUL dNSName still hides the CN (Postfix sets its ALTNAME flag for any
+ * dNSName, usable or not). */
+static void test_cert_rules(void **state) {
+  stls_cert_t c;
+  (void)state;
+  memset(&c, 0, sizeof(c));
+  c.subject_cn = strdup("mx.example.com");
+  assert_non_null(c.subject_cn);
+  assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx.example.com"));
+  assert_true(stls_name_cert_matches_list(&c, "nexthop:dot-nexthop",
+                                          "example.com", NULL));
+  assert_int_equal(
+      stls_strlist_push(&c.san_dns, "mx.example.com\xe2\x90\x80.evil"), 0);
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx.example.com"));
+  assert_false(stls_name_cert_matches_list(&c, "nexthop:dot-nexthop",
+                                           "example.com", NULL));
+  assert_false(stls_name_cert_matches_list(&c, "dot-nexthop", "evil", NULL));
+  assert_int_equal(stls_strlist_push(&c.san_dns, "*.example.com"), 0);
+  assert_true(stls_name_cert_matches_list(&c, "hostname", "x", "a.b.example.com"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "a.b.example.com"));
+  assert_true(stls_name_cert_matches_list(&c, ".com", "x", "y"));
+  assert_false(stls_name_cert_matches_list(&c, ".", "x", "y"));
+  assert_false(stls_name_cert_matches(NULL, STLS_NAME_RFC6125, "example.com"));
+  assert_false(stls_name_cert_matches_list(&c, NULL, "example.com", NULL));
+  free(c.subject_cn);
+  stls_strlist_free(&c.san_dns);
+}
+
 static void run_table(const name_case_t *cases, size_t n, const char *what,
                       bool (*fn)(const char *, const char *)) {
   size_t i, failed = 0;
@@ -266,7 +406,8 @@ int main(void) {
   static const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_match),       cmocka_unit_test(test_in_domain),
       cmocka_unit_test(test_is_hostname), cmocka_unit_test(test_length_limits),
-      cmocka_unit_test(test_null),
+      cmocka_unit_test(test_null),        cmocka_unit_test(test_rules),
+      cmocka_unit_test(test_cert_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stls/names.h"
 #include "stls/policy.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -601,7 +602,7 @@ static void test_cert_match(void **state) {
       assert_non_null(leaf.subject_cn);
       memcpy(leaf.subject_cn, c->cn, strlen(c->cn) + 1);
     }
-    bool got = stls_policy_cert_match(&leaf, c->match, c->nexthop, c->host);
+    bool got = stls_name_cert_matches_list(&leaf, c->match, c->nexthop, c->host);
     if (got != c->want) {
       print_error("cert_match(san=%s cn=%s, match=\"%s\", nexthop=%s, "
                   "host=%s) = %d, want %d\n",
@@ -611,7 +612,7 @@ static void test_cert_match(void **state) {
     }
     stls_cert_free(&leaf);
   }
-  assert_false(stls_policy_cert_match(NULL, "hostname", "d", "h"));
+  assert_false(stls_name_cert_matches_list(NULL, "hostname", "d", "h"));
   assert_int_equal(bad, 0);
 }
 

@@ -145,7 +145,6 @@ static void test_init_defaults(void **state) {
   assert_int_equal(r.family, 6);
   assert_int_equal(r.status, STLS_HOST_SKIPPED);
   assert_false(r.error.set);
-  assert_int_equal(r.tls.name_domain, -1);
   assert_true(r.timing.connect == -1 && r.timing.greeting == -1 &&
               r.timing.ehlo == -1 && r.timing.starttls == -1 &&
               r.timing.handshake == -1 && r.timing.total == -1);
