@@ -4,6 +4,7 @@
 
 #include <mbedtls/oid.h>
 #include <mbedtls/sha256.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,22 +51,131 @@ static void sig_alg_name(const mbedtls_x509_crt *crt, char *out, size_t len) {
   }
 }
 
+/* A name value as a C string with every NUL byte shown as U+2400 (the
+ * symbol for NUL): the name stays visible and, not being ASCII, can never
+ * match a host (names.h). NULL on ENOMEM. */
+static char *value_string(const unsigned char *p, size_t n) {
+  static const char nul_sym[] = "\xe2\x90\x80";
+  size_t nuls = 0, o = 0;
+  char *s;
+
+  for (size_t i = 0; i < n; i++)
+    nuls += p[i] == 0;
+  if (nuls == 0)
+    return stls_strndup((const char *)p, n);
+  s = malloc(n + nuls * (sizeof(nul_sym) - 2) + 1);
+  if (!s)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == 0) {
+      memcpy(s + o, nul_sym, sizeof(nul_sym) - 1);
+      o += sizeof(nul_sym) - 1;
+    } else {
+      s[o++] = (char)p[i];
+    }
+  }
+  s[o] = '\0';
+  return s;
+}
+
+static bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+
+/* The DN string of a name with NUL bytes in its values, which
+ * mbedtls_x509_dn_gets() refuses: the values are copied with each NUL
+ * replaced by a control byte that occurs nowhere in the name, mbedTLS
+ * escapes that byte as "\XX" (RFC 4514, as it does every non-printable
+ * byte), and that escape becomes "\00". NULL on ENOMEM. */
+static char *dn_string_nul(const mbedtls_x509_name *dn) {
+  bool used[32] = {false};
+  size_t n = 0, i;
+  unsigned char mark = 0;
+  mbedtls_x509_name *copy;
+  unsigned char *vals;
+  size_t total = 0, off = 0;
+  char buf[1024], esc[4], *out = NULL;
+
+  for (const mbedtls_x509_name *x = dn; x; x = x->next, n++) {
+    total += x->val.len;
+    for (i = 0; i < x->val.len; i++)
+      if (x->val.p[i] < 32)
+        used[x->val.p[i]] = true;
+  }
+  for (i = 1; i < 32 && !mark; i++)
+    if (!used[i])
+      mark = (unsigned char)i;
+  if (!mark)
+    return stls_strdup(""); /* every control byte in one name: give up */
+  copy = calloc(n ? n : 1, sizeof(*copy));
+  vals = malloc(total ? total : 1);
+  if (!copy || !vals)
+    goto done;
+  i = 0;
+  for (const mbedtls_x509_name *x = dn; x; x = x->next, i++) {
+    copy[i] = *x; /* keeps the oid and how it joins the next */
+    copy[i].next = i + 1 < n ? &copy[i + 1] : NULL;
+    copy[i].val.p = vals + off;
+    for (size_t k = 0; k < x->val.len; k++)
+      vals[off + k] = x->val.p[k] ? x->val.p[k] : mark;
+    off += x->val.len;
+  }
+  if (mbedtls_x509_dn_gets(buf, sizeof(buf), copy) < 0) {
+    out = stls_strdup("");
+    goto done;
+  }
+  snprintf(esc, sizeof(esc), "%02X", mark);
+  /* Walk the escapes: "\\" is a backslash, "\" + two hex digits a byte;
+   * no other escape is followed by a hex digit. */
+  for (char *p = buf; *p; p++) {
+    if (p[0] != '\\')
+      continue;
+    if (p[1] == '\\') {
+      p++;
+      continue;
+    }
+    if (is_hex(p[1]) && is_hex(p[2])) {
+      if (p[1] == esc[0] && p[2] == esc[1])
+        p[1] = p[2] = '0';
+      p += 2;
+    }
+  }
+  out = stls_strdup(buf);
+done:
+  free(copy);
+  free(vals);
+  return out;
+}
+
+static bool dn_has_nul(const mbedtls_x509_name *dn) {
+  for (; dn; dn = dn->next)
+    if (dn->val.p && memchr(dn->val.p, 0, dn->val.len))
+      return true;
+  return false;
+}
+
+/* The DN as mbedTLS prints it ("C=US, O=Example, CN=mx.example.com"),
+ * with a NUL byte in a value shown as "\00". NULL on ENOMEM. */
 static char *dn_string(const mbedtls_x509_name *dn) {
   char buf[1024];
   int n = mbedtls_x509_dn_gets(buf, sizeof(buf), dn);
   if (n < 0)
-    return stls_strdup("");
+    return dn_has_nul(dn) ? dn_string_nul(dn) : stls_strdup("");
   return stls_strdup(buf);
 }
 
-static char *subject_cn(const mbedtls_x509_name *dn) {
+/* The last CN of the subject, NUL bytes shown (value_string), or NULL. */
+static char *subject_cn(const mbedtls_x509_name *dn, bool *nomem) {
   const mbedtls_x509_name *last = NULL;
+  char *s;
   for (; dn; dn = dn->next)
     if (dn->oid.p && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &dn->oid) == 0)
       last = dn;
-  if (!last || memchr(last->val.p, 0, last->val.len))
-    return NULL; /* a CN with a NUL in it names nothing */
-  return stls_strndup((const char *)last->val.p, last->val.len);
+  if (!last)
+    return NULL;
+  s = value_string(last->val.p, last->val.len);
+  *nomem = s == NULL;
+  return s;
 }
 
 static void time_str(const mbedtls_x509_time *t, char *out, size_t len) {
@@ -78,26 +188,30 @@ int stls_cert_describe(const mbedtls_x509_crt *crt, stls_cert_t *out) {
   const mbedtls_x509_sequence *san;
   size_t n;
 
+  bool nomem = false;
+
   memset(out, 0, sizeof(*out));
   out->subject = dn_string(&crt->subject);
   out->issuer = dn_string(&crt->issuer);
-  out->subject_cn = subject_cn(&crt->subject);
-  if (!out->subject || !out->issuer)
+  out->subject_cn = subject_cn(&crt->subject, &nomem);
+  if (!out->subject || !out->issuer || nomem)
     return -1;
   out->self_issued = crt->subject_raw.len == crt->issuer_raw.len &&
                      memcmp(crt->subject_raw.p, crt->issuer_raw.p,
                             crt->subject_raw.len) == 0;
 
-  /* Only dNSName entries: the tag is context-specific [2]. */
+  /* Only dNSName entries: the tag is context-specific [2]. A NUL inside
+   * a name would cut it short as a C string and let
+   * "good.example\0.evil.example" pass for good.example (the
+   * CVE-2009-2408 class): value_string() keeps it visible as U+2400, and
+   * such a name never matches (names.h). */
   for (san = &crt->subject_alt_names; san && san->buf.p; san = san->next) {
-    /* A NUL inside a name would cut it short as a C string and let
-     * "good.example\0.evil.example" pass for good.example: such a name
-     * names nothing (the CVE-2009-2408 class). */
     if (san->buf.tag ==
-            (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME) &&
-        !memchr(san->buf.p, 0, san->buf.len)) {
-      if (stls_strlist_pushn(&out->san_dns, (const char *)san->buf.p,
-                             san->buf.len) != 0)
+        (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME)) {
+      char *name = value_string(san->buf.p, san->buf.len);
+      int rc = name ? stls_strlist_push(&out->san_dns, name) : -1;
+      free(name);
+      if (rc != 0)
         return -1;
     }
   }

@@ -8,6 +8,7 @@
  *
  * Tests marked "BUG:" fail on purpose until scanner/cert.c is fixed; they
  * document a defect that was reported, and stay in as regression tests. */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -387,6 +388,60 @@ static void test_hostile_san_nul_byte(void **state) {
   stls_cert_free(&cur);
 }
 
+/* A NUL in the subject CN and in a dNSName (hostile-san.pem with its CN
+ * "good.example" rewritten in place to "good\0example": the signature no
+ * longer verifies, which describing does not check). Every name is kept,
+ * the NUL visible: "\00" in the RFC 4514 DN strings (the escape mbedTLS
+ * uses for every other non-printable byte), U+2400 in the bare values;
+ * before, subject and subject_cn came out empty and the dNSName was
+ * dropped. None of these names ever matches. */
+static void test_nul_in_cn_and_san(void **state) {
+  static const char sym[] = "\xe2\x90\x80"; /* U+2400 */
+  mbedtls_x509_crt crt, patched;
+  unsigned char *der, *p;
+  char want[128];
+  bool found = false;
+  (void)state;
+
+  mbedtls_x509_crt_init(&crt);
+  mbedtls_x509_crt_init(&patched);
+  load_crt(&crt, "hostile-san");
+  der = malloc(crt.raw.len);
+  assert_non_null(der);
+  memcpy(der, crt.raw.p, crt.raw.len);
+  p = memmem(der, crt.raw.len, "good.example", 12); /* the subject's CN */
+  assert_non_null(p);
+  p[4] = 0;
+  assert_int_equal(mbedtls_x509_crt_parse_der(&patched, der, crt.raw.len), 0);
+  assert_int_equal(stls_cert_describe(&patched, &cur), 0);
+
+  assert_string_equal(cur.subject, "CN=good\\00example");
+  snprintf(want, sizeof(want), "good%sexample", sym);
+  assert_non_null(cur.subject_cn);
+  assert_string_equal(cur.subject_cn, want);
+  assert_string_equal(cur.issuer,
+                      "C=US, O=Fixture Trust, CN=Fixture RSA Root");
+  snprintf(want, sizeof(want), "good.example%s.evil.example", sym);
+  for (size_t i = 0; i < cur.san_dns.n; i++)
+    found |= strcmp(cur.san_dns.v[i], want) == 0;
+  assert_true(found);
+  assert_int_equal(cur.san_dns.n, 3);
+
+  for (int r = 0; r < STLS_NAME_RULE_COUNT; r++) {
+    assert_false(stls_name_cert_matches(&cur, (stls_name_rule_t)r,
+                                        "good.example"));
+    assert_false(stls_name_cert_matches(&cur, (stls_name_rule_t)r,
+                                        "evil.example"));
+  }
+  assert_false(stls_name_cert_matches_list(&cur, STLS_SECURE_CERT_MATCH,
+                                           "evil.example", NULL));
+  assert_true(stls_name_cert_matches(&cur, STLS_NAME_RFC6125,
+                                     "hostile.example"));
+  mbedtls_x509_crt_free(&patched);
+  mbedtls_x509_crt_free(&crt);
+  free(der);
+}
+
 typedef struct {
   uint32_t flags;
   unsigned want;
@@ -515,6 +570,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_names_domain_wildcard_postfix_parity,
                                 free_cur),
       cmocka_unit_test_teardown(test_hostile_san_nul_byte, free_cur),
+      cmocka_unit_test_teardown(test_nul_in_cn_and_san, free_cur),
       cmocka_unit_test_teardown(test_trust_reasons_mapping, free_cur),
       cmocka_unit_test_teardown(test_trust_reasons_from_verify, free_cur),
       cmocka_unit_test_teardown(test_trust_result_type, free_cur),
