@@ -9,7 +9,12 @@
  * Grammar accepted, per line (CR optional before LF):
  *   line  = code [ ("-" / " ") text ] LF
  *   code  = %x32-35 DIGIT DIGIT          ; 2xx..5xx
- *   text  = *( %x09 / %x20-7E / %x80-FF ) ; TAB, printable ASCII, UTF-8
+ *   text  = *( %x01-09 / %x0B-FF )      ; anything but NUL and LF
+ * Control bytes (ESC, DEL, ...) and a CR that is not followed by LF are
+ * kept in the text as received: Postfix accepts such replies (and only
+ * sanitises what it logs), so refusing them would call a server broken
+ * that delivers mail; the writer escapes them in JSON. NUL stays an error:
+ * no SMTP server sends one, and the reply is a C string.
  * A line whose fourth byte is "-" continues the reply; " " or a bare code
  * ends it. All lines of one reply must carry the same code. RFC 5321 allows
  * only 0-5 as the second digit; we accept any digit there because the
@@ -40,26 +45,24 @@ void stls_reply_parser_init(stls_reply_parser_t *p) {
   p->failed = 0;
 }
 
-/* Is c allowed in the text part of a line? TAB and everything printable,
- * including bytes >= 0x80 (servers sometimes send UTF-8); no other control
- * character, and not DEL. CR is handled by the caller. */
-static int reply_text_byte_ok(unsigned char c) {
-  return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
+/* Is c allowed in the text part of a line (LF never gets here)? Every
+ * byte but NUL: see the grammar above. */
+static int reply_text_byte_ok(unsigned char c) { return c != 0; }
 
 /* Take one byte of a line (not LF). Returns 0 or a negative error. */
 static stls_reply_rc_t reply_line_byte(stls_reply_parser_t *p,
                                        unsigned char c) {
   size_t pos = p->line_len;
 
-  /* A CR is only allowed as the last byte before LF; the previous byte being
-   * CR means a bare CR inside a line. */
-  if (pos > 0 && p->line[pos - 1] == '\r')
+  /* A CR right after the code is a CRLF-ended bare code or nothing valid:
+   * the code must be followed by " ", "-" or the line's end. */
+  if (pos == REPLY_CODE_LEN + 1 && p->line[REPLY_CODE_LEN] == '\r')
     return STLS_REPLY_ERR_SYNTAX;
 
   /* The CR of a CRLF does not count towards the line length, so a line of
-   * exactly STLS_REPLY_MAX_LINE bytes may still be followed by CR. */
-  if (pos >= STLS_REPLY_MAX_LINE && c != '\r')
+   * exactly STLS_REPLY_MAX_LINE bytes may still be followed by CR; a byte
+   * after that CR makes it a bare CR in a line that is too long. */
+  if (pos >= STLS_REPLY_MAX_LINE && !(pos == STLS_REPLY_MAX_LINE && c == '\r'))
     return STLS_REPLY_ERR_LINE_TOO_LONG;
 
   if (pos < REPLY_CODE_LEN) {
