@@ -6,7 +6,11 @@
 2. Mutated copies of those examples, each breaking one rule of the contract,
    must be REJECTED, and so must every file in tests/schema/negative/. A
    schema that accepts everything would pass step 1; step 2 proves it can fail.
-3. stlstest's helpers (run_probe, run_json_lines, validate_ndjson_file, get)
+   Every object is closed, so an unknown field anywhere is rejected.
+3. docs/output.md and the schema name the same fields: every field a table
+   in output.md names is in the schema, every schema property is in
+   output.md, and "*optional*" there means "not required" in the schema.
+4. stlstest's helpers (run_probe, run_json_lines, validate_ndjson_file, get)
    behave as the lab and peer tests rely on, checked against fake binaries.
 
 Prints one "ok"/"FAIL" line per check and a final "N passed, M failed".
@@ -16,6 +20,7 @@ import copy
 import glob
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -165,13 +170,33 @@ NEGATIVES = [
     ("null-mx: with hosts", NULL_MX, [("hosts", load(DOMAIN)["hosts"][:1])]),
     ("null-mx: null_mx false", NULL_MX, [("dns.null_mx", False)]),
     ("summary: wrong schema tag", SUMMARY, [("schema", "starttls-scan-summary/0")]),
+    # Every object is closed: a field the schema does not describe is an
+    # undocumented field, whatever object it is in.
+    ("closed: extra top-level field in a probe", PROBE_OK, [("x_future_field", {"tlsa": []})]),
+    ("closed: extra field in a cert", PROBE_OK, [("tls.chain.0.ocsp", None)]),
+    ("closed: extra field in tls", PROBE_OK, [("tls.alpn", "smtp")]),
+    ("closed: extra field in cipher", PROBE_OK, [("tls.cipher.bits", 256)]),
+    ("closed: extra field in an error", PROBE_REFUSED, [("error.errno", 111)]),
+    ("closed: extra field in timing_ms", PROBE_OK, [("timing_ms.dns", 3)]),
+    ("closed: extra field in a domain record", DOMAIN, [("tags", [])]),
+    ("closed: extra field in dns", DOMAIN, [("dns.ttl", 300)]),
+    ("closed: extra field in an MX entry", DOMAIN, [("dns.mx.0.ttl", 300)]),
+    ("closed: extra field in a host of a domain", DOMAIN, [("hosts.0.rtt", 3)]),
+    ("closed: probe-only schema in a domain's host", DOMAIN, [("hosts.0.schema", "starttls-scan/1")]),
+    ("closed: extra field in a policy level", DOMAIN, [("policy.may.why", "x")]),
+    ("closed: extra field in policy", DOMAIN, [("policy.strictest", "may")]),
+    ("closed: extra field in the summary", SUMMARY, [("version", "0.1.0")]),
+    ("closed: extra field in summary.probes", SUMMARY, [("probes.failed", 0)]),
+    ("cert: subject_cn missing", PROBE_OK, [("tls.chain.0.subject_cn", DELETE)]),
+    ("cert: self_issued not boolean", PROBE_OK, [("tls.chain.1.self_issued", "no")]),
+    ("policy: level missing note", DOMAIN, [("policy.may.note", DELETE)]),
+    ("policy: unreachable missing", DOMAIN, [("policy.unreachable", DELETE)]),
 ]
 
 # Mutations that the contract ALLOWS; the schema must keep accepting them.
 POSITIVES = [
-    ("probe: extra top-level field", PROBE_OK, [("x_future_field", {"tlsa": []})]),
-    ("probe: extra field in a cert", PROBE_OK, [("tls.chain.0.ocsp", None)]),
     ("probe: fractional seconds in date", PROBE_OK, [("scanned_at", "2026-11-30T04:23:02.123Z")]),
+    ("cert: no commonName", PROBE_OK, [("tls.chain.0.subject_cn", None)]),
     ("probe: HELO fallback", PROBE_NOTLS,
      [("ehlo", {"command": "HELO", "reply": "250 mail.example.org", "extensions": []}),
       ("starttls", None)]),
@@ -235,30 +260,169 @@ def check_negative_files():
                "" if errs else "schema accepted it")
 
 
-def schema_property_names(node, out):
-    """Collect every property name the schema defines, at any depth."""
+# Sections of docs/output.md whose "field" tables describe one schema object,
+# keyed by heading. A "field" table under any other heading is an error, so a
+# new table cannot escape the cross-check.
+DOC_SECTIONS = {
+    "Domain record": "domain",
+    "`dns`": "dns",
+    "Host object": "host",
+    "Error object": "error",
+    "`tls`": "tls",
+    "`chain_quality`": "tls.chain_quality",
+    "Cert": "cert",
+    "`policy`": "policy",
+    "Policy level": "policy_level",
+    "`mta_sts`": "domain.mta_sts",
+    "Run summary": "summary",
+}
+
+_CODE = re.compile(r"`([^`]+)`")
+_OPTIONAL = re.compile(r"\*[^*]*(optional|only)[^*]*\*")
+
+
+def doc_field_tables(text):
+    """(heading, rows) for each Markdown table whose first header cell is
+    "field"; a row is (names in its first cell, whole row text, last cell)."""
+    heading, header, rows = None, None, []
+    for line in text.split("\n") + [""]:
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if header is None:
+                header, rows = cells, []
+            elif not set(line) <= set("|-: "):
+                rows.append((_CODE.findall(cells[0]), line, cells[-1]))
+            continue
+        if header is not None and header[0] == "field":
+            yield heading, rows
+        header = None
+
+
+def resolve(schema, node):
+    """Follow $ref, allOf, "object or null" and array items to an object node."""
+    for _ in range(10):
+        if not isinstance(node, dict) or "properties" in node:
+            break
+        if "$ref" in node:
+            node = schema["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        elif "allOf" in node:
+            node = next((n for n in node["allOf"] if "$ref" in n), node["allOf"][0])
+        elif "anyOf" in node:
+            node = next(n for n in node["anyOf"] if n.get("type") != "null")
+        elif "items" in node:
+            node = node["items"]
+        else:
+            break
+    return node
+
+
+def refs_of(node):
+    """The $defs names a property refers to, directly or through anyOf/items."""
+    out = set()
     if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "properties" and isinstance(value, dict):
-                out.update(value)
-            schema_property_names(value, out)
-    elif isinstance(node, list):
-        for value in node:
-            schema_property_names(value, out)
+        if "$ref" in node:
+            out.add(node["$ref"].rsplit("/", 1)[1])
+        for key in ("anyOf", "oneOf"):
+            for sub in node.get(key, []):
+                out |= refs_of(sub)
+        if "items" in node:
+            out |= refs_of(node["items"])
+    return out
+
+
+def doc_path(base, name):
+    """("tls", "chain_quality") + "trust.stores" / "mx[].host" -> a tuple path."""
+    return tuple(base.split(".")) + tuple(name.replace("[]", "").split("."))
+
+
+def schema_parent(schema, path):
+    """(object node holding path[-1], path[-1]), or None when not in the schema."""
+    node = schema["$defs"][path[0]]
+    for p in path[1:-1]:
+        node = resolve(schema, node).get("properties", {}).get(p)
+        if node is None:
+            return None
+    node = resolve(schema, node)
+    return (node, path[-1]) if path[-1] in node.get("properties", {}) else None
+
+
+def schema_fields(schema, path, node, out, bases):
+    """Every property path below path, not entering other definitions."""
+    node = resolve(schema, node)
+    for name, sub in node.get("properties", {}).items():
+        sub_path = path + (name,)
+        out.append(sub_path)
+        # A definition used by reference ($defs/tls, $defs/error) is checked
+        # where it is defined, not at every use.
+        if sub_path in bases or refs_of(sub):
+            continue
+        schema_fields(schema, sub_path, sub, out, bases)
     return out
 
 
 def check_docs():
-    """docs/output.md must mention every field, so the reference cannot drift."""
+    """docs/output.md and the schema describe the same fields: every field a
+    table names exists in the schema, every schema property is documented
+    (in a table row, or named in its parent's row), and a field is marked
+    optional exactly when the schema does not require it."""
+    schema = stlstest.load_schema()
     with open(os.path.join(REPO, "docs", "output.md"), encoding="utf-8") as f:
-        doc = f.read()
-    names = schema_property_names(stlstest.load_schema(), set())
-    # A field counts as documented when it appears in code style on its own
-    # or as part of a dotted path ("`tls.cipher`", "`cipher.id`").
-    missing = sorted(n for n in names
-                     if not any(form % n in doc for form in ("`%s`", ".%s`", "`%s.")))
-    report(not missing, "docs/output.md documents every schema field (%d)" % len(names),
-           "undocumented: " + ", ".join(missing))
+        text = f.read()
+    documented = {}  # tuple path -> the meaning cell of its row
+    bad_heading, not_in_schema, optional_wrong = [], [], []
+    for heading, rows in doc_field_tables(text):
+        base = DOC_SECTIONS.get(heading)
+        if base is None:
+            bad_heading.append(heading)
+            continue
+        for names, line, meaning in rows:
+            for name in names:
+                path = doc_path(base, name)
+                found = schema_parent(schema, path)
+                if found is None:
+                    not_in_schema.append("%s: `%s`" % (heading, name))
+                    continue
+                documented[path] = meaning
+                parent, prop = found
+                optional = bool(_OPTIONAL.search(line))
+                required = prop in parent.get("required", [])
+                if optional == required:
+                    optional_wrong.append(
+                        "%s: `%s` is %s in the schema but %s in output.md"
+                        % (heading, name, "required" if required else "optional",
+                           "marked optional" if optional else "not marked optional"))
+    report(not bad_heading, "output.md: every field table is under a known heading",
+           "unknown: " + ", ".join(bad_heading))
+    report(not not_in_schema, "output.md: every documented field is in the schema",
+           "\n".join(not_in_schema))
+    report(not optional_wrong,
+           "output.md: *optional* exactly where the schema does not require",
+           "\n".join(optional_wrong))
+
+    bases = {tuple(b.split(".")) for b in DOC_SECTIONS.values()}
+    undocumented = []
+    for base in sorted(bases):
+        node = schema["$defs"][base[0]]
+        for p in base[1:]:
+            node = resolve(schema, node)["properties"][p]
+        for path in schema_fields(schema, base, node, [], bases):
+            if path in documented:
+                continue
+            # An object is documented by rows for its members ("key.type").
+            if any(d[:len(path)] == path for d in documented):
+                continue
+            # A member may be named in the row of its nearest documented
+            # ancestor ("`ehlo_tls` ... `reply`, `extensions`").
+            anc = path[:-1]
+            while len(anc) > 1 and anc not in documented:
+                anc = anc[:-1]
+            if anc in documented and ("`%s`" % path[-1]) in documented[anc]:
+                continue
+            undocumented.append(".".join(path))
+    report(not undocumented, "output.md documents every schema field",
+           "undocumented: " + ", ".join(undocumented))
 
 
 def fake_bin(tmp, name, script):
