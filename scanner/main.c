@@ -1,4 +1,5 @@
 /* starttls-scan: command line front end. */
+#include "stls/cli.h"
 #include "stls/policy.h"
 #include "stls/hello.h"
 #include "stls/record.h"
@@ -36,7 +37,9 @@ static const char usage_main[] =
     "  help [COMMAND]      show help for a command\n"
     "  version             print the version\n"
     "\n"
-    "Run 'starttls-scan help COMMAND' for a command's options.\n";
+    "Run 'starttls-scan help COMMAND' for a command's options. Long options\n"
+    "are spelled in full (an abbreviation is an error); --version anywhere\n"
+    "prints the version and does nothing else.\n";
 
 static const char usage_check[] =
     "usage: starttls-scan check DOMAIN [--level LEVEL] [--json] [OPTIONS]\n"
@@ -44,7 +47,9 @@ static const char usage_check[] =
     "Scans one recipient domain like 'scan' and prints a report for people:\n"
     "every MX address with what it did, then the verdict for each Postfix\n"
     "smtp_tls_security_level (may, encrypt, dane, verify, secure) and for\n"
-    "MTA-STS, the recommended level and the smtp_tls_policy_maps line.\n"
+    "MTA-STS, and the recommended level (the strictest level every\n"
+    "reachable address passes). For smtp_tls_policy_maps lines, use\n"
+    "'scan --postfix-policy FILE'.\n"
     "\n"
     "  --level LEVEL   may | encrypt | dane | verify | secure | mta-sts:\n"
     "                  exit 0 if mail would be delivered at LEVEL, 1 if not\n"
@@ -391,6 +396,7 @@ static int cmd_probe(int argc, char **argv) {
   uv_loop_t loop;
   stls_tls_ctx_t *tls = NULL;
   probe_common_t pc;
+  stls_cli_t cli = {"probe", "p:46h", longopts, 0};
 
   memset(&o, 0, sizeof(o));
   memset(&run, 0, sizeof(run));
@@ -398,10 +404,10 @@ static int cmd_probe(int argc, char **argv) {
   pc = (probe_common_t){&o.cfg,           &o.ca_file,       o.trust_stores,
                         &o.n_trust_stores, &o.intermediates, &o.ehlo};
   o.port = 25;
-  optind = 1;
-  opterr = 0; /* our own one-line messages */
-  while ((c = getopt_long(argc, argv, "p:46h", longopts, NULL)) != -1) {
+  while ((c = stls_cli_getopt(&cli, argc, argv)) != -1) {
     switch (c) {
+    case STLS_CLI_VERSION: stls_cli_print_version(stdout); return 0;
+    case STLS_CLI_USAGE: return EXIT_USAGE;
     case OPT_IP: ip_opt = optarg; break;
     case 'p':
       if ((port_opt = parse_port(optarg)) < 0)
@@ -682,6 +688,7 @@ static int cmd_scan(int argc, char **argv, int check) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   const char *cmd = check ? "check" : "scan";
   check_state_t cs = {-1, 0, 2, 0};
+  stls_cli_t cli = {cmd, "i:o:qw:c:p:46h", longopts, 0};
 
   stls_scan_opts_defaults(&o);
   pc = (probe_common_t){&o.probe,           &o.ca_file,       o.trust_stores,
@@ -691,11 +698,10 @@ static int cmd_scan(int argc, char **argv, int check) {
    * TLSA lookups and HTTPS fetches only when asked. */
   o.dane = o.mta_sts = check;
   o.probe.versions = check;
-  optind = 1;
-  opterr = 0; /* our own one-line messages */
-  while ((c = getopt_long(argc, argv, "i:o:qw:c:p:46h", longopts, NULL)) !=
-         -1) {
+  while ((c = stls_cli_getopt(&cli, argc, argv)) != -1) {
     switch (c) {
+    case STLS_CLI_VERSION: stls_cli_print_version(stdout); return 0;
+    case STLS_CLI_USAGE: return EXIT_USAGE;
     case 'i': o.input = optarg; break;
     case 'o': o.output = optarg; break;
     case OPT_RESUME: o.resume = true; break;
@@ -856,6 +862,51 @@ static int cmd_scan(int argc, char **argv, int check) {
   }
 }
 
+/* The usage text of a command, or NULL when there is no such command. */
+static const char *usage_of(const char *cmd) {
+  if (!strcmp(cmd, "probe"))
+    return usage_probe;
+  if (!strcmp(cmd, "scan"))
+    return usage_scan;
+  if (!strcmp(cmd, "check"))
+    return usage_check;
+  if (!strcmp(cmd, "help") || !strcmp(cmd, "version"))
+    return usage_main;
+  return NULL;
+}
+
+/* help [COMMAND] and version take no options but --help/--version. */
+static int cmd_simple(int argc, char **argv, int help) {
+  static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
+  stls_cli_t cli = {NULL, "h", longopts, 0};
+  const char *text;
+  int c;
+  while ((c = stls_cli_getopt(&cli, argc, argv)) != -1) {
+    switch (c) {
+    case STLS_CLI_VERSION: stls_cli_print_version(stdout); return 0;
+    case 'h': fputs(usage_main, stdout); return 0;
+    default: return EXIT_USAGE;
+    }
+  }
+  if (!help) {
+    if (optind < argc)
+      return usage_error(NULL, "version: unexpected argument '%s'",
+                         argv[optind]);
+    stls_cli_print_version(stdout);
+    return 0;
+  }
+  if (optind + 1 < argc)
+    return usage_error(NULL, "help: one COMMAND at most, not also '%s'",
+                       argv[optind + 1]);
+  text = optind < argc ? usage_of(argv[optind]) : usage_main;
+  if (!text)
+    return usage_error(NULL, "help: no command '%s' (probe, scan, check)",
+                       argv[optind]);
+  fputs(text, stdout);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *cmd = argc > 1 ? argv[1] : NULL;
   if (!cmd) {
@@ -864,24 +915,11 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "probe"))
     return cmd_probe(argc - 1, argv + 1);
-  if (!strcmp(cmd, "scan"))
-    return cmd_scan(argc - 1, argv + 1, 0);
-  if (!strcmp(cmd, "check"))
-    return cmd_scan(argc - 1, argv + 1, 1);
-  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-    printf("starttls-scan %s\n", STLS_VERSION);
-    return 0;
-  }
-  if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-    if (argc > 2 && !strcmp(argv[2], "probe"))
-      fputs(usage_probe, stdout);
-    else if (argc > 2 && !strcmp(argv[2], "scan"))
-      fputs(usage_scan, stdout);
-    else if (argc > 2 && !strcmp(argv[2], "check"))
-      fputs(usage_check, stdout);
-    else
-      fputs(usage_main, stdout);
-    return 0;
-  }
+  if (!strcmp(cmd, "scan") || !strcmp(cmd, "check"))
+    return cmd_scan(argc - 1, argv + 1, !strcmp(cmd, "check"));
+  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version"))
+    return cmd_simple(argc - 1, argv + 1, 0);
+  if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
+    return cmd_simple(argc - 1, argv + 1, 1);
   return usage_error(NULL, "unknown command '%s'", cmd);
 }

@@ -25,3 +25,9 @@ add_test(NAME writer_records_schema
                  --kind probe ${STLS_WRITER_RECORDS})
 set_tests_properties(writer_records_schema PROPERTIES
   LABELS "unit;schema" FIXTURES_REQUIRED writer_records)
+
+# The command line: help, version and option spelling (no network).
+add_test(NAME cli
+         COMMAND ${STLS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli.py
+                 --bin $<TARGET_FILE:starttls-scan>)
+set_tests_properties(cli PROPERTIES LABELS unit)

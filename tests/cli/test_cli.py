@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""The command line as a user meets it: help, version and option spelling.
+
+Runs the binary without the lab: every command below either prints and
+exits before any network activity, or (if a check regressed) could only
+reach 127.0.0.1:1, which is closed. Checks:
+
+  - "--version" anywhere prints the version and does nothing else; it is
+    never taken as an abbreviation of --versions;
+  - long options are accepted only in full: an abbreviation is a usage
+    error (exit 2) that names the option(s) meant;
+  - "help COMMAND" prints that command's help; "help bogus",
+    "help a b" and "version --bogus" exit 2 with a message on stderr;
+  - "help check" promises nothing "check" does not print.
+
+Prints one "ok"/"FAIL" line per check and "N passed, M failed".
+
+Usage: test_cli.py --bin PATH
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import stlstest  # noqa: E402
+
+CLOSED = "127.0.0.1:1"
+
+
+def run(bin, *args):
+    p = subprocess.run([bin] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=20, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def expect(args, rc, out=None, err=None, out_lacks=None):
+    """A check: exit code, and substrings expected on stdout/stderr."""
+    def fn():
+        code, o, e = run(BIN, *args)
+        where = "starttls-scan %s: exit %d\nstdout: %s\nstderr: %s" % (
+            " ".join(args), code, o[:600], e[:600])
+        assert code == rc, "want exit %d; %s" % (rc, where)
+        if out is not None:
+            assert (o == out) if isinstance(out, str) and out.endswith("\n") \
+                else (out in o), "stdout lacks %r; %s" % (out, where)
+        if err is not None:
+            assert err in e, "stderr lacks %r; %s" % (err, where)
+            assert e.count("\n") == 1, "want a one-line message; %s" % where
+            assert o == "", "nothing on stdout after a usage error; %s" % where
+        if out_lacks is not None:
+            assert out_lacks not in o, "stdout has %r; %s" % (out_lacks, where)
+    return fn
+
+
+def main():
+    global BIN
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    BIN = os.path.abspath(ap.parse_args().bin)
+    r = stlstest.Results()
+
+    code, version, _ = run(BIN, "version")
+    r.check("version prints 'starttls-scan X.Y.Z'",
+            lambda: (code == 0 and version.startswith("starttls-scan ")
+                     and version.count("\n") == 1) or
+            (_ for _ in ()).throw(AssertionError("got %r, exit %d" % (version, code))))
+
+    for args in (["--version"], ["probe", CLOSED, "--version"],
+                 ["probe", "--version", CLOSED], ["probe", "--versions", CLOSED, "--version"],
+                 ["scan", "--version"], ["scan", "example.com", "--version"],
+                 ["check", "example.com", "--version"], ["help", "--version"],
+                 ["version", "--version"], ["probe", "--bogus", "--version"]):
+        r.check("%s prints the version only" % " ".join(args),
+                expect(args, 0, out=version))
+
+    # An option's argument that happens to read "--version" stays an argument.
+    r.check("probe --ehlo --version: an EHLO name, not a version request",
+            expect(["probe", "--ehlo", "--version"], 2, err="missing HOST"))
+
+    for abbrev, meant in (("--vers", "--versions"), ("--ver", "--versions"),
+                          ("--ehl", "--ehlo"), ("--ca", "--ca-file"),
+                          ("--connect", "--connect-timeout"), ("--dom", "--domain")):
+        r.check("probe %s is refused and names %s" % (abbrev, meant),
+                expect(["probe", abbrev, "x", CLOSED], 2, err=meant))
+    for cmd, abbrev, meant in (("scan", "--no-ret", "--no-retry"), ("scan", "--ver", "--versions"),
+                               ("scan", "--out", "--output"), ("check", "--lev", "--level"),
+                               ("check", "--js", "--json")):
+        r.check("%s %s is refused and names %s" % (cmd, abbrev, meant),
+                expect([cmd, abbrev, "example.com"], 2, err=meant))
+    r.check("scan --ehlo --version: an EHLO name, not a version request",
+            expect(["scan", "--ehlo", "--version"], 2, err="no domains"))
+    r.check("probe --bogus: unknown option",
+            expect(["probe", "--bogus", CLOSED], 2, err="unknown option '--bogus'"))
+    r.check("probe --ehlo at the end: needs an argument",
+            expect(["probe", CLOSED, "--ehlo"], 2, err="'--ehlo' needs an argument"))
+    r.check("probe --help=x: takes no argument",
+            expect(["probe", "--help=x"], 2, err="'--help' takes no argument"))
+
+    for cmd, first in (("probe", "usage: starttls-scan probe"),
+                       ("scan", "usage: starttls-scan scan"),
+                       ("check", "usage: starttls-scan check")):
+        r.check("help %s prints its usage" % cmd, expect(["help", cmd], 0, out=first))
+        r.check("%s --help prints its usage" % cmd, expect([cmd, "--help"], 0, out=first))
+    r.check("help alone prints the commands", expect(["help"], 0, out="Commands:"))
+    r.check("help bogus exits 2", expect(["help", "bogus"], 2, err="no command 'bogus'"))
+    r.check("help check probe exits 2", expect(["help", "check", "probe"], 2, err="one COMMAND"))
+    r.check("version --bogus exits 2",
+            expect(["version", "--bogus"], 2, err="unknown option '--bogus'"))
+    r.check("version extra exits 2", expect(["version", "x"], 2, err="unexpected argument"))
+    r.check("no command exits 2", lambda: run(BIN)[0] == 2 or
+            (_ for _ in ()).throw(AssertionError("exit %d" % run(BIN)[0])))
+    r.check("unknown command exits 2", expect(["bogus"], 2, err="unknown command 'bogus'"))
+    # check prints verdicts and the recommended level, never a policy-map
+    # line; its help must not promise one.
+    r.check("help check promises no smtp_tls_policy_maps line",
+            expect(["help", "check"], 0, out="--postfix-policy",
+                   out_lacks="recommended level and the smtp_tls_policy_maps line"))
+
+    print("%d passed, %d failed" % (r.passed, r.failed))
+    return 1 if r.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
