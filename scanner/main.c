@@ -5,6 +5,7 @@
 #include "stls/record.h"
 #include "stls/sts.h"
 #include "stls/scan.h"
+#include "stls/serve.h"
 #include "stls/session.h"
 #include "stls/tls.h"
 #include "stls/util.h"
@@ -34,6 +35,8 @@ static const char usage_main[] =
     "  check DOMAIN        human-readable report and Postfix policy verdicts\n"
     "                      for one domain; exit status for scripts\n"
     "  probe HOST[:PORT]   probe one mail server, print one JSON object\n"
+    "  serve --db FILE     HTTP service: scans, stored results, change feed,\n"
+    "                      Prometheus metrics, status page\n"
     "  help [COMMAND]      show help for a command\n"
     "  version             print the version\n"
     "\n"
@@ -870,6 +873,8 @@ static const char *usage_of(const char *cmd) {
     return usage_scan;
   if (!strcmp(cmd, "check"))
     return usage_check;
+  if (!strcmp(cmd, "serve"))
+    return stls_serve_usage;
   if (!strcmp(cmd, "help") || !strcmp(cmd, "version"))
     return usage_main;
   return NULL;
@@ -901,7 +906,7 @@ static int cmd_simple(int argc, char **argv, int help) {
                        argv[optind + 1]);
   text = optind < argc ? usage_of(argv[optind]) : usage_main;
   if (!text)
-    return usage_error(NULL, "help: no command '%s' (probe, scan, check)",
+    return usage_error(NULL, "help: no command '%s' (probe, scan, check, serve)",
                        argv[optind]);
   fputs(text, stdout);
   return 0;
@@ -917,6 +922,8 @@ int main(int argc, char **argv) {
     return cmd_probe(argc - 1, argv + 1);
   if (!strcmp(cmd, "scan") || !strcmp(cmd, "check"))
     return cmd_scan(argc - 1, argv + 1, !strcmp(cmd, "check"));
+  if (!strcmp(cmd, "serve"))
+    return stls_cmd_serve(argc - 1, argv + 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version"))
     return cmd_simple(argc - 1, argv + 1, 0);
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h"))

@@ -25,6 +25,11 @@ BUILD_PKGS="build-essential cmake pkg-config git libuv1-dev libcjson-dev libc-ar
 # for the MTA-STS policy hosts (tests/lab/sts; it is only ever started
 # inside the lab namespace).
 LAB_PKGS="postfix openssl unbound nsd ldnsutils python3 python3-jsonschema iproute2 util-linux procps jq valgrind time nginx"
+# The service's tests: its OpenAPI document is read with python3-yaml and
+# answers checked with jsonschema (Debian 12's openapi-core needs a newer
+# Python), /metrics goes through python3-prometheus-client's parser, and the
+# status page is loaded in headless chromium.
+LAB_PKGS="$LAB_PKGS python3-yaml python3-prometheus-client chromium"
 
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"

@@ -1,0 +1,12 @@
+/* `starttls-scan serve`: the HTTP service (API, change feed, metrics,
+ * status page) over the store and the scan engine. */
+#ifndef STLS_SERVE_H
+#define STLS_SERVE_H
+
+/* The command's entry point (argv[0] is "serve"); the exit status. */
+int stls_cmd_serve(int argc, char **argv);
+
+/* Usage text of the command. */
+extern const char stls_serve_usage[];
+
+#endif

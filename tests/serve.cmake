@@ -1,0 +1,7 @@
+# The service (`starttls-scan serve`) over real HTTP on loopback, inside the
+# lab namespace (tests/serve/). Needs python3-yaml, python3-prometheus-client
+# and chromium (scripts/install-deps.sh).
+add_test(NAME serve_api
+         COMMAND ${STLS_NETNS} ${STLS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve/test_serve.py
+                 --bin $<TARGET_FILE:starttls-scan>)
+set_tests_properties(serve_api PROPERTIES LABELS "lab;serve" TIMEOUT 180)
