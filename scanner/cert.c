@@ -349,6 +349,8 @@ unsigned stls_cert_trust_reasons(uint32_t flags) {
   if (flags & (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK |
                MBEDTLS_X509_BADCERT_BAD_KEY))
     r |= STLS_TRUST_REASON(BAD_KEY);
+  if (flags & STLS_X509_BADCERT_CHAIN_TOO_LONG)
+    r |= STLS_TRUST_REASON(CHAIN_TOO_LONG);
   /* Name mismatch is not a trust failure: names are a separate fact. */
   flags &= ~(uint32_t)(MBEDTLS_X509_BADCERT_CN_MISMATCH |
                        MBEDTLS_X509_BADCERT_NOT_TRUSTED |
@@ -358,7 +360,8 @@ unsigned stls_cert_trust_reasons(uint32_t flags) {
                        MBEDTLS_X509_BADCRL_NOT_TRUSTED |
                        MBEDTLS_X509_BADCERT_BAD_MD |
                        MBEDTLS_X509_BADCERT_BAD_PK |
-                       MBEDTLS_X509_BADCERT_BAD_KEY);
+                       MBEDTLS_X509_BADCERT_BAD_KEY |
+                       STLS_X509_BADCERT_CHAIN_TOO_LONG);
   if (flags)
     r |= STLS_TRUST_REASON(OTHER);
   return r;

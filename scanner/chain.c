@@ -23,8 +23,8 @@
 
 /* CA/B Forum Baseline Requirements 6.3.2: 398 days at most. */
 #define LEAF_MAX_VALIDITY_SECONDS (398L * 86400L)
-/* A path longer than this is a loop or an attack, not a server. mbedTLS
- * stops at MBEDTLS_X509_MAX_INTERMEDIATE_CA (8) intermediates anyway. */
+/* A path longer than this is a loop or an attack, not a server; paths
+ * longer than VERIFY_MAX_INTERMEDIATES (below) are already not trusted. */
 #define PATH_MAX_DEPTH 16
 
 /* Extension OIDs mbedTLS does not parse, as DER bytes. */
@@ -286,40 +286,116 @@ static void path_build(const chain_t *c, const mbedtls_x509_crt *store,
   }
 }
 
-/* Verify with mbedTLS over [leaf, path..., remaining sent], the order in
- * which its parent search (trust store first, then the certificates after
- * the child) finds every parent wherever the server put it. */
-static int path_verify(const chain_t *c, const path_t *path,
+/* Postfix's smtp_tls_scert_verifydepth default: at most this many
+ * intermediates between the leaf and the trust anchor (OpenSSL's meaning of
+ * a verify depth, and mbedTLS's of MBEDTLS_X509_MAX_INTERMEDIATE_CA). */
+#define POSTFIX_VERIFY_DEPTH 9
+/* The longest path we can call trusted: Postfix's depth, or less when
+ * mbedTLS is built for less (8 by default). */
+#define VERIFY_MAX_INTERMEDIATES                                               \
+  (MBEDTLS_X509_MAX_INTERMEDIATE_CA < POSTFIX_VERIFY_DEPTH                     \
+       ? MBEDTLS_X509_MAX_INTERMEDIATE_CA                                      \
+       : POSTFIX_VERIFY_DEPTH)
+
+/* Intermediates on the path below the trust anchor: up to the first
+ * certificate the store holds an issuer of, or a self-signed one. */
+static size_t path_depth(const chain_t *c, const path_t *path,
+                         const mbedtls_x509_crt *store) {
+  const mbedtls_x509_crt *cur = c->v[0];
+  size_t n = 0;
+
+  for (size_t i = 0; i < path->n && !list_issued(store, cur); i++) {
+    cur = path->v[i];
+    if (self_signed(cur))
+      break;
+    n++;
+  }
+  return n;
+}
+
+/* mbedTLS's verification of v[0] (the leaf) with v[1..n) as candidate
+ * parents, against store and our profile, no name. */
+static int mbed_verify(const mbedtls_x509_crt *const *v, size_t n,
                        const mbedtls_x509_crt *store, uint32_t *flags) {
   mbedtls_x509_crt list;
-  int rc = 0, vr;
-  size_t i;
+  int rc = 0;
 
   *flags = 0;
   mbedtls_x509_crt_init(&list);
-  if (mbedtls_x509_crt_parse_der_nocopy(&list, c->v[0]->raw.p,
-                                        c->v[0]->raw.len) != 0)
-    rc = -1;
-  for (i = 0; rc == 0 && i < path->n; i++)
-    if (mbedtls_x509_crt_parse_der_nocopy(&list, path->v[i]->raw.p,
-                                          path->v[i]->raw.len) != 0)
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    if (mbedtls_x509_crt_parse_der_nocopy(&list, v[i]->raw.p, v[i]->raw.len) !=
+        0)
       rc = -1;
-  for (i = 1; rc == 0 && i < c->n; i++)
-    if (!path->sent_used[i] &&
-        mbedtls_x509_crt_parse_der_nocopy(&list, c->v[i]->raw.p,
-                                          c->v[i]->raw.len) != 0)
-      rc = -1;
-  if (rc != 0) {
+  if (rc == 0 &&
+      mbedtls_x509_crt_verify_with_profile(&list, (mbedtls_x509_crt *)store,
+                                           NULL, &postfix_profile, NULL, flags,
+                                           NULL, NULL) != 0 &&
+      *flags == 0)
     *flags = MBEDTLS_X509_BADCERT_OTHER;
-    mbedtls_x509_crt_free(&list);
-    return -1;
+  if (rc != 0)
+    *flags = MBEDTLS_X509_BADCERT_OTHER;
+  mbedtls_x509_crt_free(&list);
+  return rc;
+}
+
+/* What mbedTLS would have said about one certificate below the part of a
+ * too-long path it can verify: its dates, its signature hash and key size
+ * under our profile (its signature itself was checked when the path was
+ * built). */
+static uint32_t cert_flags(const mbedtls_x509_crt *crt) {
+  uint32_t f = 0;
+
+  if (mbedtls_x509_time_is_past(&crt->valid_to))
+    f |= MBEDTLS_X509_BADCERT_EXPIRED;
+  if (mbedtls_x509_time_is_future(&crt->valid_from))
+    f |= MBEDTLS_X509_BADCERT_FUTURE;
+  if (!(postfix_profile.allowed_mds & MBEDTLS_X509_ID_FLAG(crt->sig_md)))
+    f |= MBEDTLS_X509_BADCERT_BAD_MD;
+  if (mbedtls_pk_get_type(&crt->pk) == MBEDTLS_PK_RSA &&
+      mbedtls_pk_get_bitlen(&crt->pk) < postfix_profile.rsa_min_bitlen)
+    f |= MBEDTLS_X509_BADCERT_BAD_KEY;
+  return f;
+}
+
+/* Verify with mbedTLS over [leaf, path..., remaining sent], the order in
+ * which its parent search (trust store first, then the certificates after
+ * the child) finds every parent wherever the server put it.
+ *
+ * A path with more intermediates than VERIFY_MAX_INTERMEDIATES is not
+ * trusted, with the reason STLS_X509_BADCERT_CHAIN_TOO_LONG. mbedTLS gives
+ * up on a path longer than it allows with every flag bit set (untrusted,
+ * expired, revoked, ...), which would be false reasons: then the top of
+ * the path, as long as mbedTLS allows, is verified against the store, and
+ * the certificates below it are checked one by one (cert_flags), so every
+ * other reason reported is true. */
+static int path_verify(const chain_t *c, const path_t *path,
+                       const mbedtls_x509_crt *store, uint32_t *flags) {
+  const mbedtls_x509_crt *v[PATH_MAX_DEPTH * 3 + 1];
+  size_t n = 0, i, depth = path_depth(c, path, store), from = 0;
+  uint32_t low = 0;
+
+  *flags = 0;
+  if (depth > MBEDTLS_X509_MAX_INTERMEDIATE_CA) {
+    /* Hand mbedTLS the path from intermediate `from` up. */
+    from = depth - MBEDTLS_X509_MAX_INTERMEDIATE_CA;
+    low = cert_flags(c->v[0]);
+    for (i = 0; i < from; i++)
+      low |= cert_flags(path->v[i]);
+    for (i = from; i < path->n; i++)
+      v[n++] = path->v[i];
+  } else {
+    v[n++] = c->v[0];
+    for (i = 0; i < path->n; i++)
+      v[n++] = path->v[i];
+    for (i = 1; i < c->n; i++)
+      if (!path->sent_used[i])
+        v[n++] = c->v[i];
   }
-  /* No name: trust and names are separate facts. */
-  vr = mbedtls_x509_crt_verify_with_profile(&list, (mbedtls_x509_crt *)store,
-                                            NULL, &postfix_profile, NULL, flags,
-                                            NULL, NULL);
-  if (vr != 0 && *flags == 0)
-    *flags = MBEDTLS_X509_BADCERT_OTHER;
+  if (mbed_verify(v, n, store, flags) != 0)
+    return -1;
+  *flags |= low;
+  if (depth > VERIFY_MAX_INTERMEDIATES)
+    *flags |= STLS_X509_BADCERT_CHAIN_TOO_LONG;
   /* OpenSSL's TLS client checks the purpose "ssl_server" too, which mbedTLS
    * leaves to the caller: an extendedKeyUsage on the leaf or on a CA of
    * the path must allow serverAuth (X509_V_ERR_INVALID_PURPOSE). */
@@ -328,7 +404,6 @@ static int path_verify(const chain_t *c, const path_t *path,
   for (i = 0; i < path->n; i++)
     if (!server_auth_ok(path->v[i]))
       *flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
-  mbedtls_x509_crt_free(&list);
   return *flags ? 1 : 0;
 }
 

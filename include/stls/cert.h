@@ -20,7 +20,12 @@ int stls_cert_describe_chain(const mbedtls_x509_crt *chain,
 int stls_cert_chain_from_flight(const unsigned char *raw, size_t len,
                                 stls_tls_result_t *out);
 
-/* Map mbedTLS verify flags to STLS_TRUST_REASON() bits. */
+/* Our own verify flag, next to mbedTLS's MBEDTLS_X509_BADCERT_* bits (it
+ * uses none this high): the path from the leaf to the trust store has more
+ * intermediates than the verifier allows (chain.h). */
+#define STLS_X509_BADCERT_CHAIN_TOO_LONG 0x40000000u
+
+/* Map verify flags to STLS_TRUST_REASON() bits. */
 unsigned stls_cert_trust_reasons(uint32_t flags);
 
 /* RFC 8460 result type for an untrusted chain, or NULL when trusted. */

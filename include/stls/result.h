@@ -104,6 +104,7 @@ typedef struct stls_cert_s {
   XX(BAD_SIGNATURE, "bad-signature")                                           \
   XX(REVOKED, "revoked")                                                       \
   XX(BAD_KEY, "bad-key")                                                       \
+  XX(CHAIN_TOO_LONG, "chain-too-long")                                         \
   XX(OTHER, "other")
 
 enum {

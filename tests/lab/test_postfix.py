@@ -67,6 +67,7 @@ X509_REASONS = {
     19: "untrusted-issuer",  # self-signed certificate in chain
     20: "untrusted-issuer",  # unable to get local issuer certificate
     21: "untrusted-issuer",  # unable to verify the first certificate
+    22: "chain-too-long",    # certificate chain too long
     23: "revoked",
     # OpenSSL security level 1 (what Postfix's client uses from "verify"
     # up): a key or digest too weak. Our trust model is that level, and

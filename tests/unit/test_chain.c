@@ -40,7 +40,7 @@ static void path_of(char *buf, size_t len, const char *name) {
 
 /* A described chain made of the named fixtures, in the order given. */
 typedef struct {
-  stls_cert_t certs[8];
+  stls_cert_t certs[16];
   size_t n;
 } chain_t;
 
@@ -49,7 +49,7 @@ static void chain_load(chain_t *ch, const char *const *names) {
   for (; *names; names++) {
     char path[4096];
     mbedtls_x509_crt crt;
-    assert_true(ch->n < 8);
+    assert_true(ch->n < 16);
     path_of(path, sizeof(path), *names);
     mbedtls_x509_crt_init(&crt);
     if (mbedtls_x509_crt_parse_file(&crt, path) != 0)
@@ -556,6 +556,122 @@ static void test_bad_der(void **state) {
   mbedtls_x509_crt_free(&store);
 }
 
+/* Chains longer than the verifier allows (make-long.sh). mbedTLS walks at
+ * most MBEDTLS_X509_MAX_INTERMEDIATE_CA intermediates (8 unless built
+ * otherwise) and, past that, gives up with every flag bit set; Postfix's
+ * verify depth is 9. Only true reasons may come out: chain-too-long, plus
+ * what is really wrong with the chain. */
+#define LONG8 "long-8", "long-7", "long-6", "long-5", "long-4", "long-3", "long-2", "long-1"
+static void test_chain_too_long(void **state) {
+  const unsigned limit = MBEDTLS_X509_MAX_INTERMEDIATE_CA < 9
+                             ? MBEDTLS_X509_MAX_INTERMEDIATE_CA
+                             : 9;
+  stls_chain_facts_t f;
+  uint32_t flags = 0;
+  (void)state;
+
+  assert_true(limit >= 8);
+  assert_int_equal(
+      verify_of(CHAIN("leaf-long8", LONG8), "long-root", NULL, &flags), 0);
+  assert_int_equal(flags, 0);
+
+  /* Nine: what Postfix still accepts, when the library can. */
+  flags = 0;
+  if (limit >= 9) {
+    assert_int_equal(verify_of(CHAIN("leaf-long9", "long-9", LONG8),
+                               "long-root", NULL, &flags),
+                     0);
+    assert_int_equal(flags, 0);
+  } else {
+    assert_int_equal(verify_of(CHAIN("leaf-long9", "long-9", LONG8),
+                               "long-root", NULL, &flags),
+                     1);
+    assert_int_equal(flags, STLS_X509_BADCERT_CHAIN_TOO_LONG);
+  }
+
+  /* Eleven, every certificate fine: the length is the only reason. */
+  flags = 0;
+  assert_int_equal(verify_of(CHAIN("leaf-long11", "long-11", "long-10",
+                                   "long-9", LONG8),
+                             "long-root", NULL, &flags),
+                   1);
+  assert_int_equal(flags, STLS_X509_BADCERT_CHAIN_TOO_LONG);
+  assert_int_equal(stls_cert_trust_reasons(flags),
+                   STLS_TRUST_REASON(CHAIN_TOO_LONG));
+
+  /* The same order scrambled: the path is still found, still too long. */
+  flags = 0;
+  assert_int_equal(verify_of(CHAIN("leaf-long11", "long-1", "long-2",
+                                   "long-3", "long-4", "long-5", "long-6",
+                                   "long-7", "long-8", "long-9", "long-10",
+                                   "long-11"),
+                             "long-root", NULL, &flags),
+                   1);
+  assert_int_equal(flags, STLS_X509_BADCERT_CHAIN_TOO_LONG);
+
+  /* An expired intermediate low in the path (beyond what mbedTLS would
+   * look at) and an unknown root are true reasons too. */
+  flags = 0;
+  assert_int_equal(
+      verify_of(CHAIN("leaf-long11", "long-11", "long-10", "long-9", "long-8",
+                      "long-7", "long-6", "long-5", "long-4", "long-3-expired",
+                      "long-2", "long-1"),
+                "long-root", NULL, &flags),
+      1);
+  assert_int_equal(flags,
+                   STLS_X509_BADCERT_CHAIN_TOO_LONG | MBEDTLS_X509_BADCERT_EXPIRED);
+  assert_int_equal(stls_cert_trust_reasons(flags),
+                   STLS_TRUST_REASON(CHAIN_TOO_LONG) | STLS_TRUST_REASON(EXPIRED));
+  flags = 0;
+  assert_int_equal(verify_of(CHAIN("leaf-long11", "long-11", "long-10",
+                                   "long-9", LONG8),
+                             "root", NULL, &flags),
+                   1);
+  assert_int_equal(flags, STLS_X509_BADCERT_CHAIN_TOO_LONG |
+                              MBEDTLS_X509_BADCERT_NOT_TRUSTED);
+
+  /* Through the judge the TLS layer uses, with its cache: the record's
+   * reasons, twice the same. */
+  {
+    stls_chain_judge_t *j = NULL;
+    char err[256];
+    chain_t ch;
+    for (int round = 0; round < 2; round++) {
+      stls_tls_result_t t;
+      memset(&t, 0, sizeof(t));
+      if (!j)
+        assert_int_equal(stls_chain_judge_new(&j, STLS_TEST_CHAIN_DIR
+                                              "/long-root.pem",
+                                              NULL, 0, NULL, err, sizeof(err)),
+                         0);
+      chain_load(&ch, CHAIN("leaf-long11", "long-11", "long-10", "long-9",
+                            LONG8));
+      t.chain = ch.certs;
+      t.n_chain = ch.n;
+      assert_int_equal(stls_chain_judge(j, "mx.long.example", &t), 0);
+      assert_false(t.trusted);
+      assert_int_equal(t.trust_reasons, STLS_TRUST_REASON(CHAIN_TOO_LONG));
+      assert_true(t.name_mx);
+      assert_false(t.expired);
+      free(t.stores);
+      free(t.facts);
+      chain_free(&ch);
+    }
+    stls_chain_judge_free(j);
+  }
+
+  /* Facts stay true as well: nothing expired, nothing missing. */
+  facts_of(CHAIN("leaf-long11", "long-11", "long-10", "long-9", LONG8),
+           "long-root", NULL, NOW_2025, &f);
+  assert_true(f.order_ok);
+  assert_false(f.trusted_as_sent);
+  assert_int_equal(f.flags_as_sent, STLS_X509_BADCERT_CHAIN_TOO_LONG);
+  assert_false(f.missing_intermediate);
+  assert_false(f.leaf_expired);
+  assert_false(f.intermediate_expired);
+  assert_false(f.unnecessary_certs);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_good_chain),
@@ -574,6 +690,7 @@ int main(void) {
       cmocka_unit_test(test_store_errors),
       cmocka_unit_test(test_empty_chain),
       cmocka_unit_test(test_bad_der),
+      cmocka_unit_test(test_chain_too_long),
   };
   if (psa_crypto_init() != PSA_SUCCESS)
     return 1;

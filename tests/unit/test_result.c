@@ -510,8 +510,8 @@ static void test_stage_names(void **state) {
 
 static void test_trust_reason_names(void **state) {
   static const char *const schema_reasons[] = {
-      "untrusted-issuer", "expired", "not-yet-valid", "bad-signature",
-      "revoked",          "bad-key", "other"};
+      "untrusted-issuer", "expired", "not-yet-valid",  "bad-signature",
+      "revoked",          "bad-key", "chain-too-long", "other"};
   (void)state;
   /* "other" is both a reason and the fallback, so check uniqueness here. */
   for (int i = 0; i < STLS_TRUST_REASON_COUNT; i++) {

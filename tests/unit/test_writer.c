@@ -382,7 +382,7 @@ static void test_untrusted_reasons(void **state) {
   static const char *const two[] = {"untrusted-issuer", "expired", NULL};
   static const char *const all[] = {
       "untrusted-issuer", "expired", "not-yet-valid", "bad-signature",
-      "revoked",          "bad-key", "other",         NULL};
+      "revoked",          "bad-key", "chain-too-long", "other", NULL};
   stls_host_result_t r;
   cJSON *j;
   (void)state;
