@@ -1,12 +1,14 @@
 /* The result model: construction, copying and cleanup. */
 #include "stls/result.h"
 #include "stls/chain.h"
+#include "stls/tls.h"
 #include "stls/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 static const char *const status_names[] = {
 #define XX(name, json, msg) json,
@@ -167,22 +169,130 @@ void stls_host_result_add_finding(stls_host_result_t *r, const char *id,
   va_end(ap);
 }
 
-void stls_host_result_fail(stls_host_result_t *r, stls_host_status_t st,
-                           stls_stage_t stage, const char *code,
-                           const char *fmt, ...) {
+static const char *const cause_codes[] = {
+#define XX(name, code, msg) code,
+    STLS_CAUSE_MAP(XX)
+#undef XX
+};
+static const char *const cause_messages[] = {
+#define XX(name, code, msg) msg,
+    STLS_CAUSE_MAP(XX)
+#undef XX
+};
+
+const char *stls_cause_message(stls_cause_t c) {
+  return (unsigned)c < STLS_CAUSE_COUNT ? cause_messages[c] : "failure";
+}
+
+stls_cause_t stls_cause_from_uv(int err, int *detail) {
+  *detail = 0;
+  switch (err) {
+  case UV_EOF: return STLS_CAUSE_EOF;
+  case UV_ECONNREFUSED: return STLS_CAUSE_ECONNREFUSED;
+  case UV_ECONNRESET: return STLS_CAUSE_ECONNRESET;
+  case UV_ETIMEDOUT: return STLS_CAUSE_ETIMEDOUT;
+  case UV_ENETUNREACH: return STLS_CAUSE_ENETUNREACH;
+  case UV_EHOSTUNREACH: return STLS_CAUSE_EHOSTUNREACH;
+  case UV_EADDRNOTAVAIL: return STLS_CAUSE_EADDRNOTAVAIL;
+  case UV_EIO: return STLS_CAUSE_EIO;
+  case UV_ENOMEM: return STLS_CAUSE_ENOMEM;
+  case UV_EINVAL: return STLS_CAUSE_EINVAL;
+  default: *detail = err; return STLS_CAUSE_ERRNO;
+  }
+}
+
+const char *stls_error_code(const stls_error_t *e, char *buf, size_t len) {
+  switch (e->cause) {
+  case STLS_CAUSE_ERRNO: {
+    /* uv_err_name() spells an unknown number as prose: keep the code's
+     * shape (^[A-Z][A-Z0-9_]*$) then. */
+    const char *name = e->detail < 0 ? uv_err_name(e->detail) : "";
+    bool ok = name[0] >= 'A' && name[0] <= 'Z';
+    for (const char *p = name; ok && *p; p++)
+      ok = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
+    if (ok)
+      stls_strlcpy(buf, name, len);
+    else
+      snprintf(buf, len, "ERRNO_%d", e->detail < 0 ? -e->detail : e->detail);
+    break;
+  }
+  case STLS_CAUSE_SMTP_REPLY:
+    snprintf(buf, len, "SMTP_%d", e->detail);
+    break;
+  case STLS_CAUSE_TLS_ALERT: {
+    const char *name = stls_tls_alert_name(e->detail);
+    size_t o = (size_t)snprintf(buf, len, "TLS_ALERT_");
+    if (!name) {
+      snprintf(buf + (o < len ? o : len - 1), len - (o < len ? o : len - 1),
+               "%d", e->detail);
+      break;
+    }
+    for (size_t i = 0; name[i] && o + 1 < len; i++)
+      buf[o++] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32
+                                                         : name[i]);
+    buf[o < len ? o : len - 1] = '\0';
+    break;
+  }
+  case STLS_CAUSE_OTHER:
+    stls_strlcpy(buf, e->code[0] ? e->code : "ERROR", len);
+    break;
+  default:
+    stls_strlcpy(buf,
+                 (unsigned)e->cause < STLS_CAUSE_COUNT && cause_codes[e->cause]
+                     ? cause_codes[e->cause]
+                     : "ERROR",
+                 len);
+    break;
+  }
+  return buf;
+}
+
+static void fail_v(stls_host_result_t *r, stls_host_status_t st,
+                   stls_stage_t stage, stls_cause_t cause, int detail,
+                   const char *fmt, va_list ap) {
   r->status = st;
   r->error.set = true;
   r->error.stage = stage;
-  stls_strlcpy(r->error.code, code ? code : "ERROR", sizeof(r->error.code));
-  if (fmt) {
-    va_list ap;
-    va_start(ap, fmt);
+  r->error.cause = cause;
+  r->error.detail = detail;
+  if (cause != STLS_CAUSE_OTHER)
+    stls_error_code(&r->error, r->error.code, sizeof(r->error.code));
+  if (fmt)
     vsnprintf(r->error.message, sizeof(r->error.message), fmt, ap);
-    va_end(ap);
-  } else {
+  else
     stls_strlcpy(r->error.message, stls_host_status_message(st),
                  sizeof(r->error.message));
-  }
+}
+
+void stls_host_result_fail_cause(stls_host_result_t *r, stls_host_status_t st,
+                                 stls_stage_t stage, stls_cause_t cause,
+                                 int detail, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fail_v(r, st, stage, cause, detail, fmt, ap);
+  va_end(ap);
+}
+
+void stls_host_result_fail(stls_host_result_t *r, stls_host_status_t st,
+                           stls_stage_t stage, const char *code,
+                           const char *fmt, ...) {
+  stls_cause_t cause = STLS_CAUSE_OTHER;
+  va_list ap;
+  /* Text from a caller is parsed once here; decisions use the cause. */
+  for (unsigned c = 0; code && c < STLS_CAUSE_COUNT; c++)
+    if (cause_codes[c] && strcmp(cause_codes[c], code) == 0)
+      cause = (stls_cause_t)c;
+  if (cause == STLS_CAUSE_OTHER)
+    stls_strlcpy(r->error.code, code ? code : "ERROR", sizeof(r->error.code));
+  va_start(ap, fmt);
+  fail_v(r, st, stage, cause, 0, fmt, ap);
+  va_end(ap);
+}
+
+bool stls_host_result_retryable(const stls_host_result_t *r) {
+  return r->error.set && ((r->error.cause == STLS_CAUSE_SMTP_REPLY &&
+                           r->error.detail == 421) ||
+                          r->error.cause == STLS_CAUSE_ECONNRESET);
 }
 
 static int cert_copy(stls_cert_t *d, const stls_cert_t *s) {

@@ -385,6 +385,8 @@ const char *stls_tls_alert_name(int desc) {
   }
 }
 
+int stls_tls_conn_alert(const stls_tls_conn_t *c) { return c->alert_desc; }
+
 void stls_tls_conn_error(const stls_tls_conn_t *c, char *code, size_t codelen,
                          char *msg, size_t msglen) {
   char text[160];

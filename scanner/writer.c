@@ -260,8 +260,9 @@ cJSON *stls_json_host(const stls_host_result_t *r,
   jstr(&j, o, "family", r->family == 6 ? "ipv6" : "ipv4");
   jstr(&j, o, "status", stls_host_status_name(r->status));
   if (r->error.set && (x = jobj(&j, o, "error"))) {
+    char code[sizeof(r->error.code)];
     jstr(&j, x, "stage", stls_stage_name(r->error.stage));
-    jstr(&j, x, "code", r->error.code);
+    jstr(&j, x, "code", stls_error_code(&r->error, code, sizeof(code)));
     jstr(&j, x, "message", r->error.message);
   } else if (!r->error.set) {
     jnull(&j, o, "error");

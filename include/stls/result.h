@@ -24,7 +24,8 @@
   XX(PROTOCOL_ERROR, "protocol-error", "SMTP protocol error")                  \
   XX(STARTTLS_NOT_SUPPORTED, "starttls-not-supported", "STARTTLS not offered") \
   XX(STARTTLS_REJECTED, "starttls-rejected", "STARTTLS command rejected")      \
-  XX(HANDSHAKE_ERROR, "handshake-error", "TLS handshake failed")
+  XX(HANDSHAKE_ERROR, "handshake-error", "TLS handshake failed")              \
+  XX(BLOCKED, "blocked", "address not allowed (private or special-purpose)")
 
 typedef enum {
 #define XX(name, json, msg) STLS_HOST_##name,
@@ -57,12 +58,66 @@ const char *stls_host_status_name(stls_host_status_t s);
 const char *stls_host_status_message(stls_host_status_t s);
 const char *stls_stage_name(stls_stage_t s);
 
+/* Why a probe failed, as data: decisions (retry, legacy detection) compare
+ * these, and only the writer turns them into the JSON code. XX(NAME, code,
+ * message): code is the JSON "code" string, or NULL for the four causes
+ * whose code is made from the error's detail:
+ *   ERRNO       detail is a libuv error number; code is its name (EPIPE)
+ *   SMTP_REPLY  detail is the reply code; code "SMTP_<code>"
+ *   TLS_ALERT   detail is the alert description; "TLS_ALERT_<NAME>"
+ *   OTHER       a code given as text (stls_host_result_fail), kept as is */
+#define STLS_CAUSE_MAP(XX)                                                     \
+  XX(NONE, "NONE", "no error")                                                 \
+  XX(OTHER, NULL, "failure")                                                   \
+  XX(ERRNO, NULL, "system error")                                              \
+  XX(SMTP_REPLY, NULL, "the server rejected a command")                        \
+  XX(TLS_ALERT, NULL, "the server sent a TLS alert")                           \
+  XX(ECONNREFUSED, "ECONNREFUSED", "connection refused")                       \
+  XX(ECONNRESET, "ECONNRESET", "connection reset by peer")                     \
+  XX(ETIMEDOUT, "ETIMEDOUT", "timed out")                                      \
+  XX(ENETUNREACH, "ENETUNREACH", "network is unreachable")                     \
+  XX(EHOSTUNREACH, "EHOSTUNREACH", "no route to host")                         \
+  XX(EADDRNOTAVAIL, "EADDRNOTAVAIL", "cannot assign requested address")        \
+  XX(EIO, "EIO", "input/output error")                                         \
+  XX(ENOMEM, "ENOMEM", "out of memory")                                        \
+  XX(EINVAL, "EINVAL", "invalid argument")                                     \
+  XX(EOF, "EOF", "server closed the connection")                               \
+  XX(LINE_TOO_LONG, "LINE_TOO_LONG", "reply line too long")                    \
+  XX(REPLY_TOO_LONG, "REPLY_TOO_LONG", "reply too long")                       \
+  XX(BAD_REPLY, "BAD_REPLY", "malformed reply")                                \
+  XX(TLS_ERROR, "TLS_ERROR", "TLS failure")                                    \
+  XX(TLS_LEGACY_ONLY, "TLS_LEGACY_ONLY",                                       \
+     "the server speaks only a TLS version older than 1.2")                    \
+  XX(ADDRESS_NOT_ALLOWED, "ADDRESS_NOT_ALLOWED",                               \
+     "address not allowed (private or special-purpose)")                       \
+  XX(NO_IPV6_ROUTE, "NO_IPV6_ROUTE", "no IPv6 route")
+
+typedef enum {
+#define XX(name, code, msg) STLS_CAUSE_##name,
+  STLS_CAUSE_MAP(XX)
+#undef XX
+  STLS_CAUSE_COUNT
+} stls_cause_t;
+
 typedef struct stls_error_s {
   bool set;
   stls_stage_t stage;
-  char code[48];     /* ECONNREFUSED, ETIMEDOUT, SMTP_421, TLS_ALERT_... */
+  stls_cause_t cause;
+  int detail; /* see STLS_CAUSE_MAP; 0 otherwise */
+  /* The code as text, for OTHER and for callers that still print it; the
+   * writer uses stls_error_code(). */
+  char code[48];
   char message[256]; /* human text */
 } stls_error_t;
+
+/* The cause for a libuv error (UV_EOF, UV_ECONNRESET, ...): one of the
+ * named causes, else ERRNO with *detail set to err. */
+stls_cause_t stls_cause_from_uv(int err, int *detail);
+/* The JSON code of an error ("ECONNREFUSED", "SMTP_421", ...) into buf;
+ * returns buf. */
+const char *stls_error_code(const stls_error_t *e, char *buf, size_t len);
+/* The cause's default message. */
+const char *stls_cause_message(stls_cause_t c);
 
 /* A growable list of owned strings. */
 typedef struct stls_strlist_s {
@@ -227,11 +282,21 @@ void stls_host_result_free(stls_host_result_t *r);
 void stls_host_result_add_finding(stls_host_result_t *r, const char *id,
                                   const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Set status plus error in one step; fmt may be NULL. */
+/* Set status plus error in one step; fmt may be NULL (the cause's
+ * message). detail as in STLS_CAUSE_MAP. */
+void stls_host_result_fail_cause(stls_host_result_t *r, stls_host_status_t st,
+                                 stls_stage_t stage, stls_cause_t cause,
+                                 int detail, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* The same with the code as text: a code of the cause table becomes that
+ * cause, anything else is kept as OTHER. */
 void stls_host_result_fail(stls_host_result_t *r, stls_host_status_t st,
                            stls_stage_t stage, const char *code,
                            const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* Is this failure worth one more try later: a 421 reply (the server is
+ * busy or shutting down) or a connection reset (often load shedding)? */
+bool stls_host_result_retryable(const stls_host_result_t *r);
 /* Deep copy (for results shared between domains). */
 int stls_host_result_copy(stls_host_result_t *dst,
                           const stls_host_result_t *src);

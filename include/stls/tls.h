@@ -70,6 +70,8 @@ void stls_tls_conn_close_notify(stls_tls_conn_t *c);
  * alert, else TLS_ERROR) and a message with mbedTLS's text. */
 void stls_tls_conn_error(const stls_tls_conn_t *c, char *code, size_t codelen,
                          char *msg, size_t msglen);
+/* After a failure: the alert description the peer sent, or -1 if none. */
+int stls_tls_conn_alert(const stls_tls_conn_t *c);
 
 /* After a completed handshake: version, cipher, the chain as sent, trust
  * against the context's store, expiry and the MX-name check for mx.

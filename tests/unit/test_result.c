@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "stls/result.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -430,6 +432,84 @@ static void test_fail_sets_error(void **state) {
   stls_host_result_free(&r);
 }
 
+/* Causes: every fixed cause has a code of the schema's shape and a
+ * message; the codes made from a detail are spelled as before; text
+ * codes from callers are parsed into causes; retry is decided on them. */
+static void test_causes(void **state) {
+  stls_host_result_t r;
+  char buf[48];
+  (void)state;
+  for (int c = 0; c < STLS_CAUSE_COUNT; c++) {
+    stls_error_t e;
+    memset(&e, 0, sizeof(e));
+    e.cause = (stls_cause_t)c;
+    stls_error_code(&e, buf, sizeof(buf));
+    assert_true(buf[0] >= 'A' && buf[0] <= 'Z');
+    for (const char *p = buf; *p; p++)
+      assert_true((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                  *p == '_');
+    assert_non_null(stls_cause_message((stls_cause_t)c));
+  }
+  assert_int_equal(stls_host_result_init(&r, "mx.example.com", "192.0.2.1", 25),
+                   0);
+  stls_host_result_fail_cause(&r, STLS_HOST_GREETING_REJECTED,
+                              STLS_STAGE_GREETING, STLS_CAUSE_SMTP_REPLY, 421,
+                              "busy");
+  assert_string_equal(stls_error_code(&r.error, buf, sizeof(buf)), "SMTP_421");
+  assert_string_equal(r.error.code, "SMTP_421");
+  assert_true(stls_host_result_retryable(&r));
+  stls_host_result_fail_cause(&r, STLS_HOST_GREETING_REJECTED,
+                              STLS_STAGE_GREETING, STLS_CAUSE_SMTP_REPLY, 554,
+                              "no");
+  assert_string_equal(stls_error_code(&r.error, buf, sizeof(buf)), "SMTP_554");
+  assert_false(stls_host_result_retryable(&r));
+  stls_host_result_fail_cause(&r, STLS_HOST_HANDSHAKE_ERROR,
+                              STLS_STAGE_HANDSHAKE, STLS_CAUSE_TLS_ALERT, 40,
+                              NULL);
+  assert_string_equal(stls_error_code(&r.error, buf, sizeof(buf)),
+                      "TLS_ALERT_HANDSHAKE_FAILURE");
+  stls_host_result_fail_cause(&r, STLS_HOST_HANDSHAKE_ERROR,
+                              STLS_STAGE_HANDSHAKE, STLS_CAUSE_TLS_ALERT, 201,
+                              NULL);
+  assert_string_equal(stls_error_code(&r.error, buf, sizeof(buf)),
+                      "TLS_ALERT_201");
+  /* libuv errors: the named ones and the rest by name. */
+  {
+    int detail = -1;
+    stls_cause_t c = stls_cause_from_uv(UV_ECONNRESET, &detail);
+    assert_int_equal(c, STLS_CAUSE_ECONNRESET);
+    assert_int_equal(detail, 0);
+    stls_host_result_fail_cause(&r, STLS_HOST_CONNECTION_ERROR,
+                                STLS_STAGE_EHLO, c, detail, "reset");
+    assert_true(stls_host_result_retryable(&r));
+    c = stls_cause_from_uv(UV_EOF, &detail);
+    assert_int_equal(c, STLS_CAUSE_EOF);
+    c = stls_cause_from_uv(UV_EPIPE, &detail);
+    assert_int_equal(c, STLS_CAUSE_ERRNO);
+    stls_host_result_fail_cause(&r, STLS_HOST_CONNECTION_ERROR,
+                                STLS_STAGE_EHLO, c, detail, "pipe");
+    assert_string_equal(stls_error_code(&r.error, buf, sizeof(buf)), "EPIPE");
+    assert_false(stls_host_result_retryable(&r));
+  }
+  /* Text codes: known ones become causes, others stay text. */
+  stls_host_result_fail(&r, STLS_HOST_CONNECTION_ERROR, STLS_STAGE_EHLO,
+                        "ECONNRESET", NULL);
+  assert_int_equal(r.error.cause, STLS_CAUSE_ECONNRESET);
+  assert_true(stls_host_result_retryable(&r));
+  stls_host_result_fail(&r, STLS_HOST_SKIPPED, STLS_STAGE_CONNECT,
+                        "SOMETHING_NEW", NULL);
+  assert_int_equal(r.error.cause, STLS_CAUSE_OTHER);
+  assert_string_equal(stls_error_code(&r.error, buf, sizeof(buf)),
+                      "SOMETHING_NEW");
+  assert_false(stls_host_result_retryable(&r));
+  stls_host_result_fail_cause(&r, STLS_HOST_BLOCKED, STLS_STAGE_CONNECT,
+                              STLS_CAUSE_ADDRESS_NOT_ALLOWED, 0, NULL);
+  assert_string_equal(stls_error_code(&r.error, buf, sizeof(buf)),
+                      "ADDRESS_NOT_ALLOWED");
+  assert_false(stls_host_result_retryable(&r));
+  stls_host_result_free(&r);
+}
+
 /* Every name of a table is set, not the fallback, and unique. */
 static void assert_names_complete(const char *(*name)(int), int count,
                                   const char *fallback) {
@@ -478,7 +558,8 @@ static void test_status_names(void **state) {
                                               "protocol-error",
                                               "starttls-not-supported",
                                               "starttls-rejected",
-                                              "handshake-error"};
+                                              "handshake-error",
+                                              "blocked"};
   (void)state;
   assert_names_complete(status_name, STLS_HOST_STATUS_COUNT, "unknown");
   assert_names_complete(status_msg, STLS_HOST_STATUS_COUNT, "unknown");
@@ -541,6 +622,7 @@ int main(void) {
       cmocka_unit_test_setup(test_findings_capacity, alloc_reset),
       cmocka_unit_test_setup(test_fail_sets_error, alloc_reset),
       cmocka_unit_test_setup(test_status_names, alloc_reset),
+      cmocka_unit_test_setup(test_causes, alloc_reset),
       cmocka_unit_test_setup(test_stage_names, alloc_reset),
       cmocka_unit_test_setup(test_trust_reason_names, alloc_reset),
   };
