@@ -128,7 +128,8 @@ static const char usage_scan[] =
     "\n"
     "Probe options, as for 'probe': --port N, --ca-file FILE, --ehlo NAME,\n"
     "--trust-store NAME=FILE, --intermediates FILE,\n"
-    "--connect-timeout, --greeting-timeout, --command-timeout, --tls-timeout.\n"
+    "--connect-timeout, --greeting-timeout, --command-timeout, --tls-timeout,\n"
+    "--refuse-private, --debug.\n"
     "\n"
     "Exit status: 0 when every domain got its record (whatever it says),\n"
     "1 on a fatal error, 2 on bad usage.\n"
@@ -173,6 +174,12 @@ static const char usage_probe[] =
     "  --command-timeout SEC   wait for each reply to EHLO, HELO, STARTTLS\n"
     "                          (default 15)\n"
     "  --tls-timeout SEC       complete the TLS handshake (default 15)\n"
+    "  --refuse-private        never connect to private or special-purpose\n"
+    "                          addresses (loopback, RFC 1918, CGNAT, link-\n"
+    "                          local, ULA, documentation, ...): such hosts\n"
+    "                          get status \"blocked\", no connection is tried\n"
+    "  --debug                 log each session's state changes on stderr\n"
+    "                          (also: environment STLS_DEBUG=1)\n"
     "  -h, --help              this help\n"
     "\n"
     "Example:\n"
@@ -325,10 +332,11 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai) {
 }
 
 /* Options of every command that probes (probe, scan, check): trust, EHLO
- * name, per-step timeouts, --versions. One table, one handler. */
+ * name, per-step timeouts, --versions, the private-address guard, debug
+ * logging. One table, one handler. */
 enum {
   OPT_C_CA = 1000, OPT_C_STORE, OPT_C_INTER, OPT_C_EHLO, OPT_C_CT, OPT_C_GT,
-  OPT_C_XT, OPT_C_TT, OPT_C_VERSIONS
+  OPT_C_XT, OPT_C_TT, OPT_C_VERSIONS, OPT_C_REFUSE, OPT_C_DEBUG
 };
 #define PROBE_COMMON_LONGOPTS                                                  \
   {"ca-file", required_argument, NULL, OPT_C_CA},                              \
@@ -339,7 +347,9 @@ enum {
       {"greeting-timeout", required_argument, NULL, OPT_C_GT},                 \
       {"command-timeout", required_argument, NULL, OPT_C_XT},                  \
       {"tls-timeout", required_argument, NULL, OPT_C_TT},                      \
-      {"versions", no_argument, NULL, OPT_C_VERSIONS}
+      {"versions", no_argument, NULL, OPT_C_VERSIONS},                         \
+      {"refuse-private", no_argument, NULL, OPT_C_REFUSE},                     \
+      {"debug", no_argument, NULL, OPT_C_DEBUG}
 
 typedef struct probe_common_s {
   stls_probe_cfg_t *cfg; /* timeouts and versions */
@@ -369,6 +379,8 @@ static int probe_common_opt(int c, const char *arg, const char *cmd,
   case OPT_C_INTER: *pc->intermediates = arg; return 1;
   case OPT_C_EHLO: *pc->ehlo = arg; return 1;
   case OPT_C_VERSIONS: pc->cfg->versions = 1; return 1;
+  case OPT_C_REFUSE: pc->cfg->guard_private = 1; return 1;
+  case OPT_C_DEBUG: stls_debug_enable(1); return 1;
   case OPT_C_CT: tmo = &pc->cfg->connect_timeout_ms; break;
   case OPT_C_GT: tmo = &pc->cfg->greeting_timeout_ms; break;
   case OPT_C_XT: tmo = &pc->cfg->command_timeout_ms; break;

@@ -8,6 +8,7 @@
 #include "stls/session.h"
 #include "stls/cert.h"
 #include "stls/chain.h"
+#include "stls/conn.h"
 #include "stls/hello.h"
 #include "stls/reply.h"
 #include "stls/util.h"
@@ -20,42 +21,82 @@
 #include <strings.h>
 #include <sys/random.h>
 
+/* The session's states. Each is tagged with the stage an error in it is
+ * reported in (result.h): RAW_HELLO (a hand-built ClientHello after
+ * STARTTLS, for legacy detection and --versions) is a handshake to the
+ * outside world. */
+#define SESSION_STATE_MAP(XX)                                                  \
+  XX(CONNECT, "connect", CONNECT)                                              \
+  XX(GREETING, "greeting", GREETING)                                           \
+  XX(EHLO, "ehlo", EHLO)                                                       \
+  XX(HELO, "helo", HELO)                                                       \
+  XX(STARTTLS, "starttls", STARTTLS)                                           \
+  XX(HANDSHAKE, "handshake", HANDSHAKE)                                        \
+  XX(RAW_HELLO, "raw_hello", HANDSHAKE)                                        \
+  XX(EHLO_TLS, "ehlo_tls", EHLO_TLS)                                           \
+  XX(QUIT, "quit", QUIT)                                                       \
+  XX(CLOSED, "closed", DONE)
+
+typedef enum {
+#define XX(name, text, stage) ST_##name,
+  SESSION_STATE_MAP(XX)
+#undef XX
+  ST_COUNT
+} session_state_t;
+
+static const char *const state_names[] = {
+#define XX(name, text, stage) text,
+    SESSION_STATE_MAP(XX)
+#undef XX
+};
+
+static const stls_stage_t state_stages[] = {
+#define XX(name, text, stage) STLS_STAGE_##stage,
+    SESSION_STATE_MAP(XX)
+#undef XX
+};
+
+/* What one connection is for. After the main attempt, more connections
+ * may follow, each up to STARTTLS and a hand-built ClientHello (hello.h):
+ * one to see whether a server that refused our TLS 1.2/1.3 handshake
+ * speaks an older version (legacy), and one per version for --versions.
+ * They fill a scratch result; what they learn is copied into the main
+ * one. */
+enum { MODE_MAIN, MODE_LEGACY, MODE_VERSION };
+static const char *const mode_names[] = {"main", "legacy", "version"};
+
+typedef struct attempt_s {
+  int mode;
+  int tls12_only;        /* offer TLS 1.2 alone (the RSA-PSS workaround) */
+  int again_tls12;       /* when closed, reconnect with tls12_only */
+  uint16_t raw_version;  /* legacy_version of the raw hello we send */
+  stls_host_result_t *res; /* the main result, or the session's scratch */
+  int64_t t0;
+} attempt_t;
+
 typedef struct session_s {
   uv_loop_t *loop;
-  uv_tcp_t tcp;
-  uv_timer_t timer;
-  uv_connect_t connect_req;
-  uv_shutdown_t shutdown_req;
-  int open_handles;
-  int closing;
-  int shutdown_sent;
-  int tls12_only;    /* this attempt offers TLS 1.2 alone */
-  int restart_tls12; /* finish() should reconnect with tls12_only */
-  /* After the main attempt, more connections may follow, each up to
-   * STARTTLS and a hand-built ClientHello (hello.h): one to see whether a
-   * server that refused our TLS 1.2/1.3 handshake speaks an older version
-   * (legacy), and one per version for --versions. They fill a scratch
-   * result; what they learn is copied into the main one. */
-  int mode;                 /* MODE_MAIN, MODE_LEGACY, MODE_VERSION */
+  stls_conn_t *conn;    /* the attempt's connection; NULL between them */
+  session_state_t state;
+  attempt_t a;
+  int closing;          /* the attempt is over; waiting for conn to close */
   int want_versions;
-  unsigned version_next;    /* next STLS_VER_ to probe */
-  uint16_t raw_version;     /* legacy_version of the hello we send */
+  unsigned version_next; /* next STLS_VER_ to probe */
   int legacy_tried;
+  int main_tls12_only;  /* the main attempt offered TLS 1.2 alone */
+  int guard_private;
   stls_host_result_t *main_res;
   stls_host_result_t scratch;
   stls_hello_parser_t *hello; /* only while a raw hello is answered */
   unsigned char *raw;         /* the server's bytes, for its certificates */
   size_t raw_len;
   struct sockaddr_storage addr;
-  stls_stage_t stage;
-  int64_t t0, stage_t0;
+  int64_t state_t0;
   char *mx;
   char *ehlo_name;
   int64_t connect_timeout_ms, greeting_timeout_ms, command_timeout_ms,
       tls_timeout_ms;
   stls_tls_ctx_t *tls_ctx;
-  stls_tls_conn_t *tls; /* only between STARTTLS 220 and QUIT */
-  stls_host_result_t *res;
   stls_probe_done_cb cb;
   void *cb_arg;
   int64_t (*pace)(void *arg);
@@ -63,19 +104,8 @@ typedef struct session_s {
   stls_reply_parser_t parser;
 } session_t;
 
-typedef struct write_req_s {
-  uv_write_t req;
-  char data[];
-} write_req_t;
-
-/* One read buffer per thread: read callbacks consume it synchronously, so
- * sessions need not carry their own. */
-static _Thread_local char read_buf[65536];
-
-static void session_enter(session_t *s, stls_stage_t stage);
+static void session_enter(session_t *s, session_state_t state);
 static void finish(session_t *s);
-
-enum { MODE_MAIN, MODE_LEGACY, MODE_VERSION };
 static void raw_done(session_t *s);
 /* What we keep of a server's answer to a hand-built hello: enough for its
  * certificate chain (TLS <= 1.2 sends it in clear). */
@@ -91,49 +121,25 @@ void stls_probe_cfg_defaults(stls_probe_cfg_t *cfg) {
 }
 
 static int64_t elapsed(const session_t *s) {
-  return stls_now_ms() - s->stage_t0;
+  return stls_now_ms() - s->state_t0;
 }
 
-static void fail(session_t *s, stls_host_status_t st, const char *code,
-                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void fail(session_t *s, stls_host_status_t st, const char *code,
-                 const char *fmt, ...) {
+static stls_tls_conn_t *tls(const session_t *s) {
+  return stls_conn_tls(s->conn);
+}
+
+static void fail(session_t *s, stls_host_status_t st, stls_cause_t cause,
+                 int detail, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void fail(session_t *s, stls_host_status_t st, stls_cause_t cause,
+                 int detail, const char *fmt, ...) {
   char msg[256];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  stls_host_result_fail(s->res, st, s->stage, code, "%s", msg);
-}
-
-/* ---- output ------------------------------------------------------------ */
-
-static void write_cb(uv_write_t *req, int status) {
-  (void)status; /* a failed write shows up as a read error or EOF */
-  free(req);
-}
-
-static int write_raw(session_t *s, const void *data, size_t len) {
-  write_req_t *w;
-  uv_buf_t buf;
-  int r;
-  if (s->closing)
-    return -1;
-  w = malloc(sizeof(*w) + len);
-  if (!w)
-    return -1;
-  memcpy(w->data, data, len);
-  buf = uv_buf_init(w->data, (unsigned)len);
-  r = uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, write_cb);
-  if (r < 0) {
-    free(w);
-    return -1;
-  }
-  return 0;
-}
-
-static int tls_send_cb(void *arg, const unsigned char *buf, size_t len) {
-  return write_raw(arg, buf, len);
+  stls_host_result_fail_cause(s->a.res, st, state_stages[s->state], cause,
+                              detail, "%s", msg);
 }
 
 static void send_command(session_t *s, const char *fmt, ...)
@@ -149,25 +155,41 @@ static void send_command(session_t *s, const char *fmt, ...) {
     n = (int)sizeof(line) - 3;
   line[n++] = '\r';
   line[n++] = '\n';
-  if (s->tls ? stls_tls_conn_write(s->tls, line, (size_t)n)
-             : write_raw(s, line, (size_t)n)) {
-    fail(s, STLS_HOST_CONNECTION_ERROR, "EIO", "cannot send command");
+  if (stls_conn_write(s->conn, line, (size_t)n) != 0) {
+    fail(s, STLS_HOST_CONNECTION_ERROR, STLS_CAUSE_EIO, 0, "cannot send command");
     finish(s);
   }
 }
 
-/* ---- teardown ---------------------------------------------------------- */
+/* ---- attempts and the one way out -------------------------------------- */
 
-static void session_connect(session_t *s);
+/* The one end of a session: the main result goes to the caller and the
+ * session is freed. Runs with no connection open. */
+static void session_destroy(session_t *s) {
+  stls_probe_done_cb cb = s->cb;
+  stls_host_result_t *res = s->main_res;
+  void *arg = s->cb_arg;
+  if (s->a.res == &s->scratch)
+    stls_host_result_free(&s->scratch);
+  stls_debug("probe %s [%s]: done, %s", s->mx, res->ip,
+             stls_host_status_name(res->status));
+  free(s->hello);
+  free(s->raw);
+  free(s->mx);
+  free(s->ehlo_name);
+  free(s);
+  cb(res, arg);
+}
 
+static void attempt_connect(session_t *s);
 static void pace_cb(uv_timer_t *t);
 
 /* Connect again, when the connection rate allows. */
-static void session_connect_paced(session_t *s) {
+static void attempt_connect_paced(session_t *s) {
   int64_t wait = s->pace ? s->pace(s->pace_arg) : 0;
   uv_timer_t *t;
   if (wait <= 0 || !(t = malloc(sizeof(*t)))) {
-    session_connect(s);
+    attempt_connect(s);
     return;
   }
   uv_timer_init(s->loop, t);
@@ -178,90 +200,99 @@ static void session_connect_paced(session_t *s) {
 static void pace_cb(uv_timer_t *t) {
   session_t *s = t->data;
   uv_close((uv_handle_t *)t, (uv_close_cb)free);
-  session_connect_paced(s);
+  attempt_connect_paced(s); /* ask again: the wait was not a token */
+}
+
+/* Start an attempt: a fresh result (the main one for MODE_MAIN) and a new
+ * connection. Returns 0, or -1 when the result could not be made (the
+ * caller then ends the session). */
+static int attempt_start(session_t *s, int mode, uint16_t version,
+                         int tls12_only) {
+  stls_host_result_t *m = s->main_res;
+  if (s->a.res == &s->scratch)
+    stls_host_result_free(&s->scratch);
+  s->a.res = m;
+  if (mode != MODE_MAIN) {
+    if (stls_host_result_init(&s->scratch, s->mx, m->ip, m->port) != 0)
+      return -1;
+    s->a.res = &s->scratch;
+  }
+  s->a.mode = mode;
+  s->a.raw_version = version;
+  s->a.tls12_only = tls12_only;
+  s->a.again_tls12 = 0;
+  s->closing = 0;
+  attempt_connect_paced(s);
+  return 0;
 }
 
 /* Start over on a new connection that offers TLS 1.2 only. */
-static void restart_tls12(session_t *s) {
-  stls_host_result_t *res = s->res;
+static int attempt_tls12(session_t *s) {
+  stls_host_result_t *res = s->main_res;
   char ip[sizeof(res->ip)], first[sizeof(res->error.message)];
   int port = res->port;
   stls_strlcpy(ip, res->ip, sizeof(ip));
   stls_strlcpy(first, res->error.message, sizeof(first));
   stls_host_result_free(res);
-  if (stls_host_result_init(res, s->mx, ip, port) != 0) {
-    s->cb(res, s->cb_arg);
-    free(s->mx);
-    free(s->ehlo_name);
-    free(s);
-    return;
-  }
+  if (stls_host_result_init(res, s->mx, ip, port) != 0)
+    return -1;
   stls_host_result_add_finding(
       res, "tls12-fallback",
       "TLS 1.2 server signed with RSA-PSS, which mbedTLS 3.6.6 rejects in a "
       "TLS 1.2+1.3 handshake (%.60s); reconnected offering TLS 1.2 only",
       first);
-  s->restart_tls12 = 0;
-  s->tls12_only = 1;
-  s->closing = 0;
-  s->shutdown_sent = 0;
-  session_connect_paced(s);
+  return attempt_start(s, MODE_MAIN, 0, 1);
 }
 
 static int next_attempt(session_t *s);
 
-static void close_cb(uv_handle_t *h) {
-  session_t *s = h->data;
-  if (--s->open_handles > 0)
-    return;
-  if (s->restart_tls12) {
-    restart_tls12(s);
-    return;
-  }
-  if (next_attempt(s))
-    return;
-  s->cb(s->main_res, s->cb_arg);
-  free(s->mx);
-  free(s->ehlo_name);
-  free(s);
+/* An attempt's connection is closed: another attempt, or the end. */
+static void attempt_over(session_t *s) {
+  int r;
+  s->conn = NULL;
+  s->state = ST_CLOSED;
+  if (s->a.again_tls12)
+    r = attempt_tls12(s) == 0;
+  else
+    r = next_attempt(s);
+  if (!r)
+    session_destroy(s);
 }
 
+static void conn_close_cb(stls_conn_t *c, void *arg) {
+  (void)c;
+  attempt_over(arg);
+}
+
+/* End the current attempt: its connection closes, then attempt_over(). */
 static void finish(session_t *s) {
   if (s->closing)
     return;
   s->closing = 1;
-  s->res->timing.total = stls_now_ms() - s->t0;
-  stls_tls_conn_free(s->tls);
-  s->tls = NULL;
+  s->a.res->timing.total = stls_now_ms() - s->a.t0;
   free(s->hello);
   s->hello = NULL;
-  uv_close((uv_handle_t *)&s->timer, close_cb);
-  uv_close((uv_handle_t *)&s->tcp, close_cb);
+  stls_debug("probe %s [%s]: %s attempt ends in %s (%s)", s->mx,
+             s->a.res->ip, mode_names[s->a.mode], state_names[s->state],
+             stls_host_status_name(s->a.res->status));
+  stls_conn_close(s->conn);
 }
 
 /* ---- timeouts ---------------------------------------------------------- */
 
-static void timer_cb(uv_timer_t *t) {
-  session_t *s = t->data;
+static void conn_timeout_cb(stls_conn_t *c, void *arg) {
+  session_t *s = arg;
+  (void)c;
   if (s->closing)
     return;
-  switch (s->stage) {
-  case STLS_STAGE_CONNECT:
-    fail(s, STLS_HOST_CONNECTION_TIMEOUT, "ETIMEDOUT",
-         "no TCP connection within %lld ms", (long long)elapsed(s));
-    break;
-  case STLS_STAGE_QUIT:
+  switch (s->state) {
+  case ST_QUIT:
     break; /* the server did not close after QUIT: we do */
-  case STLS_STAGE_HANDSHAKE:
-    if (s->hello) {
-      raw_done(s); /* no (complete) answer to our hello in time */
-      return;
-    }
-    fail(s, STLS_HOST_IO_TIMEOUT, "ETIMEDOUT",
-         "no complete answer within %lld ms", (long long)elapsed(s));
-    break;
+  case ST_RAW_HELLO:
+    raw_done(s); /* no (complete) answer to our hello in time */
+    return;
   default:
-    fail(s, STLS_HOST_IO_TIMEOUT, "ETIMEDOUT",
+    fail(s, STLS_HOST_IO_TIMEOUT, STLS_CAUSE_ETIMEDOUT, 0,
          "no complete answer within %lld ms", (long long)elapsed(s));
     break;
   }
@@ -269,10 +300,7 @@ static void timer_cb(uv_timer_t *t) {
 }
 
 static void arm_timer(session_t *s, int64_t ms) {
-  /* The loop's clock is cached; after a long computation (a handshake, or
-   * valgrind) a timer armed from it would fire early. */
-  uv_update_time(s->loop);
-  uv_timer_start(&s->timer, timer_cb, (uint64_t)(ms > 0 ? ms : 1), 0);
+  stls_conn_set_timeout(s->conn, ms > 0 ? ms : 1);
 }
 
 /* ---- replies ----------------------------------------------------------- */
@@ -301,35 +329,35 @@ static void parse_extensions(const stls_reply_t *r, stls_strlist_t *ext,
 
 static void smtp_reject(session_t *s, stls_host_status_t st,
                         const stls_reply_t *r) {
-  char code[16], text[200];
-  snprintf(code, sizeof(code), "SMTP_%d", r->code);
-  fail(s, st, code, "%s", first_line(r, text, sizeof(text)));
-  session_enter(s, STLS_STAGE_QUIT);
+  char text[200];
+  fail(s, st, STLS_CAUSE_SMTP_REPLY, r->code, "%s",
+       first_line(r, text, sizeof(text)));
+  session_enter(s, ST_QUIT);
 }
 
 static void unexpected(session_t *s, const stls_reply_t *r) {
-  fail(s, STLS_HOST_PROTOCOL_ERROR, "BAD_REPLY", "unexpected reply code %d",
-       r->code);
+  fail(s, STLS_HOST_PROTOCOL_ERROR, STLS_CAUSE_BAD_REPLY, 0,
+       "unexpected reply code %d", r->code);
   finish(s);
 }
 
 static void on_reply(session_t *s, const stls_reply_t *r) {
-  stls_host_result_t *res = s->res;
+  stls_host_result_t *res = s->a.res;
   int cls = r->code / 100, starttls;
 
-  switch (s->stage) {
-  case STLS_STAGE_GREETING:
+  switch (s->state) {
+  case ST_GREETING:
     res->timing.greeting = elapsed(s);
     res->banner = stls_strndup(r->text, r->text_len);
     if (r->code == 220)
-      session_enter(s, STLS_STAGE_EHLO);
+      session_enter(s, ST_EHLO);
     else if (cls == 4 || cls == 5)
       smtp_reject(s, STLS_HOST_GREETING_REJECTED, r);
     else
       unexpected(s, r);
     break;
 
-  case STLS_STAGE_EHLO:
+  case ST_EHLO:
     res->timing.ehlo = elapsed(s);
     if (cls == 2) {
       res->ehlo_done = true;
@@ -337,14 +365,14 @@ static void on_reply(session_t *s, const stls_reply_t *r) {
       parse_extensions(r, &res->ehlo_ext, &starttls);
       res->starttls_offered = starttls;
       if (starttls) {
-        session_enter(s, STLS_STAGE_STARTTLS);
+        session_enter(s, ST_STARTTLS);
       } else {
         res->status = STLS_HOST_STARTTLS_NOT_SUPPORTED;
-        session_enter(s, STLS_STAGE_QUIT);
+        session_enter(s, ST_QUIT);
       }
     } else if (cls == 5 && r->code != 554) {
       /* EHLO not understood: fall back to HELO, as Postfix does. */
-      session_enter(s, STLS_STAGE_HELO);
+      session_enter(s, ST_HELO);
     } else if (cls == 4 || cls == 5) {
       smtp_reject(s, STLS_HOST_GREETING_REJECTED, r);
     } else {
@@ -352,14 +380,14 @@ static void on_reply(session_t *s, const stls_reply_t *r) {
     }
     break;
 
-  case STLS_STAGE_HELO:
+  case ST_HELO:
     res->timing.ehlo += elapsed(s);
     if (cls == 2) {
       res->ehlo_done = true;
       res->used_helo = true;
       res->ehlo_reply = stls_strndup(r->text, r->text_len);
       res->status = STLS_HOST_STARTTLS_NOT_SUPPORTED;
-      session_enter(s, STLS_STAGE_QUIT);
+      session_enter(s, ST_QUIT);
     } else if (cls == 4 || cls == 5) {
       smtp_reject(s, STLS_HOST_GREETING_REJECTED, r);
     } else {
@@ -367,24 +395,24 @@ static void on_reply(session_t *s, const stls_reply_t *r) {
     }
     break;
 
-  case STLS_STAGE_STARTTLS:
+  case ST_STARTTLS:
     res->timing.starttls = elapsed(s);
     res->starttls_reply = stls_strndup(r->text, r->text_len);
     if (r->code == 220)
-      session_enter(s, STLS_STAGE_HANDSHAKE);
+      session_enter(s, s->a.mode == MODE_MAIN ? ST_HANDSHAKE : ST_RAW_HELLO);
     else if (cls == 4 || cls == 5)
       smtp_reject(s, STLS_HOST_STARTTLS_REJECTED, r);
     else
       unexpected(s, r);
     break;
 
-  case STLS_STAGE_EHLO_TLS:
+  case ST_EHLO_TLS:
     res->timing.ehlo_tls = elapsed(s);
     if (cls == 2) {
       res->ehlo_tls_reply = stls_strndup(r->text, r->text_len);
       parse_extensions(r, &res->ehlo_tls_ext, &starttls);
       res->status = STLS_HOST_SUCCESS;
-      session_enter(s, STLS_STAGE_QUIT);
+      session_enter(s, ST_QUIT);
     } else if (cls == 4 || cls == 5) {
       smtp_reject(s, STLS_HOST_GREETING_REJECTED, r);
     } else {
@@ -399,10 +427,10 @@ static void on_reply(session_t *s, const stls_reply_t *r) {
 
 /* Feed clear-text SMTP bytes (before TLS, or decrypted inside it). */
 static void feed_replies(session_t *s, const char *data, size_t len) {
-  while (len > 0 && !s->closing && s->stage != STLS_STAGE_QUIT) {
+  while (len > 0 && !s->closing && s->state != ST_QUIT) {
     const stls_reply_t *r = NULL;
     size_t used = 0;
-    stls_stage_t before = s->stage;
+    session_state_t before = s->state;
     stls_reply_rc_t rc =
         stls_reply_parser_feed(&s->parser, data, len, &used, &r);
     data += used;
@@ -410,16 +438,18 @@ static void feed_replies(session_t *s, const char *data, size_t len) {
     if (rc == STLS_REPLY_NEED_MORE)
       return;
     if (rc < 0) {
-      const char *code = rc == STLS_REPLY_ERR_LINE_TOO_LONG ? "LINE_TOO_LONG"
-                         : rc == STLS_REPLY_ERR_TOO_LONG    ? "REPLY_TOO_LONG"
-                                                            : "BAD_REPLY";
-      fail(s, STLS_HOST_PROTOCOL_ERROR, code, "%s", stls_reply_strerror(rc));
+      stls_cause_t cause = rc == STLS_REPLY_ERR_LINE_TOO_LONG
+                               ? STLS_CAUSE_LINE_TOO_LONG
+                           : rc == STLS_REPLY_ERR_TOO_LONG ? STLS_CAUSE_REPLY_TOO_LONG
+                                                           : STLS_CAUSE_BAD_REPLY;
+      fail(s, STLS_HOST_PROTOCOL_ERROR, cause, 0, "%s",
+           stls_reply_strerror(rc));
       finish(s);
       return;
     }
     on_reply(s, r);
-    if (before == STLS_STAGE_STARTTLS && s->stage == STLS_STAGE_HANDSHAKE &&
-        len > 0) {
+    if (before == ST_STARTTLS &&
+        (s->state == ST_HANDSHAKE || s->state == ST_RAW_HELLO) && len > 0) {
       /* Bytes that came with the 220 were sent before TLS started: an
        * injection attempt (CVE-2011-0411 class). Recorded, never used. */
       char shown[41];
@@ -428,7 +458,7 @@ static void feed_replies(session_t *s, const char *data, size_t len) {
         shown[i] = isprint((unsigned char)data[i]) ? data[i] : '.';
       shown[n] = '\0';
       stls_host_result_add_finding(
-          s->res, "starttls-injection",
+          s->a.res, "starttls-injection",
           "%zu byte(s) followed the STARTTLS 220 reply in clear text: \"%s\"",
           len, shown);
       return;
@@ -440,18 +470,21 @@ static void feed_replies(session_t *s, const char *data, size_t len) {
 
 static void tls_failed(session_t *s, stls_host_status_t st) {
   char code[48], msg[200];
-  stls_tls_conn_error(s->tls, code, sizeof(code), msg, sizeof(msg));
-  fail(s, st, code, "%s", msg);
-  if (s->stage == STLS_STAGE_HANDSHAKE &&
-      stls_tls_conn_wants_tls12_retry(s->tls))
-    s->restart_tls12 = 1;
+  int alert = stls_tls_conn_alert(tls(s));
+  stls_tls_conn_error(tls(s), code, sizeof(code), msg, sizeof(msg));
+  if (alert >= 0)
+    fail(s, st, STLS_CAUSE_TLS_ALERT, alert, "%s", msg);
+  else
+    fail(s, st, STLS_CAUSE_TLS_ERROR, 0, "%s", msg);
+  if (s->state == ST_HANDSHAKE && stls_tls_conn_wants_tls12_retry(tls(s)))
+    s->a.again_tls12 = 1;
   finish(s);
 }
 
 static void pump_tls(session_t *s) {
   char buf[4096];
-  while (s->tls && !s->closing && s->stage == STLS_STAGE_EHLO_TLS) {
-    int n = stls_tls_conn_read(s->tls, buf, sizeof(buf));
+  while (tls(s) && !s->closing && s->state == ST_EHLO_TLS) {
+    int n = stls_tls_conn_read(tls(s), buf, sizeof(buf));
     if (n == 0)
       return;
     if (n < 0) {
@@ -463,21 +496,21 @@ static void pump_tls(session_t *s) {
 }
 
 static void step_handshake(session_t *s) {
-  int rc = stls_tls_conn_handshake(s->tls);
+  int rc = stls_tls_conn_handshake(tls(s));
   if (rc == 1)
     return;
   if (rc < 0) {
     tls_failed(s, STLS_HOST_HANDSHAKE_ERROR);
     return;
   }
-  s->res->timing.handshake = elapsed(s);
-  s->res->tls_done = true;
-  if (stls_tls_conn_collect(s->tls, s->mx, &s->res->tls) != 0) {
-    fail(s, STLS_HOST_CONNECTION_ERROR, "ENOMEM", "out of memory");
+  s->a.res->timing.handshake = elapsed(s);
+  s->a.res->tls_done = true;
+  if (stls_tls_conn_collect(tls(s), s->mx, &s->a.res->tls) != 0) {
+    fail(s, STLS_HOST_CONNECTION_ERROR, STLS_CAUSE_ENOMEM, 0, "out of memory");
     finish(s);
     return;
   }
-  session_enter(s, STLS_STAGE_EHLO_TLS);
+  session_enter(s, ST_EHLO_TLS);
   pump_tls(s);
 }
 
@@ -535,6 +568,8 @@ static void legacy_facts(session_t *s, const stls_hello_result_t *r) {
     (void)stls_chain_judge(stls_tls_ctx_judge(s->tls_ctx), s->mx, t);
   m->tls_legacy = true;
   stls_strlcpy(first, m->error.message, sizeof(first));
+  m->error.cause = STLS_CAUSE_TLS_LEGACY_ONLY;
+  m->error.detail = 0;
   stls_strlcpy(m->error.code, "TLS_LEGACY_ONLY", sizeof(m->error.code));
   snprintf(m->error.message, sizeof(m->error.message),
            "the server speaks only %s (seen with a hand-built hello); "
@@ -552,10 +587,10 @@ static unsigned version_index(uint16_t wire) {
 static void raw_done(session_t *s) {
   const stls_hello_result_t *r = stls_hello_parser_result(s->hello);
   stls_host_result_t *m = s->main_res;
-  if (s->mode == MODE_VERSION) {
-    unsigned v = version_index(s->raw_version);
+  if (s->a.mode == MODE_VERSION) {
+    unsigned v = version_index(s->a.raw_version);
     if (v < STLS_VER_COUNT) {
-      m->versions[v].accepted = stls_hello_accepted(r, s->raw_version);
+      m->versions[v].accepted = stls_hello_accepted(r, s->a.raw_version);
       describe_answer(r, m->versions[v].how, sizeof(m->versions[v].how));
     }
   } else if (r->kind == STLS_HELLO_KIND_SERVER_HELLO &&
@@ -586,6 +621,7 @@ static void raw_feed(session_t *s, const char *data, size_t n) {
     raw_done(s);
 }
 
+/* RAW_HELLO: send a hand-built ClientHello of the attempt's version. */
 static void raw_start(session_t *s) {
   uint8_t rnd[32], out[STLS_HELLO_BUILD_MAX];
   size_t n;
@@ -596,42 +632,49 @@ static void raw_start(session_t *s) {
   }
   arm_timer(s, s->tls_timeout_ms);
   s->hello = malloc(sizeof(*s->hello));
-  if (s->mode == MODE_LEGACY && !s->raw)
+  if (s->a.mode == MODE_LEGACY && !s->raw)
     s->raw = malloc(RAW_CAPTURE_MAX);
-  n = stls_hello_build(s->raw_version, s->mx, STLS_HELLO_OCSP, rnd, out,
+  n = stls_hello_build(s->a.raw_version, s->mx, STLS_HELLO_OCSP, rnd, out,
                        sizeof(out));
-  if (!s->hello || n == 0 || write_raw(s, out, n) != 0) {
+  if (!s->hello || n == 0 || stls_conn_write(s->conn, out, n) != 0) {
     finish(s); /* this extra attempt simply learns nothing */
     return;
   }
   stls_hello_parser_init(s->hello);
 }
 
-/* Fill in the versions the main attempt already tells us about. */
-static void versions_from_main(stls_host_result_t *m) {
-  int fallback = 0;
+/* The protocol version a result's TLS facts name, as STLS_VER_, or
+ * STLS_VER_COUNT when none. The label is parsed once, here. */
+static unsigned result_version(const stls_tls_result_t *t) {
+  const char *label = t->legacy_only[0] ? t->legacy_only : t->version;
+  for (unsigned v = 0; v < STLS_VER_COUNT; v++)
+    if (strcmp(stls_version_label(v), label) == 0)
+      return v;
+  return STLS_VER_COUNT;
+}
+
+/* Fill in the versions the main attempt already tells us about. fallback:
+ * the main attempt offered TLS 1.2 alone (tls12-fallback). */
+static void versions_from_main(stls_host_result_t *m, int fallback) {
+  unsigned got = m->tls_done || m->tls_legacy ? result_version(&m->tls)
+                                              : STLS_VER_COUNT;
   m->versions_probed = true;
-  for (size_t i = 0; i < m->n_findings; i++)
-    fallback |= strcmp(m->findings[i].id, "tls12-fallback") == 0;
-  if (m->tls_done && strcmp(m->tls.version, "TLSv1.3") == 0) {
+  if (m->tls_done && got == STLS_VER_TLS13) {
     m->versions[STLS_VER_TLS13].accepted = 1;
     stls_strlcpy(m->versions[STLS_VER_TLS13].how, "handshake",
                  sizeof(m->versions[0].how));
-  } else if ((m->tls_done && strcmp(m->tls.version, "TLSv1.2") == 0) ||
-             m->tls_legacy) {
+  } else if ((m->tls_done && got == STLS_VER_TLS12) || m->tls_legacy) {
     /* We offered TLS 1.3 (before any fallback): the server chose less. */
     m->versions[STLS_VER_TLS13].accepted = 0;
     stls_strlcpy(m->versions[STLS_VER_TLS13].how,
                  fallback || m->tls_legacy ? "server chose an older version"
                                            : "server chose TLSv1.2",
                  sizeof(m->versions[0].how));
-    if (m->tls_legacy)
-      for (unsigned v = 0; v < STLS_VER_COUNT; v++)
-        if (strcmp(stls_version_label(v), m->tls.legacy_only) == 0) {
-          m->versions[v].accepted = 1;
-          stls_strlcpy(m->versions[v].how, "server-hello to a TLS 1.2 hello",
-                       sizeof(m->versions[0].how));
-        }
+    if (m->tls_legacy && got < STLS_VER_COUNT) {
+      m->versions[got].accepted = 1;
+      stls_strlcpy(m->versions[got].how, "server-hello to a TLS 1.2 hello",
+                   sizeof(m->versions[0].how));
+    }
     if (m->tls_done) {
       m->versions[STLS_VER_TLS12].accepted = 1;
       stls_strlcpy(m->versions[STLS_VER_TLS12].how, "handshake",
@@ -647,33 +690,19 @@ static void versions_from_main(stls_host_result_t *m) {
 static int legacy_candidate(const stls_host_result_t *m) {
   /* A refused version or cipher list, or a hang-up, is what an old
    * server does to our TLS 1.2+1.3 hello. */
-  return m->status == STLS_HOST_HANDSHAKE_ERROR && !m->tls_legacy &&
-         (strcmp(m->error.code, "TLS_ALERT_PROTOCOL_VERSION") == 0 ||
-          strcmp(m->error.code, "TLS_ALERT_HANDSHAKE_FAILURE") == 0 ||
-          strcmp(m->error.code, "TLS_ALERT_INSUFFICIENT_SECURITY") == 0 ||
-          strcmp(m->error.code, "EOF") == 0 ||
-          strcmp(m->error.code, "ECONNRESET") == 0);
-}
-
-static void start_attempt(session_t *s, int mode, uint16_t version) {
-  stls_host_result_t *m = s->main_res;
-  if (s->res == &s->scratch)
-    stls_host_result_free(&s->scratch);
-  if (stls_host_result_init(&s->scratch, s->mx, m->ip, m->port) != 0) {
-    s->res = m;
-    s->cb(m, s->cb_arg);
-    free(s->mx);
-    free(s->ehlo_name);
-    free(s);
-    return;
+  if (m->status != STLS_HOST_HANDSHAKE_ERROR || m->tls_legacy)
+    return 0;
+  switch (m->error.cause) {
+  case STLS_CAUSE_TLS_ALERT:
+    return m->error.detail == 70 ||  /* protocol_version */
+           m->error.detail == 40 ||  /* handshake_failure */
+           m->error.detail == 71;    /* insufficient_security */
+  case STLS_CAUSE_EOF:
+  case STLS_CAUSE_ECONNRESET:
+    return 1;
+  default:
+    return 0;
   }
-  s->res = &s->scratch;
-  s->mode = mode;
-  s->raw_version = version;
-  s->tls12_only = 0;
-  s->closing = 0;
-  s->shutdown_sent = 0;
-  session_connect_paced(s);
 }
 
 /* Decide whether another connection follows; 1 when one was started. */
@@ -682,168 +711,146 @@ static int next_attempt(session_t *s) {
                                    STLS_VER_TLS10, STLS_VER_SSL3};
   stls_host_result_t *m = s->main_res;
 
-  if (s->mode == MODE_VERSION && s->res == &s->scratch &&
-      !s->scratch.starttls_reply) {
+  if (s->a.mode == MODE_VERSION && !s->scratch.starttls_reply) {
     /* That attempt never reached STARTTLS: say why, once. */
-    unsigned v = version_index(s->raw_version);
+    unsigned v = version_index(s->a.raw_version);
     if (v < STLS_VER_COUNT && m->versions[v].accepted < 0)
       snprintf(m->versions[v].how, sizeof(m->versions[v].how),
                "not probed: %s", stls_host_status_name(s->scratch.status));
   }
+  if (s->a.mode == MODE_MAIN)
+    s->main_tls12_only = s->a.tls12_only;
   if (!s->legacy_tried && legacy_candidate(m)) {
     s->legacy_tried = 1;
-    start_attempt(s, MODE_LEGACY, STLS_TLS_1_2);
-    return 1;
+    return attempt_start(s, MODE_LEGACY, STLS_TLS_1_2, 0) == 0;
   }
   if (s->want_versions && m->starttls_offered) {
     if (!m->versions_probed)
-      versions_from_main(m);
+      versions_from_main(m, s->main_tls12_only);
     while (s->version_next < sizeof(order) / sizeof(order[0])) {
       unsigned v = order[s->version_next++];
       if (m->versions[v].accepted >= 0)
         continue;
-      start_attempt(s, MODE_VERSION, stls_version_wire(v));
-      return 1;
+      return attempt_start(s, MODE_VERSION, stls_version_wire(v), 0) == 0;
     }
   }
-  if (s->res == &s->scratch) {
-    stls_host_result_free(&s->scratch);
-    s->res = m;
-  }
-  free(s->raw);
-  s->raw = NULL;
   return 0;
 }
 
 /* ---- input ------------------------------------------------------------- */
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)h;
-  (void)suggested;
-  *buf = uv_buf_init(read_buf, sizeof(read_buf));
-}
-
-static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  session_t *s = stream->data;
-  if (s->closing || nread == 0)
+static void conn_read_cb(stls_conn_t *c, ssize_t nread, const char *buf,
+                         void *arg) {
+  session_t *s = arg;
+  (void)c;
+  if (s->closing)
     return;
   if (nread < 0) {
-    if (s->stage == STLS_STAGE_QUIT) {
+    int detail;
+    stls_cause_t cause;
+    if (s->state == ST_QUIT) {
       finish(s);
       return;
     }
-    if (s->hello) {
+    if (s->state == ST_RAW_HELLO) {
       raw_done(s); /* the server hung up: its answer is what we got */
       return;
     }
-    const char *code = nread == UV_EOF ? "EOF" : uv_err_name((int)nread);
-    const char *msg = nread == UV_EOF ? "server closed the connection"
-                                      : strerror((int)-nread);
-    stls_host_status_t st = s->stage == STLS_STAGE_HANDSHAKE
-                                ? STLS_HOST_HANDSHAKE_ERROR
-                            : nread == UV_EOF ? STLS_HOST_PROTOCOL_ERROR
-                                              : STLS_HOST_CONNECTION_ERROR;
-    fail(s, st, code, "%s", msg);
-    finish(s);
-    return;
-  }
-  switch (s->stage) {
-  case STLS_STAGE_QUIT:
-    /* The answer to QUIT has come: we are done. Waiting for the server's
-     * FIN as well can cost a delayed-ACK round (40 ms) per session. */
-    finish(s);
-    return;
-  case STLS_STAGE_HANDSHAKE:
-  case STLS_STAGE_EHLO_TLS:
-    if (s->hello) {
-      raw_feed(s, buf->base, (size_t)nread);
-      return;
-    }
-    if (stls_tls_conn_feed(s->tls, (const unsigned char *)buf->base,
-                           (size_t)nread) != 0) {
-      fail(s, STLS_HOST_HANDSHAKE_ERROR, "TLS_ERROR",
+    if (nread == STLS_CONN_ETLSFEED) {
+      fail(s, STLS_HOST_HANDSHAKE_ERROR, STLS_CAUSE_TLS_ERROR, 0,
            "peer sent more than a TLS record's worth of data");
       finish(s);
       return;
     }
-    if (s->stage == STLS_STAGE_HANDSHAKE)
-      step_handshake(s);
-    else
-      pump_tls(s);
+    cause = stls_cause_from_uv((int)nread, &detail);
+    fail(s,
+         s->state == ST_HANDSHAKE ? STLS_HOST_HANDSHAKE_ERROR
+         : nread == UV_EOF        ? STLS_HOST_PROTOCOL_ERROR
+                                  : STLS_HOST_CONNECTION_ERROR,
+         cause, detail, "%s",
+         nread == UV_EOF ? "server closed the connection"
+                         : strerror((int)-nread));
+    finish(s);
+    return;
+  }
+  switch (s->state) {
+  case ST_QUIT:
+    /* The answer to QUIT has come: we are done. Waiting for the server's
+     * FIN as well can cost a delayed-ACK round (40 ms) per session. */
+    finish(s);
+    return;
+  case ST_RAW_HELLO:
+    raw_feed(s, buf, (size_t)nread);
+    return;
+  case ST_HANDSHAKE:
+    step_handshake(s);
+    return;
+  case ST_EHLO_TLS:
+    pump_tls(s);
     return;
   default:
-    feed_replies(s, buf->base, (size_t)nread);
+    feed_replies(s, buf, (size_t)nread);
   }
 }
 
 /* ---- states ------------------------------------------------------------ */
 
-static void shutdown_cb(uv_shutdown_t *req, int status) {
-  (void)req;
-  (void)status;
-}
-
-static void session_enter(session_t *s, stls_stage_t stage) {
+/* The only way to change state: log it, arm the state's timeout and do
+ * the state's action. */
+static void session_enter(session_t *s, session_state_t state) {
   if (s->closing)
     return;
-  s->stage = stage;
-  s->stage_t0 = stls_now_ms();
-  switch (stage) {
-  case STLS_STAGE_GREETING:
+  stls_debug("probe %s [%s]: %s -> %s after %lld ms (%s attempt)", s->mx,
+             s->a.res->ip, state_names[s->state], state_names[state],
+             (long long)elapsed(s), mode_names[s->a.mode]);
+  s->state = state;
+  s->state_t0 = stls_now_ms();
+  switch (state) {
+  case ST_CONNECT:
+    break; /* attempt_connect() opened the connection */
+  case ST_GREETING:
     arm_timer(s, s->greeting_timeout_ms);
-    if (uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, read_cb) != 0) {
-      fail(s, STLS_HOST_CONNECTION_ERROR, "EIO", "cannot read from socket");
-      finish(s);
-    }
     break;
-  case STLS_STAGE_EHLO:
+  case ST_EHLO:
     arm_timer(s, s->command_timeout_ms);
     send_command(s, "EHLO %s", s->ehlo_name);
     break;
-  case STLS_STAGE_HELO:
+  case ST_HELO:
     arm_timer(s, s->command_timeout_ms);
     send_command(s, "HELO %s", s->ehlo_name);
     break;
-  case STLS_STAGE_STARTTLS:
+  case ST_STARTTLS:
     arm_timer(s, s->command_timeout_ms);
     send_command(s, "STARTTLS");
     break;
-  case STLS_STAGE_HANDSHAKE:
-    if (s->mode != MODE_MAIN) {
-      raw_start(s);
-      return;
-    }
+  case ST_RAW_HELLO:
+    raw_start(s);
+    break;
+  case ST_HANDSHAKE:
     arm_timer(s, s->tls_timeout_ms);
     /* TLS state exists only from here to QUIT (about 40 KB with buffers). */
-    s->tls = stls_tls_conn_new(s->tls_ctx, s->mx, s->tls12_only, tls_send_cb,
-                               s);
-    if (!s->tls) {
-      fail(s, STLS_HOST_CONNECTION_ERROR, "ENOMEM", "out of memory");
+    if (stls_conn_tls_start(s->conn, s->tls_ctx, s->mx, s->a.tls12_only) !=
+        0) {
+      fail(s, STLS_HOST_CONNECTION_ERROR, STLS_CAUSE_ENOMEM, 0,
+           "out of memory");
       finish(s);
       return;
     }
     step_handshake(s);
     break;
-  case STLS_STAGE_EHLO_TLS:
+  case ST_EHLO_TLS:
     arm_timer(s, s->command_timeout_ms);
     stls_reply_parser_init(&s->parser);
     send_command(s, "EHLO %s", s->ehlo_name);
     break;
-  case STLS_STAGE_QUIT:
+  case ST_QUIT:
     arm_timer(s, STLS_QUIT_TIMEOUT_MS);
     send_command(s, "QUIT");
     if (s->closing)
       return;
-    if (s->tls) {
-      stls_tls_conn_close_notify(s->tls);
-      stls_tls_conn_free(s->tls);
-      s->tls = NULL;
-    }
+    stls_conn_tls_end(s->conn, true);
     /* Half-close after QUIT, then wait for the server to close. */
-    if (!s->shutdown_sent &&
-        uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, shutdown_cb) ==
-            0)
-      s->shutdown_sent = 1;
+    stls_conn_shutdown(s->conn);
     break;
   default:
     finish(s);
@@ -851,63 +858,68 @@ static void session_enter(session_t *s, stls_stage_t stage) {
   }
 }
 
-static void connect_result(session_t *s, int status) {
+static void conn_connect_cb(stls_conn_t *c, int status, const char *why,
+                            void *arg) {
+  session_t *s = arg;
   stls_host_status_t st;
-  const char *code;
-  switch (status) {
-  case UV_ECONNREFUSED:
-    st = STLS_HOST_CONNECTION_REFUSED;
-    code = "ECONNREFUSED";
-    break;
-  case UV_ENETUNREACH:
-  case UV_EHOSTUNREACH:
-  case UV_EADDRNOTAVAIL:
-    st = STLS_HOST_NETWORK_UNREACHABLE;
-    code = uv_err_name(status);
-    break;
-  case UV_ETIMEDOUT:
-    st = STLS_HOST_CONNECTION_TIMEOUT;
-    code = "ETIMEDOUT";
-    break;
-  default:
-    st = STLS_HOST_CONNECTION_ERROR;
-    code = uv_err_name(status);
-    break;
+  stls_cause_t cause;
+  int detail = 0;
+  (void)c;
+  if (s->closing)
+    return;
+  if (status == 0) {
+    s->a.res->timing.connect = elapsed(s);
+    stls_reply_parser_init(&s->parser);
+    session_enter(s, ST_GREETING);
+    return;
   }
-  /* libuv errors are negated errno values on Unix; strerror() gives the
-   * text operators know from their MTA logs. */
-  fail(s, st, code, "%s", strerror(-status));
+  if (status == STLS_CONN_EBLOCKED) {
+    fail(s, STLS_HOST_BLOCKED, STLS_CAUSE_ADDRESS_NOT_ALLOWED, 0,
+         "not connecting to %s: %s", s->a.res->ip, why ? why : "refused");
+    finish(s);
+    return;
+  }
+  cause = stls_cause_from_uv(status, &detail);
+  switch (cause) {
+  case STLS_CAUSE_ECONNREFUSED: st = STLS_HOST_CONNECTION_REFUSED; break;
+  case STLS_CAUSE_ENETUNREACH:
+  case STLS_CAUSE_EHOSTUNREACH:
+  case STLS_CAUSE_EADDRNOTAVAIL: st = STLS_HOST_NETWORK_UNREACHABLE; break;
+  case STLS_CAUSE_ETIMEDOUT: st = STLS_HOST_CONNECTION_TIMEOUT; break;
+  default: st = STLS_HOST_CONNECTION_ERROR; break;
+  }
+  if (cause == STLS_CAUSE_ETIMEDOUT)
+    fail(s, st, cause, 0, "no TCP connection within %lld ms",
+         (long long)elapsed(s));
+  else
+    /* libuv errors are negated errno values on Unix; strerror() gives the
+     * text operators know from their MTA logs. */
+    fail(s, st, cause, detail, "%s", strerror(-status));
   finish(s);
 }
 
-static void connect_cb(uv_connect_t *req, int status) {
-  session_t *s = req->data;
-  if (s->closing)
-    return; /* timed out already; this is the cancellation */
-  if (status < 0) {
-    connect_result(s, status);
-    return;
-  }
-  s->res->timing.connect = elapsed(s);
-  stls_reply_parser_init(&s->parser);
-  session_enter(s, STLS_STAGE_GREETING);
-}
+static const stls_conn_cbs_t session_conn_cbs = {
+    .on_connect = conn_connect_cb,
+    .on_read = conn_read_cb,
+    .on_timeout = conn_timeout_cb,
+    .on_close = conn_close_cb,
+};
 
-static void session_connect(session_t *s) {
-  int r;
-  s->t0 = s->stage_t0 = stls_now_ms();
-  s->stage = STLS_STAGE_CONNECT;
-  s->res->status = STLS_HOST_SKIPPED;
-  uv_tcp_init(s->loop, &s->tcp);
-  uv_timer_init(s->loop, &s->timer);
-  s->tcp.data = s->timer.data = s->connect_req.data = s;
-  s->open_handles = 2;
-  uv_tcp_nodelay(&s->tcp, 1);
-  arm_timer(s, s->connect_timeout_ms);
-  r = uv_tcp_connect(&s->connect_req, &s->tcp, (struct sockaddr *)&s->addr,
-                     connect_cb);
-  if (r < 0)
-    connect_result(s, r); /* e.g. ENETUNREACH is reported synchronously */
+/* CONNECT: open the attempt's connection (the guard, when asked for, is
+ * checked there, just before connect()). */
+static void attempt_connect(session_t *s) {
+  stls_conn_opts_t o = {s->connect_timeout_ms, s->guard_private != 0};
+  s->a.t0 = s->state_t0 = stls_now_ms();
+  s->state = ST_CONNECT;
+  s->a.res->status = STLS_HOST_SKIPPED;
+  stls_debug("probe %s [%s]: connect (%s attempt%s)", s->mx, s->a.res->ip,
+             mode_names[s->a.mode], s->a.tls12_only ? ", TLS 1.2 only" : "");
+  if (stls_conn_open(&s->conn, s->loop, (struct sockaddr *)&s->addr, &o,
+                     &session_conn_cbs, s) != 0) {
+    fail(s, STLS_HOST_CONNECTION_ERROR, STLS_CAUSE_ENOMEM, 0, "out of memory");
+    s->closing = 1;
+    attempt_over(s); /* no connection to close */
+  }
 }
 
 int stls_probe_start(uv_loop_t *loop, const stls_probe_cfg_t *cfg,
@@ -919,16 +931,15 @@ int stls_probe_start(uv_loop_t *loop, const stls_probe_cfg_t *cfg,
   memset(&ss, 0, sizeof(ss));
   if (uv_ip4_addr(cfg->ip, cfg->port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(cfg->ip, cfg->port, (struct sockaddr_in6 *)&ss) != 0) {
-    stls_host_result_fail(res, STLS_HOST_CONNECTION_ERROR,
-                          STLS_STAGE_CONNECT, "EINVAL",
-                          "not an IP address: %s", cfg->ip);
+    stls_host_result_fail_cause(res, STLS_HOST_CONNECTION_ERROR,
+                                STLS_STAGE_CONNECT, STLS_CAUSE_EINVAL, 0,
+                                "not an IP address: %s", cfg->ip);
     return UV_EINVAL;
   }
   s = calloc(1, sizeof(*s));
   if (!s)
     return UV_ENOMEM;
   s->loop = loop;
-  s->res = res;
   s->cb = cb;
   s->cb_arg = arg;
   s->tls_ctx = cfg->tls;
@@ -946,16 +957,18 @@ int stls_probe_start(uv_loop_t *loop, const stls_probe_cfg_t *cfg,
   }
   memcpy(&s->addr, &ss, sizeof(ss));
   s->main_res = res;
+  s->a.res = res;
+  s->a.mode = MODE_MAIN;
+  s->a.tls12_only = cfg->tls12_only != 0;
   s->want_versions = cfg->versions;
+  s->guard_private = cfg->guard_private;
   s->pace = cfg->pace;
   s->pace_arg = cfg->pace_arg;
-  if (cfg->tls12_only) {
-    s->tls12_only = 1;
+  if (cfg->tls12_only)
     stls_host_result_add_finding(
         res, "tls12-fallback",
         "this address needed the TLS 1.2-only hello earlier in this run "
         "(mbedTLS 3.6.6 RSA-PSS issue); offered TLS 1.2 only");
-  }
-  session_connect(s);
+  attempt_connect(s);
   return 0;
 }

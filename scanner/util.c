@@ -2,6 +2,7 @@
 #include "stls/util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,4 +238,36 @@ char *stls_utf8_repair(const char *s) {
   }
   out[o] = '\0';
   return out;
+}
+
+/* -1: not decided yet (read STLS_DEBUG on first use). Set once at start-up
+ * (an option) or on first use; read by every thread. */
+static _Atomic int debug_state = -1;
+
+void stls_debug_enable(int on) { debug_state = on ? 1 : 0; }
+
+int stls_debug_on(void) {
+  int st = debug_state;
+  if (st < 0) {
+    const char *v = getenv("STLS_DEBUG");
+    st = v && v[0] && strcmp(v, "0") != 0;
+    debug_state = st;
+  }
+  return st;
+}
+
+void stls_debug(const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  int n;
+  if (!stls_debug_on())
+    return;
+  n = snprintf(line, sizeof(line), "starttls-scan: debug: ");
+  va_start(ap, fmt);
+  vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+  va_end(ap);
+  /* One write per line, so lines from several threads do not mix. */
+  n = (int)strlen(line);
+  line[n++] = '\n';
+  fwrite(line, 1, (size_t)n, stderr);
 }

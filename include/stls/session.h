@@ -34,6 +34,10 @@ typedef struct stls_probe_cfg_s {
   /* Also find out which protocol versions the server accepts, TLS 1.3 to
    * SSLv3 (up to 4 more connections, one after the other). */
   int versions;
+  /* Refuse private and special-purpose addresses (addrguard.h): no TCP
+   * connection is attempted, the result is "blocked" with the code
+   * ADDRESS_NOT_ALLOWED. Checked just before every connect. */
+  int guard_private;
   /* Politeness for the connections a probe makes after its first (TLS 1.2
    * reconnect, legacy and version probes): returns 0 to connect now, or
    * the milliseconds to wait (the caller's connection rate). NULL: none. */

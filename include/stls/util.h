@@ -48,6 +48,13 @@ int stls_strmap_put(stls_strmap_t *m, const char *key, void *val);
 /* Remove key; returns its value or NULL. */
 void *stls_strmap_del(stls_strmap_t *m, const char *key);
 
+/* Debug log: one line on stderr per call, off unless the environment has
+ * STLS_DEBUG=1 or stls_debug_enable(1) was called (--debug). Protocol code
+ * logs its state changes here and prints nothing else. */
+void stls_debug_enable(int on);
+int stls_debug_on(void);
+void stls_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* FNV-1a 64-bit hash: stable across runs and machines (used for shards). */
 uint64_t stls_hash64(const char *s);
 
