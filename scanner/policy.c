@@ -55,19 +55,36 @@ typedef struct outcome_s {
   bool session;            /* an SMTP session (EHLO) took place */
   bool skip;               /* not tried at all (e.g. no IPv6 route) */
   const char *result_type; /* RFC 8460, when failing */
+  bool untested;           /* skip: a limit of this client, see below */
 } outcome_t;
 
-static outcome_t out_pass(void) { return (outcome_t){true, true, false, NULL}; }
+static outcome_t out_pass(void) {
+  return (outcome_t){true, true, false, NULL, false};
+}
 static outcome_t out_fail(const char *rt) {
-  return (outcome_t){false, true, false, rt};
+  return (outcome_t){false, true, false, rt, false};
 }
 static outcome_t out_nosession(const char *rt) {
-  return (outcome_t){false, false, false, rt};
+  return (outcome_t){false, false, false, rt, false};
+}
+
+/* The session got as far as a handshake this client cannot finish for a
+ * reason of its own, not the server's: a Certificate message larger than
+ * mbedTLS receives (OpenSSL, so Postfix, takes it). Whether Postfix would
+ * deliver at a TLS level is then unknown: the address is left out of the
+ * verdict and listed as untested, never counted as failing. */
+static bool client_limited(const stls_host_result_t *r) {
+  return r->status == STLS_HOST_HANDSHAKE_ERROR &&
+         r->error.cause == STLS_CAUSE_CERT_MESSAGE_TOO_LARGE;
+}
+
+static outcome_t out_untested(void) {
+  return (outcome_t){false, true, true, NULL, true};
 }
 
 static outcome_t lvl_may(const stls_host_result_t *r) {
   if (r->status == STLS_HOST_SKIPPED)
-    return (outcome_t){false, false, true, NULL};
+    return (outcome_t){false, false, true, NULL, false};
   return r->ehlo_done ? out_pass() : out_nosession(NULL);
 }
 
@@ -84,6 +101,8 @@ static outcome_t lvl_encrypt(const stls_host_result_t *r) {
     return out_pass();
   if (!r->starttls_offered || r->status == STLS_HOST_STARTTLS_REJECTED)
     return out_fail("starttls-not-supported");
+  if (client_limited(r))
+    return out_untested();
   return out_fail("validation-failure");
 }
 
@@ -147,7 +166,7 @@ static outcome_t host_outcome(stls_level_t lvl, const stls_policy_input_t *in,
       return lvl_encrypt(r);
     case STLS_DANE_LOOKUP_FAILED:
       if (r->status == STLS_HOST_SKIPPED)
-        return (outcome_t){false, false, true, NULL};
+        return (outcome_t){false, false, true, NULL, false};
       return out_nosession("dnssec-invalid");
     default:
       return lvl_may(r);
@@ -156,7 +175,7 @@ static outcome_t host_outcome(stls_level_t lvl, const stls_policy_input_t *in,
     /* Only called for an enforced (or tested) policy: the MX must match
      * a pattern, and the chain must be WebPKI-valid for the MX name. */
     if (r->status == STLS_HOST_SKIPPED)
-      return (outcome_t){false, false, true, NULL};
+      return (outcome_t){false, false, true, NULL, false};
     if (!h->sts_mx_match)
       return out_nosession("validation-failure");
     return lvl_certified(r, r->tls.name_mx);
@@ -250,6 +269,8 @@ static int judge(stls_level_t lvl, const stls_policy_input_t *in,
   }
 
   for (size_t i = 0; i < n; i++) {
+    if (oc[i].untested && add_host_name(&v->untested, in->hosts[i].res) != 0)
+      rc = -1;
     if (oc[i].skip)
       continue;
     if (oc[i].pass) {
@@ -263,7 +284,10 @@ static int judge(stls_level_t lvl, const stls_policy_input_t *in,
         rc = -1;
     }
   }
-  v->all_hosts = v->pass && reachable > 0 && passing == reachable;
+  /* An untested address may fail: "every address passes" cannot be
+   * claimed. */
+  v->all_hosts =
+      v->pass && reachable > 0 && passing == reachable && v->untested.n == 0;
   if (v->pass)
     v->result_type = v->all_hosts ? NULL : v->result_type;
   free(oc);
@@ -357,6 +381,14 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
            "needs a trusted chain naming the MX host (match=hostname)");
   snprintf(v[STLS_LEVEL_SECURE].note, sizeof(v[0].note),
            "needs a trusted chain matching %s", o->secure_match);
+  for (int l = 0; l < STLS_LEVEL_COUNT; l++) {
+    size_t used = strlen(v[l].note);
+    if (v[l].untested.n > 0 && used < sizeof(v[l].note))
+      snprintf(v[l].note + used, sizeof(v[l].note) - used,
+               "; %zu address%s not tested: certificate message too large "
+               "for this client",
+               v[l].untested.n, v[l].untested.n > 1 ? "es" : "");
+  }
 
   /* Strictest level every reachable address passes. */
   {
@@ -381,8 +413,10 @@ nomem:
 }
 
 void stls_policy_free(stls_policy_t *p) {
-  for (int l = 0; l < STLS_LEVEL_COUNT; l++)
+  for (int l = 0; l < STLS_LEVEL_COUNT; l++) {
     stls_strlist_free(&p->v[l].failing);
+    stls_strlist_free(&p->v[l].untested);
+  }
   stls_strlist_free(&p->unreachable);
 }
 

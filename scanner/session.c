@@ -472,10 +472,7 @@ static void tls_failed(session_t *s, stls_host_status_t st) {
   char code[48], msg[200];
   int alert = stls_tls_conn_alert(tls(s));
   stls_tls_conn_error(tls(s), code, sizeof(code), msg, sizeof(msg));
-  if (alert >= 0)
-    fail(s, st, STLS_CAUSE_TLS_ALERT, alert, "%s", msg);
-  else
-    fail(s, st, STLS_CAUSE_TLS_ERROR, 0, "%s", msg);
+  fail(s, st, stls_tls_conn_cause(tls(s)), alert >= 0 ? alert : 0, "%s", msg);
   if (s->state == ST_HANDSHAKE && stls_tls_conn_wants_tls12_retry(tls(s)))
     s->a.again_tls12 = 1;
   finish(s);

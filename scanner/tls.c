@@ -53,6 +53,11 @@ struct stls_tls_conn_s {
   stls_hello_parser_t *sniff;
   int sniff_done;
   uint16_t tls13_sigalg; /* from mbedTLS's debug output, see dbg_cb */
+  /* The first handshake message the server sent that is larger than
+   * mbedTLS can receive (MBEDTLS_SSL_IN_CONTENT_LEN): its type and total
+   * length, header included; 0 when none. */
+  unsigned big_hs_type;
+  size_t big_hs_len;
 };
 
 /* The connection whose handshake step runs on this thread right now: the
@@ -60,10 +65,13 @@ struct stls_tls_conn_s {
 static _Thread_local stls_tls_conn_t *tls_current;
 
 /* mbedTLS reads the TLS 1.3 CertificateVerify (encrypted on the wire) and
- * tells its signature scheme only in a debug message. */
+ * tells its signature scheme only in a debug message; the same goes for
+ * the type and length of each handshake message it reassembles, which is
+ * how a TLS 1.3 Certificate message too large for it can be named. */
 static void dbg_cb(void *arg, int level, const char *file, int line,
                    const char *str) {
   static const char key[] = "Certificate Verify: Signature algorithm ( ";
+  static const char hs_key[] = "handshake message: msglen = ";
   const char *p;
   (void)arg;
   (void)level;
@@ -73,6 +81,16 @@ static void dbg_cb(void *arg, int level, const char *file, int line,
     unsigned v;
     if (sscanf(p + sizeof(key) - 1, "%x", &v) == 1)
       tls_current->tls13_sigalg = (uint16_t)v;
+  }
+  if (tls_current && tls_current->big_hs_len == 0 &&
+      (p = strstr(str, hs_key)) != NULL) {
+    unsigned msglen, type, hslen;
+    if (sscanf(p + sizeof(hs_key) - 1, "%u, type = %u, hslen = %u", &msglen,
+               &type, &hslen) == 3 &&
+        hslen > MBEDTLS_SSL_IN_CONTENT_LEN) {
+      tls_current->big_hs_type = type;
+      tls_current->big_hs_len = hslen;
+    }
   }
 }
 
@@ -387,9 +405,32 @@ const char *stls_tls_alert_name(int desc) {
 
 int stls_tls_conn_alert(const stls_tls_conn_t *c) { return c->alert_desc; }
 
+/* The length of a Certificate message from the server too large for
+ * mbedTLS to receive, or 0: from the debug output (any version), else
+ * from the TLS <= 1.2 flight read off the wire. */
+static size_t cert_message_too_large(const stls_tls_conn_t *c) {
+  if (c->big_hs_len > 0 && c->big_hs_type == MBEDTLS_SSL_HS_CERTIFICATE)
+    return c->big_hs_len;
+  if (c->sniff) {
+    const stls_hello_result_t *r = stls_hello_parser_result(c->sniff);
+    if (r->certificate && r->certificate_len + 4 > MBEDTLS_SSL_IN_CONTENT_LEN)
+      return r->certificate_len + 4;
+  }
+  return 0;
+}
+
+stls_cause_t stls_tls_conn_cause(const stls_tls_conn_t *c) {
+  if (c->alert_desc >= 0)
+    return STLS_CAUSE_TLS_ALERT;
+  if (cert_message_too_large(c) > 0)
+    return STLS_CAUSE_CERT_MESSAGE_TOO_LARGE;
+  return STLS_CAUSE_TLS_ERROR;
+}
+
 void stls_tls_conn_error(const stls_tls_conn_t *c, char *code, size_t codelen,
                          char *msg, size_t msglen) {
   char text[160];
+  size_t big = cert_message_too_large(c);
   mbedtls_strerror(c->last_rc, text, sizeof(text));
   if (c->alert_desc >= 0) {
     const char *name = stls_tls_alert_name(c->alert_desc);
@@ -407,6 +448,16 @@ void stls_tls_conn_error(const stls_tls_conn_t *c, char *code, size_t codelen,
       snprintf(code, codelen, "TLS_ALERT_%d", c->alert_desc);
       snprintf(msg, msglen, "server sent TLS alert %d", c->alert_desc);
     }
+    return;
+  }
+  if (big > 0) {
+    /* Not the server's fault: OpenSSL (Postfix) takes up to 100 KB. */
+    stls_strlcpy(code, "CERTIFICATE_MESSAGE_TOO_LARGE", codelen);
+    snprintf(msg, msglen,
+             "the server's Certificate message is %zu bytes; this client "
+             "(mbedTLS) receives at most %d bytes per handshake message, a "
+             "limit of the client, not a fault of the server",
+             big, (int)MBEDTLS_SSL_IN_CONTENT_LEN);
     return;
   }
   stls_strlcpy(code, "TLS_ERROR", codelen);

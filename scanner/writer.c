@@ -457,6 +457,8 @@ static void add_policy(jctx_t *j, cJSON *o, const stls_policy_t *p) {
     if (v->result_type)
       jstr(j, x, "result_type", v->result_type);
     jstrlist(j, x, "failing", &v->failing);
+    if (v->untested.n > 0)
+      jstrlist(j, x, "untested", &v->untested);
     jstr(j, x, "note", v->note);
   }
   jstr(j, po, "recommended",

@@ -90,6 +90,10 @@ typedef struct stls_verdict_s {
   const char *result_type; /* first failure's RFC 8460 type, or NULL */
   char note[200];          /* one sentence on how it was decided */
   stls_strlist_t failing;  /* "mx[ip]" of the reachable addresses failing */
+  /* "mx[ip]" of addresses this level could not be judged on because of a
+   * limit of this client (a certificate message larger than mbedTLS
+   * receives): neither passing nor failing, and all_hosts is then false. */
+  stls_strlist_t untested;
 } stls_verdict_t;
 
 typedef struct stls_policy_s {

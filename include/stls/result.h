@@ -86,6 +86,8 @@ const char *stls_stage_name(stls_stage_t s);
   XX(REPLY_TOO_LONG, "REPLY_TOO_LONG", "reply too long")                       \
   XX(BAD_REPLY, "BAD_REPLY", "malformed reply")                                \
   XX(TLS_ERROR, "TLS_ERROR", "TLS failure")                                    \
+  XX(CERT_MESSAGE_TOO_LARGE, "CERTIFICATE_MESSAGE_TOO_LARGE",                  \
+     "the server's certificate message is larger than this client receives")  \
   XX(TLS_LEGACY_ONLY, "TLS_LEGACY_ONLY",                                       \
      "the server speaks only a TLS version older than 1.2")                    \
   XX(ADDRESS_NOT_ALLOWED, "ADDRESS_NOT_ALLOWED",                               \

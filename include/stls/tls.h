@@ -66,8 +66,15 @@ int stls_tls_conn_wants_tls12_retry(const stls_tls_conn_t *c);
 /* Send close_notify (best effort). */
 void stls_tls_conn_close_notify(stls_tls_conn_t *c);
 
+/* After a failure, its cause: TLS_ALERT when the peer sent an alert
+ * (stls_tls_conn_alert() has it), CERT_MESSAGE_TOO_LARGE when the server's
+ * Certificate message is larger than mbedTLS can receive (16 KB: a limit
+ * of this client, not a fault of the server), else TLS_ERROR. */
+stls_cause_t stls_tls_conn_cause(const stls_tls_conn_t *c);
+
 /* After a failure: an error code (TLS_ALERT_<NAME> when the peer sent an
- * alert, else TLS_ERROR) and a message with mbedTLS's text. */
+ * alert, CERTIFICATE_MESSAGE_TOO_LARGE, else TLS_ERROR) and a message
+ * with mbedTLS's text (or the size of the too large message). */
 void stls_tls_conn_error(const stls_tls_conn_t *c, char *code, size_t codelen,
                          char *msg, size_t msglen);
 /* After a failure: the alert description the peer sent, or -1 if none. */

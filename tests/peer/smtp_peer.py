@@ -65,14 +65,16 @@ class Log:
                   file=sys.stderr, flush=True)
 
 
-def make_cert(tmpdir):
-    """Create a self-signed P-256 certificate for CN/SAN peer.test; return facts about it."""
+def make_cert(tmpdir, extra_sans=0):
+    """Create a self-signed P-256 certificate for CN/SAN peer.test (plus
+    extra_sans more dNSNames, to make it large); return facts about it."""
     cert = os.path.join(tmpdir, "peer-cert.pem")
     key = os.path.join(tmpdir, "peer-key.pem")
+    sans = ["DNS:peer.test"] + ["DNS:host%04d.peer.test" % i for i in range(extra_sans)]
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
                     "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-sha256",
                     "-days", "30", "-subj", "/CN=peer.test",
-                    "-addext", "subjectAltName=DNS:peer.test",
+                    "-addext", "subjectAltName=" + ",".join(sans),
                     "-keyout", key, "-out", cert],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with open(cert, encoding="ascii") as f:
@@ -81,7 +83,7 @@ def make_cert(tmpdir):
                          check=True, capture_output=True).stdout
     spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
                           check=True, capture_output=True).stdout
-    return {"cert_path": cert, "key_path": key,
+    return {"cert_path": cert, "key_path": key, "cert_der_len": len(der),
             "cert_sha256": hashlib.sha256(der).hexdigest(),
             "spki_sha256": hashlib.sha256(spki).hexdigest()}
 
@@ -342,7 +344,8 @@ def main():
     # Inside the lab namespace its tmpfs scratch dir vanishes with it, even after SIGKILL.
     tmpdir = tempfile.mkdtemp(prefix="smtp-peer-", dir=os.environ.get("STLS_LAB_TMP"))
     atexit.register(shutil.rmtree, tmpdir, True)
-    cert = make_cert(tmpdir) if any("starttls_tls" in s for s in steps) else {}
+    cert = (make_cert(tmpdir, scenario.get("cert_extra_sans", 0))
+            if any("starttls_tls" in s for s in steps) else {})
 
     family, host, port = parse_listen(args.listen)
     srv = socket.socket(family, socket.SOCK_STREAM)

@@ -38,7 +38,8 @@ typedef enum {
   H_REFUSED,   /* connection refused: no session */
   H_TIMEOUT,   /* connect timeout: no session */
   H_GREETING,  /* 421 greeting: no session */
-  H_SKIPPED    /* not probed (no IPv6 route) */
+  H_SKIPPED,   /* not probed (no IPv6 route) */
+  H_BIGCERT    /* handshake failed: certificate message too large for us */
 } host_kind_t;
 
 typedef struct {
@@ -133,6 +134,14 @@ static void build_host(stls_host_result_t *r, const host_spec_t *h) {
   }
   if (h->kind == H_HANDSHAKE) {
     r->status = STLS_HOST_HANDSHAKE_ERROR;
+    return;
+  }
+  if (h->kind == H_BIGCERT) {
+    stls_host_result_fail_cause(r, STLS_HOST_HANDSHAKE_ERROR,
+                                STLS_STAGE_HANDSHAKE,
+                                STLS_CAUSE_CERT_MESSAGE_TOO_LARGE, 0,
+                                "the server's Certificate message is %d "
+                                "bytes", 20430);
     return;
   }
   r->status = STLS_HOST_SUCCESS;
@@ -957,9 +966,63 @@ static void test_level_names(void **state) {
   assert_string_equal(stls_level_name(STLS_LEVEL_COUNT), "unknown");
 }
 
+/* A certificate message too large for mbedTLS is a limit of this client:
+ * from encrypt up such an address is neither passing nor failing but
+ * listed as untested, and no level claims every address. */
+static void test_client_limit_untested(void **state) {
+  static const scenario_t one = {
+      .name = "one MX, certificate too large for us",
+      .domain = "example.com",
+      .hosts = {{"mx.example.com", "192.0.2.1", 10, H_BIGCERT, NULL,
+                 STLS_DANE_NOT_CHECKED, false, false}}};
+  static const scenario_t two = {
+      .name = "two MX, one certificate too large for us",
+      .domain = "example.com",
+      .hosts = {{"mx1.example.com", "192.0.2.1", 10, H_GOOD, NULL,
+                 STLS_DANE_NOT_CHECKED, false, false},
+                {"mx2.example.com", "192.0.2.2", 20, H_BIGCERT, NULL,
+                 STLS_DANE_NOT_CHECKED, false, false}}};
+  static const stls_level_t tls_levels[] = {STLS_LEVEL_ENCRYPT,
+                                            STLS_LEVEL_VERIFY,
+                                            STLS_LEVEL_SECURE};
+  built_t *b = malloc(sizeof(*b));
+  char buf[256];
+  (void)state;
+  assert_non_null(b);
+
+  build(b, &one);
+  assert_true(b->pol.v[STLS_LEVEL_MAY].pass);
+  assert_int_equal(b->pol.v[STLS_LEVEL_MAY].untested.n, 0);
+  for (size_t i = 0; i < ARRAY_LEN(tls_levels); i++) {
+    const stls_verdict_t *v = &b->pol.v[tls_levels[i]];
+    assert_false(v->pass);
+    assert_null(v->result_type);
+    assert_int_equal(v->failing.n, 0);
+    join(&v->untested, buf, sizeof(buf));
+    assert_string_equal(buf, "mx.example.com[192.0.2.1]");
+    assert_non_null(strstr(v->note, "1 address not tested"));
+  }
+  assert_int_equal(b->pol.recommended, STLS_LEVEL_MAY);
+  unbuild(b);
+
+  build(b, &two);
+  for (size_t i = 0; i < ARRAY_LEN(tls_levels); i++) {
+    const stls_verdict_t *v = &b->pol.v[tls_levels[i]];
+    assert_true(v->pass);
+    assert_false(v->all_hosts);
+    assert_int_equal(v->failing.n, 0);
+    join(&v->untested, buf, sizeof(buf));
+    assert_string_equal(buf, "mx2.example.com[192.0.2.2]");
+  }
+  assert_int_equal(b->pol.recommended, STLS_LEVEL_MAY);
+  unbuild(b);
+  free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic),
+      cmocka_unit_test(test_client_limit_untested),
       cmocka_unit_test(test_address_limit),
       cmocka_unit_test(test_session_limit),
       cmocka_unit_test(test_balance_inet_protocols),
