@@ -442,6 +442,51 @@ static bool name_eq(const char *a, const char *b)
   return la == lb && strncasecmp(a, b, la) == 0;
 }
 
+/* Does the name at off keep to the rules of compression (RFC 1035 4.1.4)?
+ * A pointer must point back at a prior occurrence of a name, which is
+ * never inside the 12-byte header. c-ares follows a pointer to offset 0
+ * and reads the header as labels: with a zero high byte there (an ID
+ * below 256, or the counts further on) that spells the root, and an MX
+ * exchange pointing there looked like a null MX. Such a name makes the
+ * whole answer malformed. Pointers only go backwards, so this ends. */
+static bool name_ok(const unsigned char *abuf, size_t alen, size_t off)
+{
+  while (off < alen) {
+    unsigned len = abuf[off];
+    if ((len & 0xc0) == 0xc0) {
+      size_t to;
+      if (off + 1 >= alen)
+        return false;
+      to = (size_t)(len & 0x3f) << 8 | abuf[off + 1];
+      if (to < HFIXEDSZ || to >= off)
+        return false;
+      off = to;
+    } else if (len & 0xc0) {
+      return false; /* the reserved label types */
+    } else if (len == 0) {
+      return true;
+    } else {
+      off += 1 + (size_t)len;
+    }
+  }
+  return false;
+}
+
+/* ares_expand_name behind the check above: 0, UV_ENOMEM or UV_EINVAL. */
+static int expand_name(const unsigned char *abuf, size_t alen, size_t off, char **name,
+                       long *enclen)
+{
+  int rc;
+  *name = NULL;
+  if (!name_ok(abuf, alen, off))
+    return UV_EINVAL;
+  rc = ares_expand_name(abuf + off, abuf, (int)alen, name, enclen);
+  if (rc == ARES_SUCCESS)
+    return 0;
+  *name = NULL;
+  return rc == ARES_ENOMEM ? UV_ENOMEM : UV_EINVAL;
+}
+
 static void answer_free(answer_rr_t *rr, size_t n)
 {
   for (size_t i = 0; i < n; i++)
@@ -465,8 +510,9 @@ static int answer_split(const unsigned char *abuf, size_t alen, answer_rr_t **ou
   for (size_t i = 0; i < qd; i++) {
     char *name = NULL;
     long enclen = 0;
-    if (ares_expand_name(abuf + off, abuf, (int)alen, &name, &enclen) != ARES_SUCCESS)
-      return UV_EINVAL;
+    int rc = expand_name(abuf, alen, off, &name, &enclen);
+    if (rc != 0)
+      return rc;
     ares_free_string(name);
     off += (size_t)enclen + QFIXEDSZ;
     if (off > alen)
@@ -482,10 +528,10 @@ static int answer_split(const unsigned char *abuf, size_t alen, answer_rr_t **ou
     long enclen = 0;
     unsigned type, cls;
     size_t rdlen;
-    int rc = ares_expand_name(abuf + off, abuf, (int)alen, &name, &enclen);
-    if (rc != ARES_SUCCESS) {
+    int rc = expand_name(abuf, alen, off, &name, &enclen);
+    if (rc != 0) {
       answer_free(rr, n);
-      return rc == ARES_ENOMEM ? UV_ENOMEM : UV_EINVAL;
+      return rc;
     }
     off += (size_t)enclen;
     if (off + RRFIXEDSZ > alen) {
@@ -538,7 +584,7 @@ static const char *answer_target(const unsigned char *abuf, size_t alen, answer_
         break;
     if (i == n)
       break;
-    if (ares_expand_name(abuf + rr[i].rdata, abuf, (int)alen, &next, &enclen) != ARES_SUCCESS) {
+    if (expand_name(abuf, alen, rr[i].rdata, &next, &enclen) != 0) {
       ares_free_string(*target_buf);
       *target_buf = NULL;
       return NULL;
@@ -660,6 +706,60 @@ int stls__dns_parse_txt(const unsigned char *abuf, size_t alen, const char *qnam
   return rc;
 }
 
+void stls__dns_mx_rr_free(stls__dns_mx_rr_t *rr, size_t n)
+{
+  if (!rr)
+    return;
+  for (size_t i = 0; i < n; i++)
+    ares_free_string((char *)rr[i].host); /* ours: expand_name made it */
+  free(rr);
+}
+
+int stls__dns_parse_mx(const unsigned char *abuf, size_t alen, const char *qname,
+                       stls__dns_mx_rr_t **out, size_t *nout)
+{
+  answer_rr_t *rr;
+  size_t n, *want, nwant, k = 0;
+  bool cname;
+  stls__dns_mx_rr_t *mx = NULL;
+  int rc = answer_select(abuf, alen, qname, T_MX, &rr, &n, &want, &nwant, &cname);
+
+  *out = NULL;
+  *nout = 0;
+  if (rc != 0)
+    return rc;
+  if (nwant > 0 && !(mx = calloc(nwant, sizeof *mx)))
+    rc = UV_ENOMEM;
+  for (; rc == 0 && k < nwant; k++) {
+    const answer_rr_t *x = &rr[want[k]];
+    char *host = NULL;
+    long enclen = 0;
+    /* Preference, then the exchange, which must fill the RDATA exactly. */
+    if (x->rdlen < 3) {
+      rc = UV_EINVAL;
+      break;
+    }
+    rc = expand_name(abuf, x->rdata + x->rdlen, x->rdata + 2, &host, &enclen);
+    if (rc == 0 && (size_t)enclen != x->rdlen - 2) {
+      ares_free_string(host);
+      rc = UV_EINVAL;
+    }
+    if (rc != 0)
+      break;
+    mx[k].preference = get16(abuf + x->rdata);
+    mx[k].host = host;
+  }
+  if (rc != 0) {
+    stls__dns_mx_rr_free(mx, k);
+  } else {
+    *out = mx;
+    *nout = nwant;
+  }
+  free(want);
+  answer_free(rr, n);
+  return rc;
+}
+
 void stls_dns_tlsa_result_free(stls_dns_tlsa_result_t *r)
 {
   if (!r)
@@ -744,6 +844,12 @@ int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen, const char *qna
   free(want);
   answer_free(rr, n);
   return rc;
+}
+
+/* Parse failures are a bad response, or out of memory. */
+static int parse_status(int rc)
+{
+  return rc == 0 ? ARES_SUCCESS : rc == UV_ENOMEM ? ARES_ENOMEM : ARES_EBADRESP;
 }
 
 /* ---- the resolver ----------------------------------------------------- */
@@ -1370,7 +1476,6 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
 {
   dns_req_t *req = arg;
   stls_dns_result_t *res = req->res;
-  struct ares_mx_reply *list = NULL;
   stls__dns_mx_rr_t *rr = NULL;
   size_t nrr = 0;
   stls_dns_error_t err = no_error;
@@ -1380,39 +1485,19 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
   if (status == ARES_EDESTRUCTION)
     req->cancelled = true;
   res->mx_secure = answer_secure(status, abuf, alen);
-  if (status == ARES_SUCCESS) {
-    status = ares_parse_mx_reply(abuf, alen, &list);
-    /* An answer with only a CNAME to a name without MX is NODATA too. */
-    if (status == ARES_ENODATA)
-      list = NULL;
-  }
-  if (status == ARES_ENODATA) {
-    s = STLS_DNS_OK; /* no MX records: the implicit-MX rule applies */
-  } else {
+  if (status == ARES_SUCCESS)
+    status = parse_status(stls__dns_parse_mx(abuf, (size_t)alen, res->domain, &rr, &nrr));
+  /* No MX records (also an answer with only a CNAME to a name without
+   * MX): the implicit-MX rule applies. */
+  if (status == ARES_ENODATA)
+    s = STLS_DNS_OK;
+  else
     s = stls__dns_status_from_ares(status, &err);
-  }
-  if (s == STLS_DNS_OK && status == ARES_SUCCESS) {
-    for (struct ares_mx_reply *p = list; p; p = p->next)
-      nrr++;
-    rr = calloc(nrr ? nrr : 1, sizeof *rr);
-    if (!rr) {
-      s = stls__dns_status_from_ares(ARES_ENOMEM, &err);
-      nrr = 0;
-    } else {
-      size_t i = 0;
-      for (struct ares_mx_reply *p = list; p; p = p->next, i++) {
-        rr[i].preference = p->priority;
-        rr[i].host = p->host;
-      }
-    }
-  }
   if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND)
     res->mx_secure = false; /* the answer was unusable after all */
   if (stls__dns_classify_mx(res, res->domain, s, err, rr, nrr, req->q.max_mx) != 0)
     res->status = stls__dns_status_from_ares(ARES_ENOMEM, &res->error);
-  free(rr);
-  if (list)
-    ares_free_data(list);
+  stls__dns_mx_rr_free(rr, nrr);
 
   if (res->status == STLS_DNS_OK && (req->q.want_ipv4 || req->q.want_ipv6)) {
     if (req->d->closing)
@@ -1486,12 +1571,6 @@ static stls_dns_status_t single_status(int status, size_t nrecords, stls_dns_err
     err->message = stls_dns_status_message(STLS_DNS_NODATA);
   }
   return s;
-}
-
-/* Parse failures are a bad response, or out of memory. */
-static int parse_status(int rc)
-{
-  return rc == 0 ? ARES_SUCCESS : rc == UV_ENOMEM ? ARES_ENOMEM : ARES_EBADRESP;
 }
 
 /* The common part of a single-name lookup's answer (TXT, TLSA): parse it,

@@ -63,3 +63,11 @@ add_test(NAME dane_lab_postfix
          COMMAND ${STLS_NETNS} bash ${CMAKE_CURRENT_SOURCE_DIR}/lab/dns/test-dane-postfix.sh)
 set_tests_properties(dane_lab_postfix PROPERTIES LABELS lab TIMEOUT 300
                      PASS_REGULAR_EXPRESSION "all cases agree with Postfix")
+
+# Malformed answers from a scripted DNS server (tests/dns/scripted_dns.py)
+# through the whole program: a compression pointer into the header is
+# dns-error, never null-mx.
+add_test(NAME lab_dns_answers
+         COMMAND ${STLS_NETNS} ${STLS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dns/test_dns_answers.py
+                 --bin $<TARGET_FILE:starttls-scan>)
+set_tests_properties(lab_dns_answers PROPERTIES LABELS lab TIMEOUT 120)

@@ -250,6 +250,15 @@ typedef struct {
   const char *host;
 } stls__dns_mx_rr_t;
 
+/* The MX records of an answer (owned by qname or by an alias reached from
+ * it), in answer order, hosts as c-ares expands them (no trailing dot, ""
+ * for the root). Returns 0, UV_ENOMEM or UV_EINVAL (malformed answer,
+ * among them a name with a compression pointer into the header). Free
+ * the array with stls__dns_mx_rr_free. */
+int stls__dns_parse_mx(const unsigned char *abuf, size_t alen, const char *qname,
+                       stls__dns_mx_rr_t **rr, size_t *nrr);
+void stls__dns_mx_rr_free(stls__dns_mx_rr_t *rr, size_t n);
+
 /* Apply the MX rules to the MX lookup's outcome and fill r->status,
  * r->error, r->implicit_mx, r->null_mx, r->null_mx_mixed, r->mx_truncated
  * and r->mx (hosts only, status NOT_QUERIED): mx_status OK with records

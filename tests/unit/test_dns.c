@@ -760,6 +760,102 @@ static void test_parse_txt(void **state)
   free(t.txt_len);
 }
 
+/* An MX record: preference, then the exchange in wire form. */
+static void pkt_mx(pkt_t *p, const char *owner, unsigned pref, const char *exchange)
+{
+  pkt_t t = {{0}, 0, 0};
+  put16(&t, pref);
+  put_name(&t, exchange);
+  pkt_rr(p, owner, 15, t.b, t.n);
+}
+
+/* MX records in answer order; the root is ""; records of other owners
+ * are ignored and a CNAME is followed. */
+static void test_parse_mx(void **state)
+{
+  pkt_t p;
+  stls__dns_mx_rr_t *rr;
+  size_t n;
+  (void)state;
+  pkt_start(&p, "example.com", 15, false);
+  pkt_mx(&p, "@12", 20, "mx2.example.com");
+  pkt_mx(&p, "@12", 10, "@12");
+  pkt_mx(&p, "other.example", 5, "mx.other.example");
+  assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(rr[0].preference, 20);
+  assert_string_equal(rr[0].host, "mx2.example.com");
+  assert_int_equal(rr[1].preference, 10);
+  assert_string_equal(rr[1].host, "example.com");
+  stls__dns_mx_rr_free(rr, n);
+
+  /* A true null MX: the exchange is the root label itself. */
+  pkt_start(&p, "example.com", 15, false);
+  pkt_mx(&p, "@12", 0, "");
+  assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(rr[0].host, "");
+  stls__dns_mx_rr_free(rr, n);
+
+  /* Through a CNAME. */
+  pkt_start(&p, "alias.example", 15, false);
+  pkt_cname(&p, "@12", "real.example");
+  pkt_mx(&p, "real.example", 10, "mx.real.example");
+  assert_int_equal(stls__dns_parse_mx(p.b, p.n, "alias.example", &rr, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(rr[0].host, "mx.real.example");
+  stls__dns_mx_rr_free(rr, n);
+
+  /* No MX at all. */
+  pkt_start(&p, "example.com", 15, false);
+  assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), 0);
+  assert_int_equal(n, 0);
+  assert_null(rr);
+}
+
+/* A compression pointer into the 12-byte header is malformed, wherever
+ * it is: read as labels, a zero byte there (the ID's high byte, a count's
+ * high byte) spells the root, which made an MX look like a null MX. */
+static void test_parse_mx_pointer_into_header(void **state)
+{
+  static const char *const bad[] = {"@0", "@1", "@4", "@6", "@11"};
+  pkt_t p;
+  stls__dns_mx_rr_t *rr = NULL;
+  size_t n = 0;
+  unsigned char rd[3] = {0, 10, 0};
+  (void)state;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    pkt_start(&p, "example.com", 15, false);
+    p.b[0] = p.b[1] = 0; /* ID 0: offset 0 reads as the root */
+    pkt_mx(&p, "@12", 0, bad[i]);
+    if (stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n) != UV_EINVAL)
+      fail_msg("exchange %s: want UV_EINVAL", bad[i]);
+    assert_null(rr);
+    assert_int_equal(n, 0);
+  }
+  /* The same in an owner name and in a CNAME target. */
+  pkt_start(&p, "example.com", 15, false);
+  pkt_mx(&p, "@4", 10, "mx.example.com");
+  assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), UV_EINVAL);
+  pkt_start(&p, "example.com", 15, false);
+  pkt_cname(&p, "@12", "@0");
+  assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), UV_EINVAL);
+  /* A pointer forward, and an exchange that overruns its RDATA. */
+  pkt_start(&p, "example.com", 15, false);
+  pkt_mx(&p, "@12", 10, "@200");
+  assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), UV_EINVAL);
+  pkt_start(&p, "example.com", 15, false);
+  rd[2] = 3; /* a label of 3 bytes that are not there */
+  pkt_rr(&p, "@12", 15, rd, sizeof rd);
+  put_bytes(&p, "\x03" "abc\0", 5);
+  assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), UV_EINVAL);
+  /* TLSA and TXT answers follow the same rule. */
+  pkt_start(&p, "_25._tcp.mx.example", 52, false);
+  pkt_tlsa(&p, "@0", 3, 1, 1, "ab");
+  assert_int_equal(stls__dns_parse_tlsa(p.b, p.n, "_25._tcp.mx.example", &(stls_dns_tlsa_result_t){0}),
+                   UV_EINVAL);
+}
+
 /* Argument checks of the single-type lookups: no callback is made. */
 static void test_single_lookup_args(void **state)
 {
@@ -809,6 +905,8 @@ int main(void)
     cmocka_unit_test(test_parse_tlsa_cname),
     cmocka_unit_test(test_parse_malformed),
     cmocka_unit_test(test_parse_txt),
+    cmocka_unit_test(test_parse_mx),
+    cmocka_unit_test(test_parse_mx_pointer_into_header),
     cmocka_unit_test(test_single_lookup_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
