@@ -11,7 +11,11 @@ reach 127.0.0.1:1, which is closed. Checks:
     error (exit 2) that names the option(s) meant;
   - "help COMMAND" prints that command's help; "help bogus",
     "help a b" and "version --bogus" exit 2 with a message on stderr;
-  - "help check" promises nothing "check" does not print.
+  - "help check" promises nothing "check" does not print;
+  - the man page (docs/starttls-scan.1) is free of groff warnings, and it
+    and the bash completion (scripts/starttls-scan.bash-completion) name
+    every option each command's help lists, and no option the binary
+    refuses.
 
 Prints one "ok"/"FAIL" line per check and "N passed, M failed".
 
@@ -20,6 +24,7 @@ Usage: test_cli.py --bin PATH
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 
@@ -27,6 +32,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import stlstest  # noqa: E402
 
 CLOSED = "127.0.0.1:1"
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+MAN = os.path.join(REPO, "docs", "starttls-scan.1")
+COMPLETION = os.path.join(REPO, "scripts", "starttls-scan.bash-completion")
 
 
 def run(bin, *args):
@@ -52,6 +60,67 @@ def expect(args, rc, out=None, err=None, out_lacks=None):
         if out_lacks is not None:
             assert out_lacks not in o, "stdout has %r; %s" % (out_lacks, where)
     return fn
+
+
+def help_options(cmd):
+    """The long options a command's --help lists."""
+    code, out, _ = run(BIN, "help", cmd)
+    assert code == 0, "help %s: exit %d" % (cmd, code)
+    return set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", out))
+
+
+def completion_options(cmd):
+    """What the bash completion offers after "starttls-scan CMD --"."""
+    script = ('source "%s"; COMP_WORDS=(starttls-scan %s --); COMP_CWORD=2; '
+              '_starttls_scan; printf "%%s\\n" "${COMPREPLY[@]}"' % (COMPLETION, cmd))
+    p = subprocess.run(["bash", "-c", script], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=20)
+    assert p.returncode == 0 and not p.stderr, "bash: %s" % p.stderr
+    return set(p.stdout.split())
+
+
+def accepted(cmd, opt):
+    """The binary knows opt for cmd: "CMD OPT --help --help" either prints
+    help or complains about a value, never that OPT is not an option."""
+    code, _, err = run(BIN, cmd, opt, "--help", "--help")
+    return code in (0, 2) and "unknown option" not in err and "is not an option" not in err
+
+
+def check_man_and_completion(r):
+    def man_lint():
+        env = dict(os.environ, LC_ALL="C.UTF-8", MANWIDTH="80")
+        p = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z", MAN],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=env, timeout=60)
+        assert p.returncode == 0 and p.stdout, "man exit %d: %s" % (p.returncode, p.stderr)
+        assert not p.stderr.strip(), "groff warnings:\n" + p.stderr
+    r.check("man page: no groff warnings (man --warnings)", man_lint)
+
+    with open(MAN, encoding="utf-8") as f:
+        man = f.read().replace("\\-", "-")
+    man_opts = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", man))
+    helps = {c: help_options(c) for c in ("probe", "scan", "check")}
+    # check takes every scan option (its help says so) plus its own.
+    # (-i, -o, --resume, --shard and --summary make no sense for one domain.)
+    helps["check"] |= helps["scan"] - {"--input", "--output", "--resume", "--shard",
+                                       "--summary"}
+    for cmd, opts in sorted(helps.items()):
+        opts = opts | {"--help", "--version"}
+        comp = completion_options(cmd)
+        r.check("completion for %s offers every option of its help" % cmd,
+                lambda: not (opts - comp) or
+                (_ for _ in ()).throw(AssertionError("missing: %s" % sorted(opts - comp))))
+        r.check("the man page names every option of %s --help" % cmd,
+                lambda: not (opts - man_opts) or
+                (_ for _ in ()).throw(AssertionError("missing: %s" % sorted(opts - man_opts))))
+        r.check("%s accepts every option its completion offers" % cmd,
+                lambda: not [o for o in comp if not accepted(cmd, o)] or
+                (_ for _ in ()).throw(AssertionError(
+                    "refused: %s" % sorted(o for o in comp if not accepted(cmd, o)))))
+    everywhere = set().union(*helps.values()) | {"--help", "--version"}
+    r.check("the man page names no option the program lacks",
+            lambda: not (man_opts - everywhere) or
+            (_ for _ in ()).throw(AssertionError("unknown: %s" % sorted(man_opts - everywhere))))
 
 
 def main():
@@ -117,6 +186,8 @@ def main():
     r.check("help check promises no smtp_tls_policy_maps line",
             expect(["help", "check"], 0, out="--postfix-policy",
                    out_lacks="recommended level and the smtp_tls_policy_maps line"))
+
+    check_man_and_completion(r)
 
     print("%d passed, %d failed" % (r.passed, r.failed))
     return 1 if r.failed else 0
