@@ -35,7 +35,7 @@ demo: build
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -LE memcheck $(CTEST_ARGS)
+	  ctest --output-on-failure -LE 'memcheck|pkg' $(CTEST_ARGS)
 
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)

@@ -30,6 +30,9 @@ LAB_PKGS="postfix openssl unbound nsd ldnsutils python3 python3-jsonschema iprou
 # Python), /metrics goes through python3-prometheus-client's parser, and the
 # status page is loaded in headless chromium.
 LAB_PKGS="$LAB_PKGS python3-yaml python3-prometheus-client chromium"
+# Packaging and docs checks: the .deb build (debhelper, dpkg-dev), lintian,
+# and man/groff to render the man page with warnings on.
+PKG_PKGS="debhelper dpkg-dev lintian man-db groff-base"
 
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
@@ -104,7 +107,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 
 missing=""
-for p in $BUILD_PKGS $LAB_PKGS; do
+for p in $BUILD_PKGS $LAB_PKGS $PKG_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
