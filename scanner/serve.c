@@ -13,6 +13,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "stls/cli.h"
 #include "stls/diff.h"
 #include "stls/domain.h"
 #include "stls/http.h"
@@ -960,13 +961,15 @@ int stls_cmd_serve(int argc, char **argv) {
   char err[512];
   unsigned long v;
   int c, rc = 1;
+  stls_cli_t cli = {"serve", "h", longopts, 0};
 
   memset(&sv, 0, sizeof(sv));
   stls_http_cfg_defaults(&sv.http_cfg);
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+  /* Options only in full: --max-conns is a prefix of --max-conns-per-ip. */
+  while ((c = stls_cli_getopt(&cli, argc, argv)) != -1) {
     switch (c) {
+    case STLS_CLI_VERSION: stls_cli_print_version(stdout); return 0;
+    case STLS_CLI_USAGE: return 2;
     case OPT_DB: db = optarg; break;
     case OPT_LISTEN: sv.http_cfg.listen = optarg; break;
     case OPT_TOKEN: token_file = optarg; break;

@@ -99,7 +99,7 @@ def check_man_and_completion(r):
     with open(MAN, encoding="utf-8") as f:
         man = f.read().replace("\\-", "-")
     man_opts = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", man))
-    helps = {c: help_options(c) for c in ("probe", "scan", "check")}
+    helps = {c: help_options(c) for c in ("probe", "scan", "check", "serve")}
     # check takes every scan option (its help says so) plus its own.
     # (-i, -o, --resume, --shard and --summary make no sense for one domain.)
     helps["check"] |= helps["scan"] - {"--input", "--output", "--resume", "--shard",
@@ -160,6 +160,10 @@ def main():
                 expect([cmd, abbrev, "example.com"], 2, err=meant))
     r.check("scan --ehlo --version: an EHLO name, not a version request",
             expect(["scan", "--ehlo", "--version"], 2, err="no domains"))
+    r.check("serve --max-conns-p is refused (not taken for --max-conns-per-ip)",
+            expect(["serve", "--max-conns-p", "4", "--db", "x"], 2, err="--max-conns-per-ip"))
+    r.check("serve --version prints the version only",
+            expect(["serve", "--db", "x", "--version"], 0, out=version))
     r.check("probe --bogus: unknown option",
             expect(["probe", "--bogus", CLOSED], 2, err="unknown option '--bogus'"))
     r.check("probe --ehlo at the end: needs an argument",
@@ -168,6 +172,7 @@ def main():
             expect(["probe", "--help=x"], 2, err="'--help' takes no argument"))
 
     for cmd, first in (("probe", "usage: starttls-scan probe"),
+                       ("serve", "usage: starttls-scan serve"),
                        ("scan", "usage: starttls-scan scan"),
                        ("check", "usage: starttls-scan check")):
         r.check("help %s prints its usage" % cmd, expect(["help", cmd], 0, out=first))
