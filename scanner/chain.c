@@ -790,6 +790,11 @@ const mbedtls_x509_crt *stls_trust_stores_pool(const stls_trust_stores_t *s) {
 /* Verdicts remembered per judge; the table is simply emptied when half
  * full. */
 #define JUDGE_CACHE_SLOTS 4096
+/* A verdict is reused for at most this long, and never past the first
+ * notBefore or notAfter of a sent certificate that lies ahead: the
+ * validity window in which it was reached. The bound also lets a change
+ * of a store certificate's validity show within the hour. */
+#define JUDGE_TTL_SECONDS 3600
 
 /* What one chain (by SHA-256 of its certificates as sent) got: trust in
  * every store and its quality facts. */
@@ -799,12 +804,15 @@ typedef struct judge_entry_s {
   stls_store_verdict_t v[STLS_TRUST_STORES_MAX];
   stls_chain_facts_t facts;
   bool have_facts;
+  int64_t until; /* reuse while the clock is before this */
 } judge_entry_t;
 
 struct stls_chain_judge_s {
   stls_trust_stores_t *stores;
   judge_entry_t **cache;
   size_t cache_used;
+  time_t (*clock)(time_t *);
+  uint64_t hits, misses;
 };
 
 int stls_chain_judge_new(stls_chain_judge_t **out, const char *ca_file,
@@ -814,6 +822,8 @@ int stls_chain_judge_new(stls_chain_judge_t **out, const char *ca_file,
   stls_chain_judge_t *j = calloc(1, sizeof(*j));
 
   *out = NULL;
+  if (j)
+    j->clock = time;
   if (!j || !(j->cache = calloc(JUDGE_CACHE_SLOTS, sizeof(*j->cache)))) {
     snprintf(err, errlen, "out of memory");
     stls_chain_judge_free(j);
@@ -850,13 +860,51 @@ const stls_trust_stores_t *stls_chain_judge_stores(const stls_chain_judge_t *j) 
   return j->stores;
 }
 
-/* The verdict for a chain, judged once per distinct chain. */
+void stls__chain_judge_set_clock(stls_chain_judge_t *j,
+                                 time_t (*clock)(time_t *)) {
+  j->clock = clock ? clock : time;
+}
+
+void stls_chain_judge_stats(const stls_chain_judge_t *j, uint64_t *hits,
+                            uint64_t *misses) {
+  *hits = j->hits;
+  *misses = j->misses;
+}
+
+/* Seconds since the epoch of an RFC 3339 time as cert.c writes it
+ * ("2024-01-01T00:00:00Z"), or -1. */
+static int64_t rfc3339_seconds(const char *s) {
+  mbedtls_x509_time t;
+  memset(&t, 0, sizeof(t));
+  if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ", &t.year, &t.mon, &t.day, &t.hour,
+             &t.min, &t.sec) != 6)
+    return -1;
+  return x509_time_seconds(&t);
+}
+
+/* Until when a verdict reached at `now` holds (see JUDGE_TTL_SECONDS). */
+static int64_t verdict_until(const stls_tls_result_t *t, int64_t now) {
+  int64_t until = now + JUDGE_TTL_SECONDS;
+  for (size_t i = 0; i < t->n_chain; i++) {
+    int64_t from = rfc3339_seconds(t->chain[i].not_before);
+    int64_t to = rfc3339_seconds(t->chain[i].not_after);
+    if (from > now && from < until)
+      until = from;
+    if (to >= now && to + 1 < until)
+      until = to + 1;
+  }
+  return until;
+}
+
+/* The verdict for a chain, judged once per distinct chain and validity
+ * window. */
 static const judge_entry_t *judge_cached(stls_chain_judge_t *j,
                                          const stls_tls_result_t *t) {
   unsigned char key[32];
   mbedtls_sha256_context sha;
-  judge_entry_t *e;
+  judge_entry_t *e, **stale = NULL;
   size_t slot, probes;
+  int64_t now = (int64_t)j->clock(NULL);
 
   mbedtls_sha256_init(&sha);
   mbedtls_sha256_starts(&sha, 0);
@@ -867,16 +915,24 @@ static const judge_entry_t *judge_cached(stls_chain_judge_t *j,
 
   memcpy(&slot, key, sizeof(slot));
   for (probes = 0; probes < 8; probes++) {
-    e = j->cache[(slot + probes) % JUDGE_CACHE_SLOTS];
-    if (!e)
+    judge_entry_t **p = &j->cache[(slot + probes) % JUDGE_CACHE_SLOTS];
+    if (!*p)
       break;
-    if (memcmp(e->key, key, sizeof(key)) == 0)
-      return e;
+    if (memcmp((*p)->key, key, sizeof(key)) == 0) {
+      if (now < (*p)->until) {
+        j->hits++;
+        return *p;
+      }
+      stale = p; /* judged in another validity window: judge again */
+      break;
+    }
   }
+  j->misses++;
   e = calloc(1, sizeof(*e));
   if (!e)
     return NULL;
   memcpy(e->key, key, sizeof(key));
+  e->until = verdict_until(t, now);
   e->n = stls_trust_stores_count(j->stores);
   /* No name is passed anywhere: trust and names are separate facts. */
   if (stls_chain_verify_stores(t->chain, t->n_chain, j->stores, e->v) != 0) {
@@ -885,9 +941,14 @@ static const judge_entry_t *judge_cached(stls_chain_judge_t *j,
   }
   e->have_facts =
       stls_chain_facts(t->chain, t->n_chain, stls_trust_stores_crt(j->stores, 0),
-                       stls_trust_stores_pool(j->stores), time(NULL),
+                       stls_trust_stores_pool(j->stores), (time_t)now,
                        &e->facts) == 0;
 
+  if (stale) {
+    free(*stale);
+    *stale = e;
+    return e;
+  }
   if (j->cache_used >= JUDGE_CACHE_SLOTS / 2)
     judge_cache_clear(j);
   for (probes = 0; probes < 8; probes++) {

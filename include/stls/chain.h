@@ -234,4 +234,17 @@ const stls_trust_stores_t *stls_chain_judge_stores(const stls_chain_judge_t *j);
 int stls_chain_judge(stls_chain_judge_t *j, const char *mx,
                      stls_tls_result_t *out);
 
+/* How many chains were answered from the cache (hits) and judged
+ * (misses) so far. A verdict is reused for one distinct chain (the
+ * SHA-256 of its certificates as sent) against this judge's stores, for at
+ * most an hour and never past a notBefore or notAfter of a sent
+ * certificate that lay ahead when it was reached. */
+void stls_chain_judge_stats(const stls_chain_judge_t *j, uint64_t *hits,
+                            uint64_t *misses);
+
+/* Tests only: the clock the cache's validity windows are kept by (NULL:
+ * time()). The verification itself always uses the real clock. */
+void stls__chain_judge_set_clock(stls_chain_judge_t *j,
+                                 time_t (*clock)(time_t *));
+
 #endif

@@ -672,6 +672,58 @@ static void test_chain_too_long(void **state) {
   assert_false(f.unnecessary_certs);
 }
 
+static time_t fake_now;
+static time_t fake_clock(time_t *t) {
+  if (t)
+    *t = fake_now;
+  return fake_now;
+}
+
+/* One judged chain, by the judge's clock: hits and misses afterwards. */
+static void judge_at(stls_chain_judge_t *j, time_t now, uint64_t want_hits,
+                     uint64_t want_misses) {
+  stls_tls_result_t t;
+  chain_t ch;
+  uint64_t hits, misses;
+  fake_now = now;
+  memset(&t, 0, sizeof(t));
+  chain_load(&ch, CHAIN("leaf", "inter"));
+  t.chain = ch.certs;
+  t.n_chain = ch.n;
+  assert_int_equal(stls_chain_judge(j, "mx.chain.example", &t), 0);
+  assert_true(t.trusted);
+  assert_true(t.name_mx);
+  free(t.stores);
+  free(t.facts);
+  chain_free(&ch);
+  stls_chain_judge_stats(j, &hits, &misses);
+  assert_int_equal(hits, want_hits);
+  assert_int_equal(misses, want_misses);
+}
+
+/* The judge verifies each distinct chain once per validity window: a hit
+ * for the same chain within the hour, a new verdict after it, and never
+ * past a notAfter that lay ahead (leaf.pem ends 2124-01-01T00:00:00Z). */
+static void test_judge_cache_window(void **state) {
+  const time_t end = (time_t)4859740800; /* 2124-01-01T00:00:00Z */
+  stls_chain_judge_t *j = NULL;
+  char err[256];
+  (void)state;
+  assert_int_equal(stls_chain_judge_new(&j, STLS_TEST_CHAIN_DIR "/root.pem",
+                                        NULL, 0, NULL, err, sizeof(err)),
+                   0);
+  stls__chain_judge_set_clock(j, fake_clock);
+  judge_at(j, NOW_2025, 0, 1);
+  judge_at(j, NOW_2025, 1, 1);
+  judge_at(j, NOW_2025 + 3599, 2, 1);
+  judge_at(j, NOW_2025 + 3600, 2, 2); /* the hour is over */
+  judge_at(j, NOW_2025 + 3601, 3, 2);
+  judge_at(j, end - 1800, 3, 3); /* another window: judged again */
+  judge_at(j, end, 4, 3);         /* still valid at notAfter itself */
+  judge_at(j, end + 1, 4, 4);     /* past it: judged again */
+  stls_chain_judge_free(j);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_good_chain),
@@ -691,6 +743,7 @@ int main(void) {
       cmocka_unit_test(test_empty_chain),
       cmocka_unit_test(test_bad_der),
       cmocka_unit_test(test_chain_too_long),
+      cmocka_unit_test(test_judge_cache_window),
   };
   if (psa_crypto_init() != PSA_SUCCESS)
     return 1;
