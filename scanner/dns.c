@@ -1730,6 +1730,93 @@ int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port, stls_
   return 0;
 }
 
+/* ---- the servers list ------------------------------------------------- */
+
+/* A port as the servers list writes it: 1..65535 in plain decimal. */
+static bool port_ok(const char *s, size_t len)
+{
+  unsigned long v = 0;
+  if (len == 0 || len > 5)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return false;
+    v = v * 10 + (unsigned long)(s[i] - '0');
+  }
+  return v >= 1 && v <= 65535;
+}
+
+/* Is s[0..len) an address of family af? */
+static bool addr_ok(int af, const char *s, size_t len)
+{
+  char buf[STLS_DNS_ADDRSTRLEN];
+  unsigned char bin[16];
+  if (len == 0 || len >= sizeof buf)
+    return false;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  return inet_pton(af, buf, bin) == 1;
+}
+
+/* Check one "ADDR[:PORT]" entry; NULL or why not. */
+static const char *server_check(const char *s, size_t len)
+{
+  const char *colon;
+  if (len == 0)
+    return "empty server";
+  if (s[0] == '[') {
+    const char *close = memchr(s, ']', len);
+    size_t rest;
+    if (!close)
+      return "'[' without ']'";
+    if (!addr_ok(AF_INET6, s + 1, (size_t)(close - s - 1)))
+      return "not an IPv6 address inside [ ]";
+    rest = len - (size_t)(close - s) - 1;
+    if (rest == 0)
+      return NULL;
+    if (close[1] != ':')
+      return "text after ']' (want [ADDR]:PORT)";
+    return port_ok(close + 2, rest - 1) ? NULL : "port must be 1..65535";
+  }
+  if (addr_ok(AF_INET6, s, len))
+    return NULL; /* a bare IPv6 address, port 53 */
+  colon = memchr(s, ':', len);
+  if (!colon)
+    return addr_ok(AF_INET, s, len) ? NULL : "not an IPv4 or IPv6 address";
+  if (memchr(colon + 1, ':', len - (size_t)(colon - s) - 1))
+    return "not an address (IPv6 with a port is written [ADDR]:PORT)";
+  if (!addr_ok(AF_INET, s, (size_t)(colon - s)))
+    return "not an IPv4 address before ':'";
+  return port_ok(colon + 1, len - (size_t)(colon - s) - 1) ? NULL : "port must be 1..65535";
+}
+
+int stls_dns_servers_check(const char *servers, char *err, size_t errlen)
+{
+  const char *p = servers, *why = NULL;
+  size_t len = 0;
+
+  if (!servers || !servers[0]) {
+    why = "empty server list";
+  } else {
+    for (;;) {
+      const char *comma = strchr(p, ',');
+      len = comma ? (size_t)(comma - p) : strlen(p);
+      if ((why = server_check(p, len)) != NULL || !comma)
+        break;
+      p = comma + 1;
+    }
+  }
+  if (!why)
+    return 0;
+  if (err && errlen > 0) {
+    if (servers && servers[0] && len > 0)
+      snprintf(err, errlen, "'%.*s': %s", (int)(len > 64 ? 64 : len), p, why);
+    else
+      snprintf(err, errlen, "%s", why);
+  }
+  return -1;
+}
+
 /* ---- life cycle ------------------------------------------------------- */
 
 int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
@@ -1779,7 +1866,10 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
     return rc == ARES_ENOMEM ? UV_ENOMEM : UV_EINVAL;
   }
   if (explicit_servers) {
-    rc = ares_set_servers_ports_csv(d->channel, o->servers);
+    /* c-ares takes some lists we refuse (a port of 0, a missing ']'). */
+    rc = stls_dns_servers_check(o->servers, NULL, 0) == 0
+             ? ares_set_servers_ports_csv(d->channel, o->servers)
+             : ARES_EBADSTR;
     if (rc != ARES_SUCCESS) {
       ares_destroy(d->channel);
       free(d);

@@ -1,5 +1,6 @@
 /* starttls-scan: command line front end. */
 #include "stls/cli.h"
+#include "stls/dns.h"
 #include "stls/policy.h"
 #include "stls/hello.h"
 #include "stls/record.h"
@@ -90,7 +91,8 @@ static const char usage_scan[] =
     "  -q, --quiet             no progress and no summary on stderr\n"
     "\n"
     "DNS:\n"
-    "  --resolver ADDR[:PORT]  ask this server (repeatable; [v6]:port);\n"
+    "  --resolver ADDR[:PORT]  ask this server (repeatable; IPv6 as [v6]:port;\n"
+    "                          an address, not a name);\n"
     "                          default: /etc/resolv.conf\n"
     "  -4, -6                  only IPv4 / only IPv6 addresses\n"
     "  --ipv6 auto|on|off      auto (default): probe IPv6 only when this\n"
@@ -733,13 +735,20 @@ static int cmd_scan(int argc, char **argv, int check) {
       o.shard_n = n;
       break;
     }
-    case OPT_RESOLVER:
+    case OPT_RESOLVER: {
+      char why[160];
+      if (stls_dns_servers_check(optarg, why, sizeof(why)) != 0) {
+        fprintf(stderr, "starttls-scan %s: bad --resolver %s (ADDR, ADDR:PORT, "
+                "[IPv6]:PORT) (try 'starttls-scan help %s')\n", cmd, why, cmd);
+        return EXIT_USAGE;
+      }
       if (strlen(resolvers) + strlen(optarg) + 2 > sizeof(resolvers))
         return usage_error(cmd, "%s", "too many --resolver options");
       if (resolvers[0])
         strcat(resolvers, ",");
       strcat(resolvers, optarg);
       break;
+    }
     case OPT_IPV6:
       if (!strcmp(optarg, "auto"))
         o.ipv6_mode = STLS_IPV6_AUTO;

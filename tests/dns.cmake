@@ -71,3 +71,10 @@ add_test(NAME lab_dns_answers
          COMMAND ${STLS_NETNS} ${STLS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dns/test_dns_answers.py
                  --bin $<TARGET_FILE:starttls-scan>)
 set_tests_properties(lab_dns_answers PROPERTIES LABELS lab TIMEOUT 120)
+
+# A malformed --resolver is a usage error (exit 2), in the namespace so a
+# wrongly accepted value could send nothing off the machine.
+add_test(NAME dns_resolver_usage
+         COMMAND ${STLS_NETNS} ${STLS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dns/test_resolver_usage.py
+                 --bin $<TARGET_FILE:starttls-scan>)
+set_tests_properties(dns_resolver_usage PROPERTIES LABELS lab TIMEOUT 120)

@@ -125,6 +125,15 @@ typedef struct {
                             buffers and turns into timeouts); 0 = default */
 } stls_dns_opts_t;
 
+/* Check a servers list as stls_dns_opts_t.servers takes it: one or more
+ * comma-separated entries, each an IPv4 address with an optional ":PORT",
+ * a bare IPv6 address, or "[IPv6]" with an optional ":PORT"; ports
+ * 1..65535; no names, no empty entries. Returns 0, or -1 with a short
+ * reason naming the bad entry in err (when err is not NULL), e.g.
+ * "'127.0.0.1:0': port must be 1..65535". stls_dns_init refuses what this
+ * refuses; the command line checks --resolver with it. */
+int stls_dns_servers_check(const char *servers, char *err, size_t errlen);
+
 /* Create a resolver on loop. o may be NULL (resolv.conf). Reads
  * resolv.conf synchronously: call it while setting a worker up, not per
  * query. Returns 0 or a negative UV error code (UV_EINVAL for a bad

@@ -856,6 +856,64 @@ static void test_parse_mx_pointer_into_header(void **state)
                    UV_EINVAL);
 }
 
+/* The --resolver grammar: what c-ares would half-accept is refused with
+ * a reason that names the entry. */
+static void test_servers_check(void **state)
+{
+  static const char *const good[] = {
+    "127.0.0.1", "127.0.0.1:53", "127.0.0.1:65535", "::1", "[::1]", "[::1]:5353",
+    "2001:db8::1", "::ffff:192.0.2.1", "127.0.53.53,[::1]:5353,192.0.2.1:1",
+  };
+  static const struct {
+    const char *in, *why;
+  } bad[] = {
+    {"", "empty server list"},
+    {"[::1", "'[::1': '[' without ']'"},
+    {"127.0.0.1:0", "'127.0.0.1:0': port must be 1..65535"},
+    {"127.0.0.1:65536", "'127.0.0.1:65536': port must be 1..65535"},
+    {"127.0.0.1:", "'127.0.0.1:': port must be 1..65535"},
+    {"127.0.0.1:+53", "'127.0.0.1:+53': port must be 1..65535"},
+    {"300.1.1.1", "'300.1.1.1': not an IPv4 or IPv6 address"},
+    {"host:53:extra", "'host:53:extra': not an address (IPv6 with a port is written [ADDR]:PORT)"},
+    {"127.0.0.1:53:1", "'127.0.0.1:53:1': not an address (IPv6 with a port is written [ADDR]:PORT)"},
+    {"dns.example", "'dns.example': not an IPv4 or IPv6 address"},
+    {"dns.example:53", "'dns.example:53': not an IPv4 address before ':'"},
+    {"[127.0.0.1]:53", "'[127.0.0.1]:53': not an IPv6 address inside [ ]"},
+    {"[::1]53", "'[::1]53': text after ']' (want [ADDR]:PORT)"},
+    {"[::1]:0", "'[::1]:0': port must be 1..65535"},
+    {"127.0.0.1,", "empty server"},
+    {"127.0.0.1,,::1", "empty server"},
+    {" 127.0.0.1", "' 127.0.0.1': not an IPv4 or IPv6 address"},
+  };
+  char why[160];
+  (void)state;
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+    if (stls_dns_servers_check(good[i], why, sizeof why) != 0)
+      fail_msg("'%s' refused: %s", good[i], why);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    why[0] = '\0';
+    if (stls_dns_servers_check(bad[i].in, why, sizeof why) != -1)
+      fail_msg("'%s' accepted", bad[i].in);
+    assert_string_equal(why, bad[i].why);
+  }
+  assert_int_equal(stls_dns_servers_check(NULL, NULL, 0), -1);
+}
+
+/* stls_dns_init refuses what the check refuses. */
+static void test_init_bad_servers(void **state)
+{
+  uv_loop_t loop;
+  stls_dns_t *d = NULL;
+  stls_dns_opts_t o = {"127.0.0.1:0", 100, 1, 0};
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(stls_dns_init(&d, &loop, &o), UV_EINVAL);
+  assert_null(d);
+  o.servers = "[::1";
+  assert_int_equal(stls_dns_init(&d, &loop, &o), UV_EINVAL);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* Argument checks of the single-type lookups: no callback is made. */
 static void test_single_lookup_args(void **state)
 {
@@ -907,6 +965,8 @@ int main(void)
     cmocka_unit_test(test_parse_txt),
     cmocka_unit_test(test_parse_mx),
     cmocka_unit_test(test_parse_mx_pointer_into_header),
+    cmocka_unit_test(test_servers_check),
+    cmocka_unit_test(test_init_bad_servers),
     cmocka_unit_test(test_single_lookup_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
