@@ -1554,6 +1554,54 @@ int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_qu
 }
 
 
+/* The addresses of one host, as for a domain whose only MX is that host
+ * (the MX step skipped): used for hosts that are not mail domains. */
+int stls_dns_resolve_host(stls_dns_t *d, const char *host, const stls_dns_query_opts_t *q,
+                          stls_dns_done_cb cb, void *arg)
+{
+  dns_req_t *req;
+
+  if (!d || !host || !host[0] || !cb)
+    return UV_EINVAL;
+  if (d->closing)
+    return UV_ECANCELED;
+  req = calloc(1, sizeof *req);
+  if (!req)
+    return UV_ENOMEM;
+  req->res = calloc(1, sizeof *req->res);
+  if (!req->res || !(req->res->domain = host_dup(host))) {
+    free(req->res);
+    free(req);
+    return UV_ENOMEM;
+  }
+  req->d = d;
+  req->deliver = domain_deliver;
+  req->cb = cb;
+  req->arg = arg;
+  if (q) {
+    req->q = *q;
+  } else {
+    req->q.want_ipv4 = req->q.want_ipv6 = true;
+  }
+  if (req->q.max_addrs_per_host == 0)
+    req->q.max_addrs_per_host = STLS_DNS_DEFAULT_MAX_ADDRS;
+  req->start_ns = uv_hrtime();
+  req->pending = 1;
+  req->in_submit = true;
+
+  d->busy++;
+  if (stls__dns_classify_mx(req->res, req->res->domain, STLS_DNS_OK, no_error, NULL, 0, 1) != 0)
+    req->res->status = stls__dns_status_from_ares(ARES_ENOMEM, &req->res->error);
+  else if (req->q.want_ipv4 || req->q.want_ipv6)
+    lookups_start(req);
+  req_release(req);
+  req->in_submit = false;
+  if (req->complete)
+    req_finish(req);
+  ares_leave(d);
+  return 0;
+}
+
 /* ---- single-type lookups: TXT and TLSA --------------------------------- */
 
 /* The outcome of a single-type query: status, error and secure. NODATA

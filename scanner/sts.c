@@ -22,11 +22,11 @@
  *   and an mx pattern may carry a trailing dot.
  */
 #include "stls/sts.h"
+#include "stls/conn.h"
 #include "stls/names.h"
 #include "stls/util.h"
 
 #include <llhttp.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -552,13 +552,13 @@ struct stls_sts_s {
   int closing;
 };
 
-/* One discovery. It owns the libuv handles it opened. The user's callback
- * runs once the result is settled, every handle is closed and the TXT
- * lookup has called back (`pending` counts those). A getaddrinfo request
- * may still be running on the thread pool then (uv_cancel cannot stop one
- * that has started, and the system resolver may take its own time): the
- * result is delivered at the deadline all the same, and the struct is
- * freed when that request comes back. */
+/* One discovery. It owns its timer and its connection (conn.h). The user's
+ * callback runs once the result is settled, the timer and the connection
+ * are closed and the TXT lookup has called back (`pending` counts those).
+ * The address lookup of the policy host (c-ares, the same resolver as the
+ * TXT lookup, so --resolver and the address families apply) may still be
+ * running at the deadline: the result is delivered all the same, and the
+ * struct is freed when that lookup calls back. */
 struct fetch_s {
   stls_sts_t *sts;
   fetch_t *prev, *next;
@@ -571,19 +571,14 @@ struct fetch_s {
   int done;      /* the result is settled; waiting for handles to close */
   int delivered; /* the user's callback has run */
   int pending;
-  int txt_pending, gai_pending;
-  uv_getaddrinfo_t gai;
+  int txt_pending, addr_pending;
   uv_timer_t timer;
   int timer_open;
-  int timer_is_connect; /* armed for a connect timeout, not the deadline */
-  uv_tcp_t tcp;
-  int tcp_open;
-  uv_connect_t creq;
+  stls_conn_t *conn; /* the connection to addrs[addr_i], or NULL */
   struct sockaddr_storage *addrs;
   size_t naddrs, addr_i;
   int tls12_only;
   char last_code[48], last_msg[200]; /* last connect failure */
-  stls_tls_conn_t *tls;
   llhttp_t http;
   int http_done;
   char *body;
@@ -598,11 +593,6 @@ struct fetch_s {
   stls_sts_status_t herr_status;
   char herr_code[48], herr_msg[200];
 };
-
-typedef struct write_req_s {
-  uv_write_t req;
-  char data[];
-} write_req_t;
 
 /* Read callbacks consume the buffer synchronously, so one per thread. */
 static _Thread_local char sts_read_buf[16384];
@@ -658,33 +648,36 @@ static void maybe_deliver(fetch_t *f) {
   f->addrs = NULL;
   free(f->body);
   f->body = NULL;
-  if (!f->gai_pending)
-    free(f); /* else gai_cb frees it */
+  if (!f->addr_pending)
+    free(f); /* else addr_cb frees it */
   sts_maybe_free(s);
 }
 
-static void handle_close_cb(uv_handle_t *h) {
+static void timer_close_cb(uv_handle_t *h) {
   fetch_t *f = h->data;
-  if (h == (uv_handle_t *)&f->tcp)
-    f->tcp_open = 0;
-  else
-    f->timer_open = 0;
+  f->timer_open = 0;
+  f->pending--;
+  maybe_deliver(f);
+}
+
+static void conn_close_cb(stls_conn_t *c, void *arg) {
+  fetch_t *f = arg;
+  (void)c;
+  f->conn = NULL;
   f->pending--;
   if (f->done) {
     maybe_deliver(f);
     return;
   }
-  if (h == (uv_handle_t *)&f->tcp)
-    connect_next(f); /* the previous connection is gone: try again */
+  connect_next(f); /* the previous connection is gone: try again */
 }
 
-/* Close the current connection (its TLS state first). */
+/* Close the current connection (its TLS state with it). */
 static void conn_close(fetch_t *f) {
-  stls_tls_conn_free(f->tls);
-  f->tls = NULL;
-  if (f->tcp_open && !uv_is_closing((uv_handle_t *)&f->tcp))
-    uv_close((uv_handle_t *)&f->tcp, handle_close_cb);
+  stls_conn_close(f->conn);
 }
+
+static stls_tls_conn_t *ftls(const fetch_t *f) { return stls_conn_tls(f->conn); }
 
 static void fetch_finish(fetch_t *f) {
   if (f->done)
@@ -693,69 +686,18 @@ static void fetch_finish(fetch_t *f) {
   f->res->timing.total = stls_now_ms() - f->t0;
   conn_close(f);
   if (f->timer_open && !uv_is_closing((uv_handle_t *)&f->timer))
-    uv_close((uv_handle_t *)&f->timer, handle_close_cb);
-  if (f->gai_pending)
-    uv_cancel((uv_req_t *)&f->gai); /* its callback still comes */
+    uv_close((uv_handle_t *)&f->timer, timer_close_cb);
   maybe_deliver(f);
 }
 
-/* ---- timer ---- */
+/* ---- timer: the overall deadline of the HTTPS part ---- */
 
 static void timer_cb(uv_timer_t *t) {
   fetch_t *f = t->data;
   if (f->done)
     return;
-  if (!f->timer_is_connect) {
-    fetch_fail(f, STLS_STS_FETCH_ERROR, "ETIMEDOUT", "no policy from %s within %u ms", f->host,
-               f->sts->lim.timeout_ms);
-    return;
-  }
-  /* Only the per-address connect timeout fires before the deadline. */
-  stls_strlcpy(f->last_code, "ETIMEDOUT", sizeof(f->last_code));
-  snprintf(f->last_msg, sizeof(f->last_msg), "no TCP connection to %s within %lld ms",
-           f->res->ip, (long long)stage_elapsed(f));
-  f->addr_i++;
-  conn_close(f); /* handle_close_cb goes on with the next address */
-}
-
-/* Arm the timer for ms (a connect timeout), or for the overall deadline
- * when that comes first or ms is 0. libuv timers count from the loop's
- * cached time and may fire a little early by the wall clock, so which of
- * the two was armed is remembered rather than worked out when it fires. */
-static void timer_set(fetch_t *f, int64_t ms) {
-  int64_t left = f->deadline - stls_now_ms();
-  f->timer_is_connect = ms > 0 && ms < left;
-  if (!f->timer_is_connect)
-    ms = left;
-  /* The loop's clock was read before this callback ran; a TLS handshake
-   * computed since (slow under valgrind) would make the timer fire early. */
-  uv_update_time(f->sts->loop);
-  uv_timer_start(&f->timer, timer_cb, (uint64_t)(ms > 0 ? ms : 1), 0);
-}
-
-/* ---- output ---- */
-
-static void write_cb(uv_write_t *req, int status) {
-  (void)status; /* a failed write shows up as a read error or EOF */
-  free(req);
-}
-
-static int tls_send_cb(void *arg, const unsigned char *buf, size_t len) {
-  fetch_t *f = arg;
-  write_req_t *w;
-  uv_buf_t b;
-  if (!f->tcp_open || uv_is_closing((uv_handle_t *)&f->tcp))
-    return -1;
-  w = malloc(sizeof(*w) + len);
-  if (!w)
-    return -1;
-  memcpy(w->data, buf, len);
-  b = uv_buf_init(w->data, (unsigned)len);
-  if (uv_write(&w->req, (uv_stream_t *)&f->tcp, &b, 1, write_cb) < 0) {
-    free(w);
-    return -1;
-  }
-  return 0;
+  fetch_fail(f, STLS_STS_FETCH_ERROR, "ETIMEDOUT", "no policy from %s within %u ms", f->host,
+             f->sts->lim.timeout_ms);
 }
 
 /* ---- HTTP (llhttp callbacks) ---- */
@@ -944,12 +886,12 @@ static void http_eof(fetch_t *f, const char *code, const char *msg) {
 /* Decrypt what has arrived and feed it to the HTTP parser. */
 static void pump_http(fetch_t *f) {
   while (!f->done) {
-    int n = stls_tls_conn_read(f->tls, sts_read_buf, sizeof(sts_read_buf));
+    int n = stls_tls_conn_read(ftls(f), sts_read_buf, sizeof(sts_read_buf));
     if (n == 0)
       return;
     if (n < 0) {
       char code[48], msg[200];
-      stls_tls_conn_error(f->tls, code, sizeof(code), msg, sizeof(msg));
+      stls_tls_conn_error(ftls(f), code, sizeof(code), msg, sizeof(msg));
       http_eof(f, code, msg);
       return;
     }
@@ -967,7 +909,7 @@ static bool webpki_check(fetch_t *f) {
   char reasons[160] = "";
 
   memset(&tr, 0, sizeof(tr));
-  if (stls_tls_conn_collect(f->tls, f->host, &tr) != 0) {
+  if (stls_tls_conn_collect(ftls(f), f->host, &tr) != 0) {
     stls_tls_result_free(&tr);
     fetch_fail(f, STLS_STS_FETCH_ERROR, "ENOMEM", "out of memory");
     return false;
@@ -1011,7 +953,7 @@ static void send_request(fetch_t *f) {
   enter(f, STLS_STS_STAGE_HTTP);
   llhttp_init(&f->http, HTTP_RESPONSE, &http_settings);
   f->http.data = f;
-  if (n < 0 || (size_t)n >= sizeof(req) || stls_tls_conn_write(f->tls, req, (size_t)n) != 0) {
+  if (n < 0 || (size_t)n >= sizeof(req) || stls_conn_write(f->conn, req, (size_t)n) != 0) {
     fetch_fail(f, STLS_STS_FETCH_ERROR, "EIO", "cannot send the HTTP request");
     return;
   }
@@ -1019,18 +961,18 @@ static void send_request(fetch_t *f) {
 }
 
 static void step_handshake(fetch_t *f) {
-  int rc = stls_tls_conn_handshake(f->tls);
+  int rc = stls_tls_conn_handshake(ftls(f));
   if (rc == 1)
     return;
   if (rc < 0) {
     char code[48], msg[200];
-    if (stls_tls_conn_wants_tls12_retry(f->tls)) {
+    if (stls_tls_conn_wants_tls12_retry(ftls(f))) {
       /* See tls.h: the same address again, offering TLS 1.2 alone. */
       f->tls12_only = 1;
       conn_close(f); /* addr_i unchanged: handle_close_cb reconnects */
       return;
     }
-    stls_tls_conn_error(f->tls, code, sizeof(code), msg, sizeof(msg));
+    stls_tls_conn_error(ftls(f), code, sizeof(code), msg, sizeof(msg));
     fetch_fail(f, STLS_STS_FETCH_ERROR, code, "TLS handshake with %s failed: %s", f->host, msg);
     return;
   }
@@ -1039,18 +981,18 @@ static void step_handshake(fetch_t *f) {
     send_request(f);
 }
 
-/* ---- TCP ---- */
+/* ---- the connection ---- */
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)h;
-  (void)suggested;
-  *buf = uv_buf_init(sts_read_buf, sizeof(sts_read_buf));
-}
-
-static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  fetch_t *f = stream->data;
-  if (f->done || nread == 0 || !f->tls)
+static void on_read(stls_conn_t *c, ssize_t nread, const char *buf, void *arg) {
+  fetch_t *f = arg;
+  (void)c;
+  (void)buf; /* TLS is on from the connect: only ciphertext arrives */
+  if (f->done || nread == 0)
     return;
+  if (nread == STLS_CONN_ETLSFEED) {
+    fetch_fail(f, STLS_STS_FETCH_ERROR, "TLS_ERROR", "peer sent more than a TLS record's worth");
+    return;
+  }
   if (nread < 0) {
     const char *code = nread == UV_EOF ? "EOF" : uv_err_name((int)nread);
     const char *msg = nread == UV_EOF ? "server closed the connection" : uv_strerror((int)nread);
@@ -1060,48 +1002,56 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       fetch_fail(f, STLS_STS_FETCH_ERROR, code, "%s during the TLS handshake", msg);
     return;
   }
-  if (stls_tls_conn_feed(f->tls, (const unsigned char *)buf->base, (size_t)nread) != 0) {
-    fetch_fail(f, STLS_STS_FETCH_ERROR, "TLS_ERROR", "peer sent more than a TLS record's worth");
-    return;
-  }
   if (f->stage == STLS_STS_STAGE_TLS)
     step_handshake(f);
   else
     pump_http(f);
 }
 
-static void connect_cb(uv_connect_t *req, int status) {
-  fetch_t *f = req->data;
-  if (f->done || uv_is_closing((uv_handle_t *)&f->tcp))
-    return; /* cancelled by a timeout or by finish */
-  if (status < 0) {
+static void on_connect(stls_conn_t *c, int status, const char *why, void *arg) {
+  fetch_t *f = arg;
+  stls_sts_limits_t *lim = &f->sts->lim;
+  if (f->done)
+    return; /* settled meanwhile; the close is under way */
+  if (status == STLS_CONN_EBLOCKED) {
+    stls_strlcpy(f->last_code, "ADDRESS_NOT_ALLOWED", sizeof(f->last_code));
+    snprintf(f->last_msg, sizeof(f->last_msg), "not connecting to %s: %s", f->res->ip,
+             why ? why : "refused");
+  } else if (status == UV_ETIMEDOUT) {
+    stls_strlcpy(f->last_code, "ETIMEDOUT", sizeof(f->last_code));
+    snprintf(f->last_msg, sizeof(f->last_msg), "no TCP connection to %s within %lld ms",
+             f->res->ip, (long long)stage_elapsed(f));
+  } else if (status < 0) {
     stls_strlcpy(f->last_code, uv_err_name(status), sizeof(f->last_code));
     snprintf(f->last_msg, sizeof(f->last_msg), "cannot connect to %s port %u: %s", f->res->ip,
-             f->sts->lim.port, uv_strerror(status));
+             lim->port, uv_strerror(status));
+  }
+  if (status < 0) {
     f->addr_i++;
-    conn_close(f);
+    stls_conn_close(c); /* conn_close_cb goes on with the next address */
     return;
   }
   f->res->timing.connect = stage_elapsed(f);
   enter(f, STLS_STS_STAGE_TLS);
-  timer_set(f, 0); /* from here only the overall deadline applies */
-  f->tls = stls_tls_conn_new(f->sts->tls, f->host, f->tls12_only, tls_send_cb, f);
-  if (!f->tls) {
+  if (stls_conn_tls_start(c, f->sts->tls, f->host, f->tls12_only) != 0) {
     fetch_fail(f, STLS_STS_FETCH_ERROR, "ENOMEM", "out of memory");
-    return;
-  }
-  if (uv_read_start((uv_stream_t *)&f->tcp, alloc_cb, read_cb) != 0) {
-    fetch_fail(f, STLS_STS_FETCH_ERROR, "EIO", "cannot read from the socket");
     return;
   }
   step_handshake(f);
 }
 
+static const stls_conn_cbs_t fetch_conn_cbs = {
+    .on_connect = on_connect,
+    .on_read = on_read,
+    .on_close = conn_close_cb,
+};
+
 /* Connect to address addr_i (the next one after a failure, the same one
- * again for the TLS 1.2 retry); called with no connection open. */
+ * again for the TLS 1.2 retry); called with no connection open. The
+ * private-address guard, when on, is checked inside stls_conn_open(). */
 static void connect_next(fetch_t *f) {
   stls_sts_limits_t *lim = &f->sts->lim;
-  int r;
+  stls_conn_opts_t o = {lim->connect_timeout_ms, lim->guard_private};
 
   if (f->addr_i >= f->naddrs) {
     fetch_fail(f, STLS_STS_FETCH_ERROR, f->last_code[0] ? f->last_code : "ECONNREFUSED", "%s",
@@ -1110,67 +1060,73 @@ static void connect_next(fetch_t *f) {
   }
   enter(f, STLS_STS_STAGE_CONNECT);
   struct sockaddr *sa = (struct sockaddr *)&f->addrs[f->addr_i];
-  if (sa->sa_family == AF_INET6)
-    uv_ip6_name((struct sockaddr_in6 *)sa, f->res->ip, sizeof(f->res->ip));
-  else
-    uv_ip4_name((struct sockaddr_in *)sa, f->res->ip, sizeof(f->res->ip));
-  uv_tcp_init(f->sts->loop, &f->tcp);
-  f->tcp.data = f;
-  f->tcp_open = 1;
-  f->pending++;
-  f->creq.data = f;
-  timer_set(f, lim->connect_timeout_ms);
-  r = uv_tcp_connect(&f->creq, &f->tcp, sa, connect_cb);
-  if (r < 0) {
-    /* Reported at once (e.g. ENETUNREACH): the next address, if any. */
-    stls_strlcpy(f->last_code, uv_err_name(r), sizeof(f->last_code));
-    snprintf(f->last_msg, sizeof(f->last_msg), "cannot connect to %s port %u: %s", f->res->ip,
-             lim->port, uv_strerror(r));
-    f->addr_i++;
-    conn_close(f);
+  uv_ip_name(sa, f->res->ip, sizeof(f->res->ip));
+  if (stls_conn_open(&f->conn, f->sts->loop, sa, &o, &fetch_conn_cbs, f) != 0) {
+    fetch_fail(f, STLS_STS_FETCH_ERROR, "ENOMEM", "out of memory");
+    return;
   }
+  f->pending++;
 }
 
 /* ---- address lookup ---- */
 
-static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai) {
-  fetch_t *f = req->data;
-  stls_sts_limits_t *lim = &f->sts->lim;
+/* The DNS outcome as the code a failed lookup has always had here (the
+ * system resolver's names): no such host, or try again later. */
+static const char *addr_error_code(stls_dns_status_t st) {
+  switch (st) {
+  case STLS_DNS_NXDOMAIN:
+  case STLS_DNS_NO_ADDRESS:
+  case STLS_DNS_NODATA:
+  case STLS_DNS_OK:
+    return "EAI_NONAME";
+  case STLS_DNS_CANCELLED:
+    return "ECANCELED";
+  default:
+    return "EAI_AGAIN";
+  }
+}
 
-  f->gai_pending = 0;
+static void addr_cb(stls_dns_result_t *dr, void *arg) {
+  fetch_t *f = arg;
+  stls_sts_limits_t *lim;
+  const stls_dns_mx_t *h = dr->nmx > 0 ? &dr->mx[0] : NULL;
+
+  f->addr_pending = 0;
   if (f->done) {
     /* Settled meanwhile (deadline, close); maybe delivered already, and
      * then the object that made the fetch may be gone: touch only f. */
-    uv_freeaddrinfo(ai);
+    stls_dns_result_free(dr);
     if (f->delivered)
       free(f);
     return;
   }
-  if (status < 0) {
-    fetch_fail(f, STLS_STS_FETCH_ERROR, uv_err_name(status), "cannot resolve %s: %s", f->host,
-               uv_strerror(status));
-    uv_freeaddrinfo(ai);
+  lim = &f->sts->lim;
+  if (!h || h->naddrs == 0) {
+    stls_dns_status_t st = h ? h->status : dr->status;
+    const char *msg = h && h->error.message ? h->error.message
+                      : dr->error.message   ? dr->error.message
+                                            : stls_dns_status_message(st);
+    fetch_fail(f, STLS_STS_FETCH_ERROR, addr_error_code(st), "cannot resolve %s: %s", f->host,
+               st == STLS_DNS_OK || st == STLS_DNS_NODATA ? "no IPv4 or IPv6 address" : msg);
+    stls_dns_result_free(dr);
     return;
   }
   f->res->timing.resolve = stage_elapsed(f);
   f->addrs = calloc(lim->max_addrs, sizeof(*f->addrs));
   if (!f->addrs) {
-    uv_freeaddrinfo(ai);
+    stls_dns_result_free(dr);
     fetch_fail(f, STLS_STS_FETCH_ERROR, "ENOMEM", "out of memory");
     return;
   }
-  for (struct addrinfo *a = ai; a && f->naddrs < lim->max_addrs; a = a->ai_next) {
-    if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
-        a->ai_addrlen > sizeof(f->addrs[0]))
-      continue;
-    /* A zone may list one address twice; try each address once. */
-    bool dup = false;
-    for (size_t i = 0; i < f->naddrs && !dup; i++)
-      dup = memcmp(&f->addrs[i], a->ai_addr, a->ai_addrlen) == 0;
-    if (!dup)
-      memcpy(&f->addrs[f->naddrs++], a->ai_addr, a->ai_addrlen);
+  /* IPv4 first, then IPv6, each sorted and without duplicates (dns.h). */
+  for (size_t i = 0; i < h->naddrs && f->naddrs < lim->max_addrs; i++) {
+    struct sockaddr_storage *ss = &f->addrs[f->naddrs];
+    if (h->addrs[i].family == AF_INET6
+            ? uv_ip6_addr(h->addrs[i].text, (int)lim->port, (struct sockaddr_in6 *)ss) == 0
+            : uv_ip4_addr(h->addrs[i].text, (int)lim->port, (struct sockaddr_in *)ss) == 0)
+      f->naddrs++;
   }
-  uv_freeaddrinfo(ai);
+  stls_dns_result_free(dr);
   if (f->naddrs == 0) {
     fetch_fail(f, STLS_STS_FETCH_ERROR, "EAI_NONAME", "%s has no IPv4 or IPv6 address", f->host);
     return;
@@ -1181,8 +1137,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai) {
 /* The TXT record announced a policy: fetch it over HTTPS. */
 static void start_https(fetch_t *f) {
   stls_sts_t *s = f->sts;
-  struct addrinfo hints;
-  char port[8];
+  stls_dns_query_opts_t q;
   int r;
 
   enter(f, STLS_STS_STAGE_RESOLVE);
@@ -1191,23 +1146,20 @@ static void start_https(fetch_t *f) {
   f->timer.data = f;
   f->timer_open = 1;
   f->pending++;
-  timer_set(f, 0);
+  uv_update_time(s->loop);
+  uv_timer_start(&f->timer, timer_cb, s->lim.timeout_ms, 0);
 
-  /* No AI_ADDRCONFIG: it would hide every address on a host whose only
-   * interface is loopback (the test lab). */
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  snprintf(port, sizeof(port), "%u", s->lim.port);
-  f->gai.data = f;
-  r = uv_getaddrinfo(s->loop, &f->gai, gai_cb, f->host, port, &hints);
+  memset(&q, 0, sizeof(q));
+  q.want_ipv4 = !s->lim.skip_ipv4;
+  q.want_ipv6 = !s->lim.skip_ipv6;
+  q.max_addrs_per_host = s->lim.max_addrs;
+  f->addr_pending = 1;
+  r = stls_dns_resolve_host(s->dns, f->host, &q, addr_cb, f);
   if (r < 0) {
+    f->addr_pending = 0;
     fetch_fail(f, STLS_STS_FETCH_ERROR, uv_err_name(r), "cannot resolve %s: %s", f->host,
                uv_strerror(r));
-    return;
   }
-  f->gai_pending = 1;
 }
 
 /* ---- TXT ---- */

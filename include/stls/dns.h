@@ -169,6 +169,12 @@ typedef void (*stls_dns_done_cb)(stls_dns_result_t *res, void *arg);
 int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_query_opts_t *q,
                             stls_dns_done_cb cb, void *arg);
 
+/* The A and/or AAAA addresses of one host name (not a mail domain: no MX
+ * step). The result looks like a domain's whose implicit MX is the host:
+ * mx[0] holds the addresses, status and error. Same contract as above. */
+int stls_dns_resolve_host(stls_dns_t *d, const char *host, const stls_dns_query_opts_t *q,
+                          stls_dns_done_cb cb, void *arg);
+
 /* ---- single-type lookups: TXT and TLSA ------------------------------- *
  *
  * Both follow CNAMEs as the resolver returns them in the answer (only

@@ -7,9 +7,10 @@
  * discovery for one domain without blocking the loop:
  *
  *   1. TXT _mta-sts.<domain> (RFC 8461 3.1) through the loop's resolver;
- *   2. the address of mta-sts.<domain> (uv_getaddrinfo, on libuv's thread
- *      pool, never on the loop thread);
- *   3. TCP to port 443, TLS 1.2+ with SNI mta-sts.<domain>, and the WebPKI
+ *   2. the addresses of mta-sts.<domain>, through the same resolver (so
+ *      --resolver and the address families apply);
+ *   3. TCP to port 443 (conn.h: the private-address guard, when on, is
+ *      checked just before each connect), TLS 1.2+ with SNI mta-sts.<domain>, and the WebPKI
  *      check: the chain must verify against the TLS context's trust store
  *      and the leaf must name mta-sts.<domain> (RFC 8461 3.3);
  *   4. GET /.well-known/mta-sts.txt, parsed with llhttp: only a 200 answer
@@ -153,6 +154,12 @@ typedef struct {
    * We do by default (a body of another type is INVALID); set this to
    * accept any type, as some senders do. */
   bool lax_content_type;
+  /* Refuse private and special-purpose addresses of the policy host
+   * (addrguard.h): no connection, the fetch fails with the code
+   * ADDRESS_NOT_ALLOWED when no address is left. */
+  bool guard_private;
+  /* Do not look up or connect to this family (-4 / -6, --ipv6 off). */
+  bool skip_ipv4, skip_ipv6;
 } stls_sts_limits_t;
 
 /* One per loop; not thread-safe. */
