@@ -2,6 +2,7 @@
 stls_unit_test(test_reply ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_reply.c)
 stls_unit_test(test_names ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_names.c)
 stls_unit_test(test_addrguard ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_addrguard.c)
+stls_unit_test(test_conn ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_conn.c)
 stls_unit_test(test_cli ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_cli.c)
 
 # Each fuzz target is built twice: with run_corpus.c as main, so CTest
