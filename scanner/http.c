@@ -217,6 +217,14 @@ static int on_headers_complete(llhttp_t *p) {
     c->reject = 413;
     return -1;
   }
+  /* Room for the announced body at once: no copying as it grows. */
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length + 1 > c->body_cap) {
+    char *b = realloc(c->body, (size_t)p->content_length + 1);
+    if (!b)
+      return -1;
+    c->body = b;
+    c->body_cap = (size_t)p->content_length + 1;
+  }
   return 0;
 }
 
@@ -269,6 +277,12 @@ static void reset_request(conn_t *c) {
   c->ctype[0] = c->accept[0] = c->auth[0] = '\0';
   c->hv = HV_NONE;
   c->body_len = 0;
+  if (c->body_cap > 65536) {
+    /* An idle connection keeps no large buffer. */
+    free(c->body);
+    c->body = NULL;
+    c->body_cap = 0;
+  }
   if (c->body)
     c->body[0] = '\0';
   c->got_bytes = 0;

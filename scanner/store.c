@@ -192,7 +192,7 @@ int stls_store_open(stls_store_t **out, const char *path, char *err,
    * process being killed (not a power cut), at a fraction of FULL's cost. */
   if (sqlite3_exec(s->db,
                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                   " PRAGMA foreign_keys = OFF; PRAGMA cache_size = -8000;",
+                   " PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16000;",
                    NULL, NULL, &msg) != SQLITE_OK) {
     snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
     sqlite3_free(msg);
