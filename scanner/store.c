@@ -30,6 +30,20 @@ static const char *const migrations[] = {
     "CREATE TABLE job_items(job_id TEXT NOT NULL, idx INTEGER NOT NULL,"
     " domain TEXT NOT NULL, record_id INTEGER,"
     " PRIMARY KEY(job_id, idx)) WITHOUT ROWID;",
+    /* 2: host facts move into the domain's row (the totals are kept in
+     * memory, so a record costs one row update instead of one insert per
+     * host), and the earliest leaf expiry gets an index of its own. */
+    "ALTER TABLE domains ADD COLUMN facts TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE domains ADD COLUMN not_after_min INTEGER;"
+    "UPDATE domains SET facts = coalesce((SELECT group_concat(status ||"
+    " char(31) || coalesce(tls_version, '') || char(31) || CASE trusted"
+    " WHEN 1 THEN '1' WHEN 0 THEN '0' ELSE '-' END, char(30)) FROM hosts h"
+    " WHERE h.domain = domains.domain), ''), not_after_min = (SELECT"
+    " min(not_after) FROM hosts h WHERE h.domain = domains.domain AND"
+    " not_after > 0);"
+    "DROP TABLE hosts;"
+    "CREATE INDEX domains_not_after ON domains(not_after_min)"
+    " WHERE not_after_min IS NOT NULL;",
 };
 #define N_MIGRATIONS (int)(sizeof(migrations) / sizeof(migrations[0]))
 
@@ -42,12 +56,14 @@ static const char *const migrations[] = {
   XX(REC_INSERT, "INSERT INTO records(domain, scanned_at, json)"               \
                  " VALUES(?1, ?2, ?3)")                                        \
   XX(DOM_UPSERT, "INSERT INTO domains(domain, record_id, scanned_at, status,"  \
-                 " recommended) VALUES(?1, ?2, ?3, ?4, ?5)"                    \
+                 " recommended, facts, not_after_min)"                         \
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"                         \
                  " ON CONFLICT(domain) DO UPDATE SET record_id = ?2,"          \
-                 " scanned_at = ?3, status = ?4, recommended = ?5")            \
-  XX(HOSTS_DELETE, "DELETE FROM hosts WHERE domain = ?1")                      \
-  XX(HOST_INSERT, "INSERT INTO hosts(domain, status, tls_version, trusted,"    \
-                  " not_after) VALUES(?1, ?2, ?3, ?4, ?5)")                    \
+                 " scanned_at = ?3, status = ?4, recommended = ?5,"            \
+                 " facts = ?6, not_after_min = ?7")                            \
+  XX(DOM_FACTS, "SELECT status, recommended, facts FROM domains"               \
+                " WHERE domain = ?1")                                          \
+  XX(ALL_FACTS, "SELECT status, recommended, facts FROM domains")              \
   XX(HISTORY, "SELECT r.json FROM records r WHERE r.domain = ?1 AND r.id <>"   \
               " coalesce((SELECT record_id FROM domains WHERE domain = ?1), 0)"\
               " ORDER BY r.scanned_at DESC, r.id DESC LIMIT ?2")               \
@@ -56,17 +72,8 @@ static const char *const migrations[] = {
   XX(EVENTS, "SELECT cursor, at, domain, type, mx, ip, before, after"          \
              " FROM events WHERE cursor > ?1 ORDER BY cursor LIMIT ?2")        \
   XX(LAST_CURSOR, "SELECT coalesce(max(cursor), 0) FROM events")               \
-  XX(AGG_RECOMMENDED, "SELECT recommended, count(*) FROM domains"              \
-                      " GROUP BY recommended")                                 \
-  XX(AGG_DOMAIN_STATUS, "SELECT status, count(*) FROM domains GROUP BY status")\
-  XX(AGG_HOST_STATUS, "SELECT status, count(*) FROM hosts GROUP BY status")    \
-  XX(AGG_TLS_VERSION, "SELECT tls_version, count(*) FROM hosts"                \
-                      " WHERE tls_version IS NOT NULL GROUP BY tls_version")   \
-  XX(AGG_HOST_TRUSTED, "SELECT CASE trusted WHEN 1 THEN 'true' ELSE 'false'"   \
-                       " END, count(*) FROM hosts WHERE trusted >= 0"          \
-                       " GROUP BY trusted")                                    \
-  XX(COUNT_EXPIRING, "SELECT count(*) FROM hosts WHERE not_after > 0"          \
-                     " AND not_after < ?1")                                    \
+  XX(COUNT_EXPIRING, "SELECT count(*) FROM domains WHERE not_after_min"      \
+                     " IS NOT NULL AND not_after_min < ?1")                    \
   XX(COUNT_DOMAINS, "SELECT count(*) FROM domains")                            \
   XX(JOB_INSERT, "INSERT INTO jobs(id, created_at, state, total)"              \
                  " VALUES(?1, ?2, 'queued', ?3)")                              \
@@ -100,12 +107,103 @@ static const char *const stmt_sql[] = {
 #undef XX
 };
 
+/* Totals over every domain's latest record, kept in memory: the metrics
+ * read them on every scrape. Keys are short words from fixed vocabularies
+ * (statuses, levels, versions); past AGG_MAX_KEYS they count as "other". */
+#define AGG_MAX_KEYS 64
+typedef struct agg_s {
+  struct {
+    char key[40]; /* "" stands for NULL */
+    int64_t n;
+  } v[AGG_MAX_KEYS];
+  size_t n;
+} agg_t;
+
 struct stls_store_s {
   sqlite3 *db;
   sqlite3_stmt *st[ST_COUNT];
   int in_tx; /* inside stls_store_begin() */
   int version;
+  agg_t agg[STLS_STORE_AGG_COUNT];
 };
+
+static void agg_add(agg_t *a, const char *key, size_t len, int64_t d) {
+  size_t i;
+  if (len >= sizeof(a->v[0].key))
+    len = sizeof(a->v[0].key) - 1;
+  for (i = 0; i < a->n; i++)
+    if (strlen(a->v[i].key) == len && !memcmp(a->v[i].key, key, len))
+      break;
+  if (i == a->n) {
+    if (a->n == AGG_MAX_KEYS) {
+      key = "other";
+      len = 5;
+      for (i = 0; i < a->n && strcmp(a->v[i].key, "other"); i++)
+        ;
+      if (i == a->n)
+        i = a->n - 1; /* the table is full of real keys: fold into the last */
+    } else {
+      memcpy(a->v[i].key, key, len);
+      a->v[i].key[len] = '\0';
+      a->v[i].n = 0;
+      a->n++;
+    }
+  }
+  a->v[i].n += d;
+}
+
+/* Host facts as kept in a domain's row: per host "status US version US
+ * trusted" (trusted '1', '0' or '-'), hosts separated by RS. */
+#define FACT_US '\x1f'
+#define FACT_RS '\x1e'
+
+static void facts_apply(stls_store_t *s, const char *status,
+                        const char *recommended, const char *facts, int64_t d) {
+  const char *p = facts ? facts : "";
+  agg_add(&s->agg[STLS_STORE_AGG_DOMAIN_STATUS], status ? status : "",
+          status ? strlen(status) : 0, d);
+  agg_add(&s->agg[STLS_STORE_AGG_RECOMMENDED], recommended ? recommended : "",
+          recommended ? strlen(recommended) : 0, d);
+  while (*p) {
+    const char *end = strchr(p, FACT_RS), *f[3];
+    size_t n[3], k = 0;
+    const char *q = p;
+    if (!end)
+      end = p + strlen(p);
+    while (k < 3) {
+      const char *us = memchr(q, FACT_US, (size_t)(end - q));
+      f[k] = q;
+      n[k] = us ? (size_t)(us - q) : (size_t)(end - q);
+      k++;
+      if (!us)
+        break;
+      q = us + 1;
+    }
+    if (k == 3) {
+      agg_add(&s->agg[STLS_STORE_AGG_HOST_STATUS], f[0], n[0], d);
+      if (n[1])
+        agg_add(&s->agg[STLS_STORE_AGG_TLS_VERSION], f[1], n[1], d);
+      if (n[2] == 1 && (f[2][0] == '1' || f[2][0] == '0'))
+        agg_add(&s->agg[STLS_STORE_AGG_HOST_TRUSTED],
+                f[2][0] == '1' ? "true" : "false", f[2][0] == '1' ? 4 : 5, d);
+    }
+    p = *end ? end + 1 : end;
+  }
+}
+
+/* Recount every total from the domains' rows (at open, after a rollback). */
+static int facts_load(stls_store_t *s) {
+  sqlite3_stmt *st = s->st[ST_ALL_FACTS];
+  int rc;
+  memset(s->agg, 0, sizeof(s->agg));
+  sqlite3_reset(st);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    facts_apply(s, (const char *)sqlite3_column_text(st, 0),
+                (const char *)sqlite3_column_text(st, 1),
+                (const char *)sqlite3_column_text(st, 2), 1);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
 
 const char *stls_store_errmsg(stls_store_t *s) {
   return s && s->db ? sqlite3_errmsg(s->db) : "no database";
@@ -206,6 +304,10 @@ int stls_store_open(stls_store_t **out, const char *path, char *err,
       snprintf(err, errlen, "prepare %d: %s", i, sqlite3_errmsg(s->db));
       goto fail;
     }
+  if (facts_load(s) != 0) {
+    snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
+    goto fail;
+  }
   *out = s;
   return 0;
 fail:
@@ -245,10 +347,15 @@ int stls_store_commit(stls_store_t *s) {
 }
 
 int stls_store_rollback(stls_store_t *s) {
+  int rc;
   if (!s->in_tx)
     return -1;
   s->in_tx = 0;
-  return step_done(stmt(s, ST_ROLLBACK));
+  rc = step_done(stmt(s, ST_ROLLBACK));
+  /* The totals followed the writes that are now undone. */
+  if (facts_load(s) != 0)
+    rc = -1;
+  return rc;
 }
 
 /* Run fn's writes as one transaction unless the caller opened one. */
@@ -312,29 +419,51 @@ int stls_store_put(stls_store_t *s, const stls_store_record_t *r, bool latest,
     goto out;
   rid = sqlite3_last_insert_rowid(s->db);
   if (latest) {
+    char facts[2048];
+    size_t fl = 0;
+    int64_t na_min = 0;
+    for (size_t i = 0; i < r->n_hosts; i++) {
+      const stls_store_host_t *h = &r->hosts[i];
+      int n = snprintf(facts + fl, sizeof(facts) - fl, "%s%.39s%c%.15s%c%c",
+                       i ? "\x1e" : "", h->status ? h->status : "unknown",
+                       FACT_US, h->tls_version ? h->tls_version : "", FACT_US,
+                       h->trusted > 0 ? '1' : h->trusted == 0 ? '0' : '-');
+      if (n < 0 || (size_t)n >= sizeof(facts) - fl) {
+        facts[fl] = '\0'; /* hosts past the room are not counted */
+        break;
+      }
+      fl += (size_t)n;
+      if (h->not_after > 0 && (na_min == 0 || h->not_after < na_min))
+        na_min = h->not_after;
+    }
+    facts[fl] = '\0';
+    /* Take the domain's previous record out of the totals. */
+    st = stmt(s, ST_DOM_FACTS);
+    bind_text(st, 1, r->domain);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+      facts_apply(s, (const char *)sqlite3_column_text(st, 0),
+                  (const char *)sqlite3_column_text(st, 1),
+                  (const char *)sqlite3_column_text(st, 2), -1);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      rc = -1;
+      goto out;
+    }
+    rc = -1;
     st = stmt(s, ST_DOM_UPSERT);
     bind_text(st, 1, r->domain);
     sqlite3_bind_int64(st, 2, rid);
     sqlite3_bind_int64(st, 3, r->scanned_at);
     bind_text(st, 4, r->status ? r->status : "ok");
     bind_text(st, 5, r->recommended);
+    sqlite3_bind_text(st, 6, facts, (int)fl, SQLITE_TRANSIENT);
+    if (na_min)
+      sqlite3_bind_int64(st, 7, na_min);
+    else
+      sqlite3_bind_null(st, 7);
     if (step_done(st) != 0)
       goto out;
-    st = stmt(s, ST_HOSTS_DELETE);
-    bind_text(st, 1, r->domain);
-    if (step_done(st) != 0)
-      goto out;
-    for (size_t i = 0; i < r->n_hosts; i++) {
-      const stls_store_host_t *h = &r->hosts[i];
-      st = stmt(s, ST_HOST_INSERT);
-      bind_text(st, 1, r->domain);
-      bind_text(st, 2, h->status ? h->status : "unknown");
-      bind_text(st, 3, h->tls_version);
-      sqlite3_bind_int(st, 4, h->trusted);
-      sqlite3_bind_int64(st, 5, h->not_after);
-      if (step_done(st) != 0)
-        goto out;
-    }
+    facts_apply(s, r->status ? r->status : "ok", r->recommended, facts, 1);
   }
   if (id)
     *id = rid;
@@ -417,23 +546,23 @@ int64_t stls_store_last_cursor(stls_store_t *s) {
   return one_int(stmt(s, ST_LAST_CURSOR));
 }
 
+static int agg_key_cmp(const void *a, const void *b) {
+  return strcmp(a, b); /* key[] is the first member */
+}
+
 int stls_store_aggregate(stls_store_t *s, stls_store_agg_t agg,
                          void (*cb)(const char *key, int64_t n, void *arg),
                          void *arg) {
-  static const int which[] = {
-#define XX(name, str) ST_AGG_##name,
-      STLS_STORE_AGG_MAP(XX)
-#undef XX
-  };
-  sqlite3_stmt *st;
-  int rc;
+  agg_t copy;
   if ((unsigned)agg >= STLS_STORE_AGG_COUNT)
     return -1;
-  st = stmt(s, which[agg]);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    cb(col_text(st, 0), sqlite3_column_int64(st, 1), arg);
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : -1;
+  /* A copy, sorted by key, so the output is stable and cb may call us. */
+  copy = s->agg[agg];
+  qsort(copy.v, copy.n, sizeof(copy.v[0]), agg_key_cmp);
+  for (size_t i = 0; i < copy.n; i++)
+    if (copy.v[i].n > 0)
+      cb(copy.v[i].key[0] ? copy.v[i].key : NULL, copy.v[i].n, arg);
+  return 0;
 }
 
 int64_t stls_store_count_expiring(stls_store_t *s, int64_t before) {

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "stls/store.h"
 
 typedef struct {
@@ -115,7 +117,7 @@ static void test_records(void **state) {
   int64_t at = 0, id1, id2;
   collect_t c = {"", 0};
 
-  assert_int_equal(stls_store_version(s), 1);
+  assert_int_equal(stls_store_version(s), 2);
   assert_int_equal(stls_store_latest(s, "a.example", &json, &len, &at), 0);
   put(s, "a.example", 100, "verify", "{\"v\":1}", "TLSv1.3", 1, 5000, &id1);
   put(s, "a.example", 200, "may", "{\"v\":2}", "TLSv1.2", 0, 0, &id2);
@@ -161,6 +163,77 @@ static void test_records(void **state) {
   put(s, "c.example", 300, "verify", "{\"c\":1}", "TLSv1.3", 1, 5000, NULL);
   assert_int_equal(stls_store_count_expiring(s, 10000), 1);
   assert_int_equal(stls_store_count_expiring(s, 4000), 0);
+
+  /* A rolled back record leaves the totals as they were. */
+  assert_int_equal(stls_store_begin(s), 0);
+  put(s, "d.example", 400, "secure", "{\"d\":1}", "TLSv1.3", 1, 0, NULL);
+  assert_int_equal(stls_store_rollback(s), 0);
+  memset(&c, 0, sizeof(c));
+  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_RECOMMENDED,
+                                        collect_agg, &c), 0);
+  assert_string_equal(c.buf, "(null)=1;may=1;verify=1;");
+  stls_store_close(s);
+
+  /* The totals are counted again from the file when it is reopened. */
+  s = open_store(f);
+  memset(&c, 0, sizeof(c));
+  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_TLS_VERSION,
+                                        collect_agg, &c), 0);
+  assert_string_equal(c.buf, "TLSv1.2=1;TLSv1.3=1;");
+  memset(&c, 0, sizeof(c));
+  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_HOST_STATUS,
+                                        collect_agg, &c), 0);
+  assert_string_equal(c.buf, "success=3;");
+  stls_store_close(s);
+}
+
+/* A version 1 file (host facts in their own table) is migrated: the facts
+ * move into the domains' rows and the totals come out the same. */
+static void test_migration(void **state) {
+  fixture_t *f = *state;
+  sqlite3 *db;
+  stls_store_t *s;
+  collect_t c = {"", 0};
+  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(
+          db,
+          "CREATE TABLE records(id INTEGER PRIMARY KEY, domain TEXT NOT NULL,"
+          " scanned_at INTEGER NOT NULL, json TEXT NOT NULL);"
+          "CREATE TABLE domains(domain TEXT PRIMARY KEY, record_id INTEGER NOT"
+          " NULL, scanned_at INTEGER NOT NULL, status TEXT NOT NULL,"
+          " recommended TEXT) WITHOUT ROWID;"
+          "CREATE TABLE hosts(domain TEXT NOT NULL, status TEXT NOT NULL,"
+          " tls_version TEXT, trusted INTEGER, not_after INTEGER);"
+          "CREATE TABLE events(cursor INTEGER PRIMARY KEY AUTOINCREMENT,"
+          " at INTEGER NOT NULL, domain TEXT NOT NULL, type TEXT NOT NULL,"
+          " mx TEXT, ip TEXT, before TEXT, after TEXT);"
+          "CREATE TABLE jobs(id TEXT PRIMARY KEY, created_at INTEGER NOT NULL,"
+          " state TEXT NOT NULL, total INTEGER NOT NULL, done INTEGER NOT NULL"
+          " DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0);"
+          "CREATE TABLE job_items(job_id TEXT NOT NULL, idx INTEGER NOT NULL,"
+          " domain TEXT NOT NULL, record_id INTEGER, PRIMARY KEY(job_id, idx))"
+          " WITHOUT ROWID;"
+          "INSERT INTO records VALUES(1, 'a.example', 10, '{}');"
+          "INSERT INTO domains VALUES('a.example', 1, 10, 'ok', 'verify');"
+          "INSERT INTO hosts VALUES('a.example', 'success', 'TLSv1.3', 1, 900);"
+          "INSERT INTO hosts VALUES('a.example', 'io-timeout', NULL, -1, 0);"
+          "PRAGMA user_version = 1;",
+          NULL, NULL, NULL),
+      SQLITE_OK);
+  sqlite3_close(db);
+  s = open_store(f);
+  assert_int_equal(stls_store_version(s), 2);
+  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_HOST_STATUS,
+                                        collect_agg, &c), 0);
+  assert_string_equal(c.buf, "io-timeout=1;success=1;");
+  memset(&c, 0, sizeof(c));
+  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_HOST_TRUSTED,
+                                        collect_agg, &c), 0);
+  assert_string_equal(c.buf, "true=1;");
+  assert_int_equal(stls_store_count_expiring(s, 1000), 1);
+  assert_int_equal(stls_store_count_expiring(s, 900), 0);
+  assert_int_equal(stls_store_latest(s, "a.example", NULL, NULL, NULL), 1);
   stls_store_close(s);
 }
 
@@ -262,6 +335,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_records, setup, teardown),
       cmocka_unit_test_setup_teardown(test_events_and_reopen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
       cmocka_unit_test(test_bad_path),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
