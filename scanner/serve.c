@@ -750,7 +750,7 @@ static void h_metrics(stls_http_req_t *req, void *arg) {
     buf_printf(&b, "starttls_scan_trust_failures %lld\n", (long long)untrusted);
   }
   metric_head(&b, "starttls_scan_certificates_expiring", "gauge",
-              "Addresses in the latest records whose leaf certificate ends "
+              "Domains whose latest record has a leaf certificate that ends "
               "within the window");
   buf_printf(&b, "starttls_scan_certificates_expiring{within=\"14d\"} %lld\n",
              (long long)stls_store_count_expiring(sv->store, now + 14 * 86400));
