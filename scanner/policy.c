@@ -1,19 +1,20 @@
 /* Policy verdicts, the way Postfix's SMTP client decides. See policy.h.
  *
- * Model (Postfix 3.x defaults, documented in the README):
- * - Addresses are tried in MX preference order; Postfix shuffles equal
- *   preferences, so the verdict assumes the worst order: within a
- *   preference, failing addresses first.
- * - smtp_mx_address_limit (5) caps the addresses tried, after
- *   smtp_balance_inet_protocols (yes) gave each address family its quota
- *   (smtp_addr.c). smtp_mx_session_limit does not matter here: it ignores
- *   sessions that fail EHLO or the TLS handshake (postconf(5); TLS
- *   verification failures included), and a session that passes delivers.
- * - A TLS failure is a soft error: Postfix moves on to the next address,
- *   so a domain passes a level when some address within the limits does.
- * - At "may" a failed handshake is retried in clear text, on a later
- *   delivery attempt (after minimal_backoff_time), so any address with a
- *   session delivers, if late.
+ * Model (Postfix 3.x defaults; README.md and docs/output.md say the same):
+ * - Addresses are tried in MX preference order. Postfix shuffles equal
+ *   preferences, so the verdict assumes the worst order (failing addresses
+ *   first within a preference).
+ * - At most smtp_mx_address_limit = 5 addresses are tried, after
+ *   smtp_balance_inet_protocols = yes has given each address family its
+ *   share; refused and unreachable addresses count against the limit.
+ * - smtp_mx_session_limit (2) decides nothing here: it ignores sessions that
+ *   fail EHLO or the TLS handshake (TLS verification failures included), and
+ *   a session that passes delivers.
+ * - A TLS failure is a soft error: Postfix moves on to the next address, so
+ *   a domain passes a level when some address within the limit passes.
+ * - At "may" a failed handshake is retried in clear text (on a later
+ *   delivery attempt), so any address with an SMTP session delivers, if
+ *   late.
  */
 #include "stls/policy.h"
 #include "stls/cert.h"

@@ -425,6 +425,30 @@ def check_docs():
            "undocumented: " + ", ".join(undocumented))
 
 
+def postfix_model(path, start, end, strip):
+    """The words between two markers of a file, without markup."""
+    with open(os.path.join(REPO, path), encoding="utf-8") as f:
+        text = f.read()
+    if start not in text:
+        return None
+    text = text.split(start, 1)[1].split(end, 1)[0]
+    text = re.sub(strip, " ", text).replace("`", "").replace('"', "")
+    return " ".join(text.split())
+
+
+def check_postfix_model():
+    """README.md, docs/output.md and policy.c describe the Postfix model
+    the verdicts follow in the same words, so they cannot disagree again."""
+    readme = postfix_model("README.md", "<!-- postfix-model", "<!-- /postfix-model -->",
+                           r"^[^\n]*-->|\n\s*")
+    doc = postfix_model("docs/output.md", "<!-- postfix-model", "<!-- /postfix-model -->",
+                        r"^[^\n]*-->|\n\s*")
+    code = postfix_model("scanner/policy.c", " * Model (", " */", r"^[^\n]*\n \*\s*|\n \*\s*")
+    report(readme is not None and readme == doc == code,
+           "README.md, docs/output.md and policy.c describe the same Postfix model",
+           "README:   %s\noutput.md: %s\npolicy.c: %s" % (readme, doc, code))
+
+
 def fake_bin(tmp, name, script):
     """Write an executable shell script standing in for the scanner."""
     path = os.path.join(tmp, name)
@@ -520,6 +544,7 @@ def main():
     check_mutations()
     check_negative_files()
     check_docs()
+    check_postfix_model()
     check_library()
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
