@@ -31,3 +31,10 @@ add_test(NAME cli
          COMMAND ${STLS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_cli.py
                  --bin $<TARGET_FILE:starttls-scan>)
 set_tests_properties(cli PROPERTIES LABELS unit)
+
+# Docs that cannot rot: every command in README.md and docs/*.md runs in the
+# lab and its output is compared; docs/examples are real lab records.
+add_test(NAME lab_docs
+         COMMAND ${STLS_NETNS} ${STLS_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/docs/test_docs.py
+                 --bin $<TARGET_FILE:starttls-scan>)
+set_tests_properties(lab_docs PROPERTIES LABELS "lab;docs" TIMEOUT 600)

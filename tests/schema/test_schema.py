@@ -72,7 +72,8 @@ DELETE = object()
 PROBE_OK = "probe-tls13.json"
 PROBE_NOTLS = "probe-starttls-not-supported.json"
 PROBE_REFUSED = "probe-connection-refused.json"
-DOMAIN = "domain-two-mx.json"
+DOMAIN = "domain-multi-mx.json"
+DOMAIN_UNREACH = "domain-ipv6-unreachable.json"
 NULL_MX = "domain-null-mx.json"
 SUMMARY = "summary.json"
 
@@ -525,8 +526,8 @@ def check_library():
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         report(p.returncode == 0, "validate.py exits 0 on valid input", p.stdout)
 
-    rec = load(DOMAIN)
-    report(stlstest.get(rec, "hosts.2.error.code") == "SMTP_454", "get follows list indexes")
+    rec = load(DOMAIN_UNREACH)
+    report(stlstest.get(rec, "hosts.1.error.code") == "ENETUNREACH", "get follows list indexes")
     report(stlstest.get(rec, "hosts.9.mx", None) is None, "get returns the default when missing")
     expect_raise("get without default names the missing part",
                  lambda: stlstest.get(rec, "dns.mx.0.nope"), "'nope'")
