@@ -448,9 +448,12 @@ static bool name_eq(const char *a, const char *b)
  * and reads the header as labels: with a zero high byte there (an ID
  * below 256, or the counts further on) that spells the root, and an MX
  * exchange pointing there looked like a null MX. Such a name makes the
- * whole answer malformed. Pointers only go backwards, so this ends. */
+ * whole answer malformed. Each pointer must land before the labels read
+ * since the last jump (a name cannot contain itself), so every jump goes
+ * further back and the walk ends even on a hostile answer. */
 static bool name_ok(const unsigned char *abuf, size_t alen, size_t off)
 {
+  size_t start = off; /* where the labels read since the last jump begin */
   while (off < alen) {
     unsigned len = abuf[off];
     if ((len & 0xc0) == 0xc0) {
@@ -458,9 +461,9 @@ static bool name_ok(const unsigned char *abuf, size_t alen, size_t off)
       if (off + 1 >= alen)
         return false;
       to = (size_t)(len & 0x3f) << 8 | abuf[off + 1];
-      if (to < HFIXEDSZ || to >= off)
+      if (to < HFIXEDSZ || to >= start)
         return false;
-      off = to;
+      off = start = to;
     } else if (len & 0xc0) {
       return false; /* the reserved label types */
     } else if (len == 0) {

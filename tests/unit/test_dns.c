@@ -840,6 +840,22 @@ static void test_parse_mx_pointer_into_header(void **state)
   pkt_start(&p, "example.com", 15, false);
   pkt_cname(&p, "@12", "@0");
   assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), UV_EINVAL);
+  /* A pointer back into the labels of its own name: "a" then a pointer
+   * to that "a" would repeat for ever. */
+  pkt_start(&p, "example.com", 15, false);
+  {
+    size_t at = p.n; /* the owner: label "a", then a pointer to itself */
+    put_bytes(&p, "\x01" "a", 2);
+    put16(&p, 0xc000 | (unsigned)at);
+    put16(&p, 15);
+    put16(&p, 1);
+    put16(&p, 0);
+    put16(&p, 300);
+    put16(&p, 3);
+    put_bytes(&p, "\x00\x0a\x00", 3);
+    p.b[p.ancount_at + 1] = 1;
+  }
+  assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), UV_EINVAL);
   /* A pointer forward, and an exchange that overruns its RDATA. */
   pkt_start(&p, "example.com", 15, false);
   pkt_mx(&p, "@12", 10, "@200");
