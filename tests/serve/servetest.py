@@ -142,15 +142,18 @@ class OpenAPI:
         return docs
 
 
-def load_example(name="domain-two-mx.json"):
-    with open(os.path.join(REPO, "docs", "examples", name), encoding="utf-8") as f:
+def load_example():
+    """A domain record with two MX hosts (record.json, next to this file):
+    TLS 1.2 with an untrusted chain, an unreachable IPv6 address and a
+    refused STARTTLS; the tests vary its facts."""
+    with open(os.path.join(_HERE, "record.json"), encoding="utf-8") as f:
         return json.load(f)
 
 
 def record(domain="example.net", at="2026-12-01T00:00:00Z", recommended="may",
            starttls=True, version="TLSv1.2", sha="e8" * 32, trusted=False,
            not_after="2027-01-01T00:00:00Z"):
-    """A valid domain record (from the documented example) with the facts
+    """A valid domain record (record.json) with the facts
     the change events compare set as given, on its first host."""
     r = copy.deepcopy(load_example())
     r["domain"] = domain
