@@ -8,6 +8,8 @@
  * and the message names the option(s) it could stand for. */
 #include "stls/cli.h"
 
+#include <mbedtls/build_info.h>
+#include <mbedtls/version.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -15,8 +17,24 @@
 #define STLS_VERSION "dev"
 #endif
 
+/* One line: our version, then which mbedTLS build the binary carries
+ * (benchmarks and bug reports need to know): the tuned static one or the
+ * system's shared library, whose version is asked at run time. */
 void stls_cli_print_version(FILE *out) {
-  fprintf(out, "starttls-scan %s\n", STLS_VERSION);
+  char mbed[32];
+  mbedtls_version_get_string(mbed);
+  fprintf(out, "starttls-scan %s (mbedTLS %s, %s%s)\n", STLS_VERSION, mbed,
+#if defined(STLS_MBEDTLS_TUNED)
+          "tuned static build",
+#else
+          "system library",
+#endif
+#if defined(MBEDTLS_ECDH_VARIANT_EVEREST_ENABLED)
+          ", Everest x25519"
+#else
+          ""
+#endif
+  );
 }
 
 /* What the check found first; printed only when no --version follows. */

@@ -8,6 +8,11 @@
 # same keyring), so no archive host is hard-coded here.
 #
 # On Debian 13+ / Ubuntu 25.04+ the distribution's packages are used as is.
+#
+# The scanner links a tuned mbedTLS statically: scripts/build-mbedtls.sh
+# rebuilds the installed libmbedtls-dev version from Debian's own source
+# package (hence the deb-src entry, pinned like the binary one) with the
+# Everest x25519 and a deeper chain limit, once, into a cache directory.
 # Idempotent: a second run changes nothing.
 set -euo pipefail
 
@@ -18,7 +23,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 
-BUILD_PKGS="build-essential cmake pkg-config git libuv1-dev libcjson-dev libc-ares-dev libcmocka-dev libidn2-dev libsqlite3-dev"
+BUILD_PKGS="build-essential cmake pkg-config git dpkg-dev libuv1-dev libcjson-dev libc-ares-dev libcmocka-dev libidn2-dev libsqlite3-dev"
 # The lab: real Postfix (and posttls-finger), openssl for the test CA,
 # unbound/ldnsutils for DNS, python3 + jsonschema for scripted peers and
 # schema validation, iproute2 + util-linux for namespaces, valgrind, nginx
@@ -44,42 +49,65 @@ mbedtls_ok() {
   [ -n "$v" ] && dpkg --compare-versions "$v" ge 3.6.1
 }
 
-add_trixie_source() {
-  local src=/etc/apt/sources.list.d/starttls-scan-trixie.sources
-  local pin=/etc/apt/preferences.d/starttls-scan-trixie
-  if [ ! -f "$src" ]; then
-    local uris="" signed=""
-    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-      # deb822: take the stanza that carries the main suite (not security).
-      uris=$(awk -v RS= '/Suites:[^\n]*'"$codename"'([ \n]|$)/ && !/-security/ {
-               match($0, /URIs:[^\n]*/); print substr($0, RSTART+6, RLENGTH-6); exit }' \
-             /etc/apt/sources.list.d/debian.sources | xargs)
-      signed=$(awk -v RS= '/Suites:[^\n]*'"$codename"'([ \n]|$)/ && !/-security/ {
-               if (match($0, /Signed-By:[^\n]*/)) print substr($0, RSTART+11, RLENGTH-11); exit }' \
-             /etc/apt/sources.list.d/debian.sources | xargs)
-    fi
-    if [ -z "$uris" ] && [ -f /etc/apt/sources.list ]; then
-      # one-line format: "deb [opts] URI bookworm main"
-      uris=$(awk -v c="$codename" '$1=="deb" { for (i=2;i<=NF;i++) if ($i==c) { print $(i-1); exit } }' \
-             /etc/apt/sources.list)
-    fi
-    if [ -z "$uris" ]; then
-      echo "install-deps: cannot find the Debian archive in the apt sources" >&2
-      exit 1
-    fi
-    [ -n "$signed" ] || signed=/usr/share/keyrings/debian-archive-keyring.gpg
-    printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: %s\n' \
-      "$uris" "$signed" >"$src"
+# Where the machine's Debian archive is, from its own apt sources: prints
+# "URIS|SIGNED-BY" for the stanza that carries the release's main suite.
+archive_of_machine() {
+  local uris="" signed=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    # deb822: take the stanza that carries the main suite (not security).
+    uris=$(awk -v RS= '/Suites:[^\n]*'"$codename"'([ \n]|$)/ && !/-security/ {
+             match($0, /URIs:[^\n]*/); print substr($0, RSTART+6, RLENGTH-6); exit }' \
+           /etc/apt/sources.list.d/debian.sources | xargs)
+    signed=$(awk -v RS= '/Suites:[^\n]*'"$codename"'([ \n]|$)/ && !/-security/ {
+             if (match($0, /Signed-By:[^\n]*/)) print substr($0, RSTART+11, RLENGTH-11); exit }' \
+           /etc/apt/sources.list.d/debian.sources | xargs)
   fi
-  if [ ! -f "$pin" ]; then
-    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' >"$pin"
+  if [ -z "$uris" ] && [ -f /etc/apt/sources.list ]; then
+    # one-line format: "deb [opts] URI bookworm main"
+    uris=$(awk -v c="$codename" '$1=="deb" { for (i=2;i<=NF;i++) if ($i==c) { print $(i-1); exit } }' \
+           /etc/apt/sources.list)
+  fi
+  if [ -z "$uris" ]; then
+    echo "install-deps: cannot find the Debian archive in the apt sources" >&2
+    exit 1
+  fi
+  [ -n "$signed" ] || signed=/usr/share/keyrings/debian-archive-keyring.gpg
+  printf '%s|%s\n' "$uris" "$signed"
+}
+
+# Write FILE with CONTENT unless it already says exactly that; a change
+# means the package lists must be read again.
+put_file() {
+  if [ ! -f "$1" ] || [ "$(cat "$1")" != "$2" ]; then
+    printf '%s\n' "$2" >"$1"
+    need_update=1
+  fi
+}
+
+# Binary and/or source packages of SUITE from the machine's archive. On
+# Debian 12 the suite is trixie, pinned at 100 so only what is asked for by
+# name comes from it; on Debian 13+ it is the machine's own release, only
+# the source entry is new (the binaries are already configured) and no pin
+# is written.
+add_suite_source() {
+  local suite=$1 types=$2 name=$3 pin=$4 a
+  a=$(archive_of_machine)
+  put_file "/etc/apt/sources.list.d/$name.sources" \
+    "$(printf 'Types: %s\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s' \
+        "$types" "${a%%|*}" "$suite" "${a#*|}")"
+  if [ "$pin" = pin ]; then
+    put_file "/etc/apt/preferences.d/$name" \
+      "$(printf 'Package: *\nPin: release n=%s\nPin-Priority: 100' "$suite")"
   fi
 }
 
 need_update=1
 case "$codename" in
   bookworm)
-    add_trixie_source
+    add_suite_source trixie "deb deb-src" starttls-scan-trixie pin
+    ;;
+  *)
+    add_suite_source "$codename" deb-src starttls-scan-src nopin
     ;;
 esac
 
@@ -140,4 +168,12 @@ if ! dpkg-query -W -f='${Status}' libllhttp-dev 2>/dev/null | grep -q "ok instal
     apt-get install -y -qq --no-install-recommends libllhttp-dev
   fi
 fi
-echo "install-deps: ok (mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev))"
+# The tuned mbedTLS the scanner links by default (CMake STLS_MBEDTLS=tuned):
+# rebuilt once from Debian's source package of the version installed above,
+# then cached (scripts/build-mbedtls.sh says how and where).
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if ! bash "$here/build-mbedtls.sh" --check 2>/dev/null; then
+  apt_update
+  bash "$here/build-mbedtls.sh"
+fi
+echo "install-deps: ok (mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev), tuned build in ${STLS_MBEDTLS_CACHE:-/var/cache/starttls-scan}/mbedtls-tuned)"
