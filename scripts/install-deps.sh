@@ -23,6 +23,15 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 
+# --no-lab: only what building needs (the container image's build stage);
+# the lab's servers and tools are for the test suite.
+with_lab=1
+case "${1:-}" in
+  --no-lab) with_lab=0 ;;
+  "") ;;
+  *) echo "usage: install-deps.sh [--no-lab]" >&2; exit 2 ;;
+esac
+
 BUILD_PKGS="build-essential cmake pkg-config git dpkg-dev libuv1-dev libcjson-dev libc-ares-dev libcmocka-dev libidn2-dev libsqlite3-dev"
 # The lab: real Postfix (and posttls-finger), openssl for the test CA,
 # unbound/ldnsutils for DNS, python3 + jsonschema for scripted peers and
@@ -35,9 +44,17 @@ LAB_PKGS="postfix openssl unbound nsd ldnsutils python3 python3-jsonschema iprou
 # Python), /metrics goes through python3-prometheus-client's parser, and the
 # status page is loaded in headless chromium.
 LAB_PKGS="$LAB_PKGS python3-yaml python3-prometheus-client chromium"
+# The Kubernetes Job is checked against the API schema with the models of
+# python3-kubernetes (docker/validate-k8s.py).
+LAB_PKGS="$LAB_PKGS python3-kubernetes"
 # Packaging and docs checks: the .deb build (debhelper, dpkg-dev), lintian,
 # and man/groff to render the man page with warnings on.
 PKG_PKGS="debhelper dpkg-dev lintian man-db groff-base"
+# --no-lab: scripts/build-mbedtls.sh still runs mbedTLS's config.py.
+if [ "$with_lab" = 0 ]; then
+  LAB_PKGS="python3"
+  PKG_PKGS=""
+fi
 
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
@@ -120,7 +137,7 @@ apt_update() {
 
 # Postfix asks debconf questions; "No configuration" leaves it unconfigured
 # and starts no service. The lab writes its own config directory.
-if ! dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "ok installed"; then
+if [ "$with_lab" = 1 ] && ! dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "ok installed"; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 fi
 

@@ -67,6 +67,15 @@ trap '[ "$started" = 1 ] || bash "$here/stop-dns.sh" "$dir"' EXIT
     for (i = 0; i < 2000; i++)
       printf "bench%04d MX 10 %s\n", i, host[i % 3 + 1];
   }'
+  # Memory benchmark at 10,000 sessions: tarpit00000..tarpit09999 over
+  # sixteen addresses where only bench/run.py listens (and never greets).
+  for i in $(seq 1 16); do
+    echo "mx-tarpit$i A 127.0.28.$i"
+  done
+  awk 'BEGIN {
+    for (i = 0; i < 10000; i++)
+      printf "tarpit%05d MX 10 mx-tarpit%d\n", i, i % 16 + 1;
+  }'
 } >"$dir/lab.test.zone"
 
 cat >"$dir/unbound.conf" <<CONF
