@@ -409,7 +409,7 @@ static void add_dns(jctx_t *j, cJSON *o, const stls_dns_result_t *dns,
       jstr(j, m, "host", h->host);
       if ((a = jarr(j, m, "addresses")))
         for (size_t k = 0; k < h->naddrs; k++) {
-          jpush(j, a, cJSON_CreateString(h->addrs[k].text));
+          jpush(j, a, jcreate_string(h->addrs[k].text));
         }
       jstr(j, m, "status", stls_dns_status_name(h->status));
       if (h->error.code && (e = jobj(j, m, "error"))) {
