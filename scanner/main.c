@@ -38,6 +38,7 @@ static const char usage_main[] =
     "  probe HOST[:PORT]   probe one mail server, print one JSON object\n"
     "  serve --db FILE     HTTP service: scans, stored results, change feed,\n"
     "                      Prometheus metrics, status page\n"
+    "  ingest URL FILE...  post scan output (NDJSON) to a running service\n"
     "  help [COMMAND]      show help for a command\n"
     "  version             print the version\n"
     "\n"
@@ -896,6 +897,8 @@ static const char *usage_of(const char *cmd) {
     return usage_check;
   if (!strcmp(cmd, "serve"))
     return stls_serve_usage;
+  if (!strcmp(cmd, "ingest"))
+    return stls_ingest_usage;
   if (!strcmp(cmd, "help") || !strcmp(cmd, "version"))
     return usage_main;
   return NULL;
@@ -927,7 +930,7 @@ static int cmd_simple(int argc, char **argv, int help) {
                        argv[optind + 1]);
   text = optind < argc ? usage_of(argv[optind]) : usage_main;
   if (!text)
-    return usage_error(NULL, "help: no command '%s' (probe, scan, check, serve)",
+    return usage_error(NULL, "help: no command '%s' (probe, scan, check, serve, ingest)",
                        argv[optind]);
   fputs(text, stdout);
   return 0;
@@ -945,6 +948,8 @@ int main(int argc, char **argv) {
     return cmd_scan(argc - 1, argv + 1, !strcmp(cmd, "check"));
   if (!strcmp(cmd, "serve"))
     return stls_cmd_serve(argc - 1, argv + 1);
+  if (!strcmp(cmd, "ingest"))
+    return stls_cmd_ingest(argc - 1, argv + 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version"))
     return cmd_simple(argc - 1, argv + 1, 0);
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h"))

@@ -9,4 +9,8 @@ int stls_cmd_serve(int argc, char **argv);
 /* Usage text of the command. */
 extern const char stls_serve_usage[];
 
+/* `starttls-scan ingest URL FILE...`: post NDJSON records to a service. */
+int stls_cmd_ingest(int argc, char **argv);
+extern const char stls_ingest_usage[];
+
 #endif

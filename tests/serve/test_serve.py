@@ -257,6 +257,27 @@ def main():
             assert "TLSv1.3" in dom and "recommended-changed" in dom, dom[-3000:]
         res.check("status page in headless Chromium shows the API's totals", page)
 
+        def ingest_client():
+            f = os.path.join(tmp, "shard.ndjson")
+            recs = [record(domain="cli%d.example" % i) for i in range(5)]
+            with open(f, "w") as fh:
+                fh.write(ndjson(*recs[:2]) + "{broken\n" + ndjson(*recs[2:]))
+            p = subprocess.run([args.bin, "ingest", "http://127.0.0.1:%d" % s.port, f,
+                                "--batch", "8192"], capture_output=True, timeout=60)
+            assert p.returncode == 1, (p.returncode, p.stderr)
+            assert p.stdout.decode() == "%s:3: rejected: not valid JSON\n" % f, p.stdout
+            assert b"5 accepted, 1 rejected" in p.stderr, p.stderr
+            for i in range(5):
+                s.json("GET", "/v1/domains/cli%d.example" % i)
+            p = subprocess.run([args.bin, "ingest", "http://127.0.0.1:%d" % s.port, "-"],
+                               input=ndjson(recs[0]).encode(), capture_output=True, timeout=60)
+            assert p.returncode == 0 and b"1 accepted, 0 rejected" in p.stderr, p
+            p = subprocess.run([args.bin, "ingest", "http://127.0.0.1:1", f],
+                               capture_output=True, timeout=60)
+            assert p.returncode == 1 and b"cannot connect" in p.stderr, p
+        res.check("starttls-scan ingest URL FILE: batches, rejected lines by number",
+                  ingest_client)
+
         # --- hostile clients ---
         def oversize():
             sock = st.raw_socket(s.port, b"POST /v1/ingest HTTP/1.1\r\nHost: x\r\n"
@@ -330,6 +351,13 @@ def main():
             assert r["accepted"] == 1
             # GETs need no token.
             call(s2, "GET", "/v1/domains/tok.example", want=200)
+            p = subprocess.run([args.bin, "ingest", "http://127.0.0.1:%d" % s2.port, "-",
+                                "--token-file", tokfile],
+                               input=body.encode(), capture_output=True, timeout=60)
+            assert p.returncode == 0, p
+            p = subprocess.run([args.bin, "ingest", "http://127.0.0.1:%d" % s2.port, "-"],
+                               input=body.encode(), capture_output=True, timeout=60)
+            assert p.returncode == 1 and b"HTTP 401" in p.stderr, p
             assert secret not in s2.stderr(), "the token appears in the log"
         res.check("--token-file: POST needs the bearer token; GET does not", token)
 
