@@ -445,16 +445,19 @@ int stls_chain_verify(const stls_cert_t *chain, size_t n,
   return rc;
 }
 
-int stls_chain_verify_stores(const stls_cert_t *chain, size_t n,
-                             const stls_trust_stores_t *s,
-                             stls_store_verdict_t *out) {
+/* stls_chain_verify_stores() for the stores from `first` on. */
+static int verify_stores_from(const stls_cert_t *chain, size_t n,
+                              const stls_trust_stores_t *s, size_t first,
+                              stls_store_verdict_t *out) {
   const mbedtls_x509_crt *pool = stls_trust_stores_pool(s);
   chain_t c;
   path_t sent_path;
   size_t i;
   int rc = 0;
 
-  for (i = 0; i < s->n; i++) {
+  if (first >= s->n)
+    return 0;
+  for (i = first; i < s->n; i++) {
     out[i].store = s->store[i].name;
     out[i].trusted = out[i].trusted_with_pool = false;
     out[i].flags = MBEDTLS_X509_BADCERT_MISSING;
@@ -468,7 +471,7 @@ int stls_chain_verify_stores(const stls_cert_t *chain, size_t n,
   /* Without the pool the path does not depend on the store: build it
    * once. */
   path_build(&c, NULL, NULL, &sent_path);
-  for (i = 0; i < s->n && rc == 0; i++) {
+  for (i = first; i < s->n && rc == 0; i++) {
     uint32_t pool_flags;
     const mbedtls_x509_crt *store = &s->store[i].crt;
     int r = path_check(&c, &sent_path, store, &out[i].flags);
@@ -481,6 +484,12 @@ int stls_chain_verify_stores(const stls_cert_t *chain, size_t n,
   }
   mbedtls_x509_crt_free(&c.list);
   return rc;
+}
+
+int stls_chain_verify_stores(const stls_cert_t *chain, size_t n,
+                             const stls_trust_stores_t *s,
+                             stls_store_verdict_t *out) {
+  return verify_stores_from(chain, n, s, 0, out);
 }
 
 /* ----------------------------------------------------------------- facts */
@@ -550,9 +559,15 @@ int stls_chain_facts(const stls_cert_t *chain, size_t n,
 
   /* Trust as sent and with the pool. */
   path_build(&c, store, pool, &pool_path);
-  if (path_check(&c, &sent_path, store, &out->flags_as_sent) < 0 ||
-      path_check(&c, &pool_path, store, &out->flags_with_known_intermediates) <
+  if (path_check(&c, &sent_path, store, &out->flags_as_sent) < 0)
+    goto nomem;
+  /* Mostly the pool adds nothing: the same path needs no second check. */
+  if (pool_path.n == sent_path.n &&
+      memcmp(pool_path.v, sent_path.v, sent_path.n * sizeof(sent_path.v[0])) ==
           0)
+    out->flags_with_known_intermediates = out->flags_as_sent;
+  else if (path_check(&c, &pool_path, store,
+                      &out->flags_with_known_intermediates) < 0)
     goto nomem;
   out->trusted_as_sent = out->flags_as_sent == 0;
   out->trusted_with_known_intermediates =
@@ -934,15 +949,26 @@ static const judge_entry_t *judge_cached(stls_chain_judge_t *j,
   memcpy(e->key, key, sizeof(key));
   e->until = verdict_until(t, now);
   e->n = stls_trust_stores_count(j->stores);
-  /* No name is passed anywhere: trust and names are separate facts. */
-  if (stls_chain_verify_stores(t->chain, t->n_chain, j->stores, e->v) != 0) {
-    free(e);
-    return NULL;
-  }
+  /* No name is passed anywhere: trust and names are separate facts. The
+   * facts verify the chain against the first store, with and without the
+   * pool, exactly as stls_chain_verify_stores() would: its verdict for
+   * that store is taken from them, the other stores are verified apart. */
   e->have_facts =
       stls_chain_facts(t->chain, t->n_chain, stls_trust_stores_crt(j->stores, 0),
                        stls_trust_stores_pool(j->stores), (time_t)now,
                        &e->facts) == 0;
+  if (e->have_facts && e->n > 0) {
+    e->v[0].store = stls_trust_stores_name(j->stores, 0);
+    e->v[0].flags = e->facts.flags_as_sent;
+    e->v[0].trusted = e->facts.trusted_as_sent;
+    e->v[0].trusted_with_pool = e->facts.trusted_as_sent ||
+                                e->facts.trusted_with_known_intermediates;
+  }
+  if (verify_stores_from(t->chain, t->n_chain, j->stores,
+                         e->have_facts ? 1 : 0, e->v) != 0) {
+    free(e);
+    return NULL;
+  }
 
   if (stale) {
     free(*stale);
