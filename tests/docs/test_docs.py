@@ -14,8 +14,8 @@ starttls-scan on PATH. Then:
              equal the lines that follow it in the block, after volatile
              values (times, fingerprints and serials, durations in ms) are
              masked on both sides;
-  commands   every other code line that starts with "starttls-scan " or
-             "jq " runs too and must exit 0; what starttls-scan prints must
+  commands   every other code line that starts with "starttls-scan ", "jq "
+             or "tests/lib/validate.py " runs too and must exit 0; what starttls-scan prints must
              be valid records. Only the long-running `serve` is left out
              (its own test, serve_api, covers it);
   examples   the records of docs/examples/ are made again by probes and a
@@ -112,7 +112,7 @@ def code_commands(body):
     """Command lines of a code block that is not a console transcript."""
     out = []
     for n, text in join_continued([re.sub(r"^\$ ", "", b) for b in body]):
-        if re.match(r"^(starttls-scan|jq) ", text):
+        if re.match(r"^(starttls-scan|jq|tests/lib/validate.py) ", text):
             # A jq program may go on over lines that open with a quote.
             out.append((n, text))
         elif out and re.match(r"^\s+\S", text) and out[-1][1].count("'") % 2 == 1:
@@ -180,6 +180,10 @@ class Lab:
             os.symlink(binary, link)
         shutil.copy(os.path.join(REPO, "targets", "demo.txt"),
                     os.path.join(self.work, "domains.txt"))
+        # Commands of the source tree (tests/lib/validate.py) as the docs
+        # spell them, from the top of a checkout.
+        if not os.path.exists(os.path.join(self.work, "tests")):
+            os.symlink(os.path.join(REPO, "tests"), os.path.join(self.work, "tests"))
         self.env = dict(os.environ, PATH=self.bin_dir + ":" + os.environ["PATH"],
                         LC_ALL="C.UTF-8", TZ="UTC")
 
@@ -230,7 +234,8 @@ def check_console(res, lab, path, line, steps, update):
     new_steps = []
     for k, ((cmd, want), (have, err, rc)) in enumerate(zip(steps, got)):
         name = "%s:%d: $ %s" % (rel, line, cmd.split("\n")[0][:70])
-        new_steps.append((cmd, have))
+        # --update keeps the text when only masked values differ.
+        new_steps.append((cmd, want if mask_lines(want) == mask_lines(have) else have))
         # A failing command is shown with "$ echo $?" after it, or not at all.
         shows_rc = k + 1 < len(steps) and steps[k + 1][0].strip() == "echo $?"
         if rc != 0 and not shows_rc:
@@ -355,13 +360,24 @@ def write_example(out_dir, name, record):
         f.write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
 
+def masked_json(text):
+    """Lines to compare: key order does not matter (the summary's counters
+    come in the order statuses were first seen), volatile values are masked."""
+    return mask_lines(json.dumps(json.loads(text), indent=2, sort_keys=True).split("\n"))
+
+
 def check_examples(res, fresh_dir, update):
     want = set(PROBES) | set(SCAN_DOMAINS) | {SUMMARY}
     if update:
         for old in glob.glob(os.path.join(EXAMPLES, "*.json")):
-            os.unlink(old)
+            if os.path.basename(old) not in want:
+                os.unlink(old)
         for name in sorted(want):
-            shutil.copy(os.path.join(fresh_dir, name), os.path.join(EXAMPLES, name))
+            old = os.path.join(EXAMPLES, name)
+            if not (os.path.exists(old) and
+                    masked_json(open(old, encoding="utf-8").read()) ==
+                    masked_json(open(os.path.join(fresh_dir, name), encoding="utf-8").read())):
+                shutil.copy(os.path.join(fresh_dir, name), old)
         return
     have = {os.path.basename(p) for p in glob.glob(os.path.join(EXAMPLES, "*.json"))}
     if have == want:
@@ -378,10 +394,7 @@ def check_examples(res, fresh_dir, update):
         if errs:
             res.fail("example %s: this run's record is valid" % name, "\n".join(errs))
             continue
-        # Key order does not matter (the summary's counters come in the
-        # order statuses were first seen).
-        w = mask_lines(json.dumps(json.loads(doc), indent=2, sort_keys=True).split("\n"))
-        h = mask_lines(json.dumps(rec, indent=2, sort_keys=True).split("\n"))
+        w, h = masked_json(doc), masked_json(fresh)
         if w == h:
             res.ok("example %s: equal to a real lab run" % name)
         else:

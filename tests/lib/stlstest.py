@@ -16,7 +16,7 @@ import subprocess
 import jsonschema
 from jsonschema import Draft202012Validator
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_HERE = os.path.dirname(os.path.realpath(__file__))
 REPO_ROOT = os.path.normpath(os.path.join(_HERE, "..", ".."))
 SCHEMA_PATH = os.path.join(REPO_ROOT, "docs", "starttls-scan.schema.json")
 
