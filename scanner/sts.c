@@ -735,13 +735,18 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
     memcpy(f->hname + f->hname_len, at, n);
     f->hname_len += n;
   }
-  return count_head(f, n + 4);
+  return count_head(f, n);
 }
 
 /* Pick where the value of the header just named goes: only Content-Type
  * and Location are kept (the last of each wins). */
 static int on_header_field_complete(llhttp_t *p) {
   fetch_t *f = p->data;
+  /* ": " and CRLF, once per header: a field name that arrives in several
+   * reads must not cost more of the limit than one that arrives whole. */
+  int rc = count_head(f, 4);
+  if (rc != 0)
+    return rc;
   f->hval = NULL;
   if (!f->hname_long && f->hname_len == 12 && eq_nocase(f->hname, "content-type", 12)) {
     f->hval = f->res->content_type;
