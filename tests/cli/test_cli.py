@@ -99,13 +99,28 @@ def check_man_and_completion(r):
     with open(MAN, encoding="utf-8") as f:
         man = f.read().replace("\\-", "-")
     man_opts = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", man))
-    helps = {c: help_options(c) for c in ("probe", "scan", "check", "serve")}
+    # Every command "starttls-scan help" lists, so a new one cannot be
+    # left out of the man page and the completion.
+    _, main_help, _ = run(BIN, "help")
+    listed = re.findall(r"^  ([a-z]+) ", main_help.split("Commands:", 1)[-1].split("\n\n")[0],
+                        re.M)
+    commands = [c for c in listed if c not in ("help", "version")]
+    r.check("help lists the commands (%s)" % ", ".join(commands),
+            lambda: {"probe", "scan", "check"} <= set(commands) or
+            (_ for _ in ()).throw(AssertionError("listed: %s" % listed)))
+    # A help text may mention another command's option ("serve's default
+    # --max-body"): only the options the command accepts count.
+    helps = {c: {o for o in help_options(c) if accepted(c, o)} for c in commands}
     # check takes every scan option (its help says so) plus its own.
     # (-i, -o, --resume, --shard and --summary make no sense for one domain.)
     helps["check"] |= helps["scan"] - {"--input", "--output", "--resume", "--shard",
                                        "--summary"}
     for cmd, opts in sorted(helps.items()):
         opts = opts | {"--help", "--version"}
+        r.check("the man page describes the %s command" % cmd,
+                lambda: re.search(r"^\.(SS|SY|TP|B|BR|BI)?\s*.*\b%s\b" % cmd, man, re.M) and
+                ("Options of %s" % cmd in man or re.search(r"Options of [a-z, ]*\b%s\b" % cmd, man))
+                or (_ for _ in ()).throw(AssertionError("no 'Options of %s' section" % cmd)))
         comp = completion_options(cmd)
         r.check("completion for %s offers every option of its help" % cmd,
                 lambda: not (opts - comp) or
@@ -173,6 +188,7 @@ def main():
 
     for cmd, first in (("probe", "usage: starttls-scan probe"),
                        ("serve", "usage: starttls-scan serve"),
+                       ("ingest", "usage: starttls-scan ingest"),
                        ("scan", "usage: starttls-scan scan"),
                        ("check", "usage: starttls-scan check")):
         r.check("help %s prints its usage" % cmd, expect(["help", cmd], 0, out=first))
