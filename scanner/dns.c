@@ -551,6 +551,12 @@ static int answer_split(const unsigned char *abuf, size_t alen, answer_rr_t **ou
       answer_free(rr, n);
       return UV_EINVAL;
     }
+    if (type == T_CNAME && !name_ok(abuf, off + rdlen, off)) {
+      /* The alias target obeys the pointer rules too, followed or not. */
+      ares_free_string(name);
+      answer_free(rr, n);
+      return UV_EINVAL;
+    }
     if (cls != C_IN) {
       ares_free_string(name);
     } else {
@@ -565,6 +571,16 @@ static int answer_split(const unsigned char *abuf, size_t alen, answer_rr_t **ou
   *out = rr;
   *nout = n;
   return 0;
+}
+
+int stls__dns_answer_check(const unsigned char *abuf, size_t alen)
+{
+  answer_rr_t *rr;
+  size_t n;
+  int rc = answer_split(abuf, alen, &rr, &n);
+  if (rc == 0)
+    answer_free(rr, n);
+  return rc;
 }
 
 /* The name whose records answer qname: follow the CNAME records of the
@@ -1394,8 +1410,10 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
   lk->secure = answer_secure(status, abuf, alen);
   if (status == ARES_SUCCESS) {
     struct hostent *he = NULL;
-    int prc = lk->family == AF_INET ? ares_parse_a_reply(abuf, alen, &he, NULL, NULL)
-                                    : ares_parse_aaaa_reply(abuf, alen, &he, NULL, NULL);
+    int prc = parse_status(stls__dns_answer_check(abuf, (size_t)alen));
+    if (prc == ARES_SUCCESS)
+      prc = lk->family == AF_INET ? ares_parse_a_reply(abuf, alen, &he, NULL, NULL)
+                                  : ares_parse_aaaa_reply(abuf, alen, &he, NULL, NULL);
     if (prc == ARES_SUCCESS) {
       if (went_through_cname(he, m->host))
         m->is_cname = true;

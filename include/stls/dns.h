@@ -253,6 +253,13 @@ int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen, const char *qna
 int stls__dns_parse_txt(const unsigned char *abuf, size_t alen, const char *qname,
                         stls_dns_txt_result_t *r);
 
+/* Check the structure of a whole response: header, question, answer
+ * records within the buffer, and every owner name and CNAME target
+ * keeping to the compression rules (pointers go back, never into the
+ * header). 0, UV_ENOMEM or UV_EINVAL. The address answers, which c-ares
+ * parses, pass this first. */
+int stls__dns_answer_check(const unsigned char *abuf, size_t alen);
+
 /* The AD bit of a response (RFC 4035 3.2.3), meaningful only when the
  * rcode is NOERROR or NXDOMAIN. */
 bool stls__dns_answer_ad(const unsigned char *abuf, size_t alen);

@@ -45,6 +45,9 @@ SCENARIOS = {
     "ptr4.hostile.test": lambda: [rr(ptr(12), MX, struct.pack("!H", 0) + ptr(4))],
     # Offset 6: ANCOUNT's high byte, the same trick.
     "ptr6.hostile.test": lambda: [rr(ptr(12), MX, struct.pack("!H", 10) + ptr(6))],
+    # A sound MX whose host's A answer has an owner pointing into the
+    # header (read as the root): the address lookup is malformed.
+    "mxa.hostile.test": lambda: [rr(ptr(12), MX, struct.pack("!H", 10) + name("a.hostile.test"))],
     # The owner of the MX record points into the header.
     "owner4.hostile.test": lambda: [rr(ptr(4), MX, struct.pack("!H", 10) + name("mx.hostile.test"))],
 }
@@ -74,6 +77,10 @@ def answer(query):
     rcode = 0
     if qname in SCENARIOS and qtype == MX:
         recs = SCENARIOS[qname]()
+    elif qname == "a.hostile.test" and qtype == A:
+        recs = [rr(ptr(4), A, bytes([127, 0, 0, 1]))]
+    elif qname == "a.hostile.test":
+        recs = []
     elif qname in SCENARIOS:
         recs = []  # NODATA for anything else about these names
     else:

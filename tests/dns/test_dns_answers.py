@@ -4,6 +4,7 @@ scripted_dns.py inside the lab namespace.
 
 An MX whose exchange (or owner) is a compression pointer into the header
 is a malformed answer: the domain is dns-error (BADRESP), never null-mx.
+So is an MX host whose A answer has such an owner.
 A real null MX stays null-mx. Every record is validated against the
 schema. Prints one line per check and exits non-zero on any failure.
 
@@ -29,6 +30,7 @@ WANT = {
     "ptr4.hostile.test": ("dns-error", "BADRESP"),
     "ptr6.hostile.test": ("dns-error", "BADRESP"),
     "owner4.hostile.test": ("dns-error", "BADRESP"),
+    "mxa.hostile.test": ("dns-error", "BADRESP"),
 }
 
 

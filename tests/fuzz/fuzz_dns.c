@@ -2,6 +2,9 @@
  * the MX, TXT and TLSA answer parsers, the MX rules applied to what the
  * MX parser found, and the AD bit.
  *
+ * The structure check that address answers pass before c-ares reads them
+ * is held to the same ID rule.
+ *
  * Input: one byte choosing the name asked for (from a small table, so the
  * dictionary's names can match owners and CNAME chains), then a whole DNS
  * response. Checks:
@@ -140,6 +143,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   CHECK(stls__dns_answer_ad(pkt, len) == (len >= 12 && (pkt[3] & 0x20) != 0));
+  rc1 = stls__dns_answer_check(pkt, len);
+  rc2 = stls__dns_answer_check(flip, len);
+  CHECK(rc_ok(rc1) && rc_ok(rc2));
+  CHECK(rc1 == rc2 || rc1 == UV_ENOMEM || rc2 == UV_ENOMEM);
 
   mx_run(pkt, len, qname, &rr1, &n1, &rc1);
   mx_run(flip, len, qname, &rr2, &n2, &rc2);

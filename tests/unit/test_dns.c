@@ -865,6 +865,22 @@ static void test_parse_mx_pointer_into_header(void **state)
   pkt_rr(&p, "@12", 15, rd, sizeof rd);
   put_bytes(&p, "\x03" "abc\0", 5);
   assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n), UV_EINVAL);
+  /* An address answer is checked the same way before c-ares reads it:
+   * its owner, or a CNAME target even when nothing follows it. */
+  {
+    static const unsigned char a4[4] = {192, 0, 2, 1};
+    pkt_start(&p, "mx.example.com", 1, false);
+    pkt_rr(&p, "@12", 1, a4, sizeof a4);
+    assert_int_equal(stls__dns_answer_check(p.b, p.n), 0);
+    pkt_start(&p, "mx.example.com", 1, false);
+    pkt_rr(&p, "@4", 1, a4, sizeof a4);
+    assert_int_equal(stls__dns_answer_check(p.b, p.n), UV_EINVAL);
+    pkt_start(&p, "mx.example.com", 1, false);
+    pkt_cname(&p, "other.example", "@0");
+    pkt_rr(&p, "@12", 1, a4, sizeof a4);
+    assert_int_equal(stls__dns_answer_check(p.b, p.n), UV_EINVAL);
+    assert_int_equal(stls__dns_answer_check(p.b, 11), UV_EINVAL);
+  }
   /* TLSA and TXT answers follow the same rule. */
   pkt_start(&p, "_25._tcp.mx.example", 52, false);
   pkt_tlsa(&p, "@0", 3, 1, 1, "ab");
