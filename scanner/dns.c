@@ -523,6 +523,11 @@ static int answer_split(const unsigned char *abuf, size_t alen, answer_rr_t **ou
   }
   if (an == 0)
     return 0;
+  /* A record takes at least 11 bytes (a root owner and the fixed part):
+   * a count that cannot fit is malformed, and is not worth allocating
+   * for (ANCOUNT 65535 in a 60-byte answer asked for 2 MB). */
+  if (an > (alen - off) / (1 + RRFIXEDSZ))
+    return UV_EINVAL;
   rr = calloc(an, sizeof *rr);
   if (!rr)
     return UV_ENOMEM;

@@ -725,6 +725,12 @@ static void test_parse_malformed(void **state)
   pkt_start(&p, "q.example", 52, false);
   pkt_tlsa(&p, "@1000", 3, 1, 1, "abcd");
   assert_int_equal(stls__dns_parse_tlsa(p.b, p.n, "q.example", &r), UV_EINVAL);
+  /* More answers counted than the packet can hold. */
+  pkt_start(&p, "q.example", 52, false);
+  pkt_tlsa(&p, "@12", 3, 1, 1, "abcd");
+  p.b[p.ancount_at] = 0xf8;
+  assert_int_equal(stls__dns_parse_tlsa(p.b, p.n, "q.example", &r), UV_EINVAL);
+  assert_int_equal(stls__dns_answer_check(p.b, p.n), UV_EINVAL);
   /* A character-string longer than its RDATA. */
   pkt_start(&p, "q.example", 16, false);
   pkt_rr(&p, "@12", 16, bad_txt, sizeof bad_txt);
