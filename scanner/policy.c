@@ -17,9 +17,11 @@
  *   late.
  */
 #include "stls/policy.h"
+#include "stls/dane.h"
+#include "stls/record.h"
+#include "stls/util.h"
 #include "stls/cert.h"
 #include "stls/names.h"
-#include "stls/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +261,9 @@ static int judge(stls_level_t lvl, const stls_policy_input_t *in,
 
   v->pass = false;
   v->result_type = NULL;
+  v->tested = false;
+  for (size_t i = 0; i < n; i++)
+    v->tested |= !oc[i].skip;
   for (size_t q = 0; q < k; q++) {
     const outcome_t *c = &oc[order[q]];
     if (c->pass) {
@@ -352,6 +357,7 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
                in->sts_mode == STLS_STS_MODE_TESTING) {
       /* Report what enforce would do, but testing mode delivers. */
       s->applies = true;
+      s->tested = may->tested;
       snprintf(s->note, sizeof(s->note),
                "policy in testing mode: delivered anyway; failing lists "
                "what enforce would refuse");
@@ -359,6 +365,7 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
     } else {
       s->pass = may->pass;
       s->all_hosts = may->all_hosts;
+      s->tested = may->tested;
       s->applies = false;
       if (stls_strlist_copy(&s->failing, &may->failing) != 0)
         goto nomem;
@@ -389,6 +396,17 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
                "; %zu address%s not tested: certificate message too large "
                "for this client",
                v[l].untested.n, v[l].untested.n > 1 ? "es" : "");
+  }
+
+  /* Levels nothing was tried for: not failures, and say why. */
+  for (int l = 0; l < STLS_LEVEL_COUNT; l++) {
+    const stls_host_result_t *r0 = in->n_hosts ? in->hosts[0].res : NULL;
+    if (v[l].tested || !r0 || !v[l].applies)
+      continue;
+    snprintf(v[l].note, sizeof(v[0].note),
+             "not tested: every address was skipped (%.120s)",
+             r0->error.set && r0->error.message[0] ? r0->error.message
+                                                   : "not probed");
   }
 
   /* Strictest level every reachable address passes. */
@@ -488,4 +506,102 @@ size_t stls_policy_map_line(const char *domain, const stls_policy_t *p,
                  v->failing.n ? v->failing.v[0] : "");
   }
   return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
+
+/* ---- policy inputs of a domain record --------------------------------- */
+
+/* What DANE says for one host (RFC 7672 as Postfix applies it): the TLSA
+ * state of its MX, and for usable records whether the chain matched. */
+static void dane_host(const stls_record_facts_t *f, stls_domain_host_t *h,
+                      stls_policy_host_t *ph) {
+  const stls_dns_mx_t *mx = &f->dns->mx[h->mx_index];
+  const stls_dns_tlsa_result_t *t = f->tlsa[h->mx_index];
+  stls_tlsa_state_t st;
+  size_t usable = 0;
+
+  if (!f->dns->mx_secure || !mx->addr_secure || !t) {
+    ph->dane = STLS_DANE_INSECURE;
+    h->dane_state = "insecure";
+    return;
+  }
+  st = stls_tlsa_state(t, &usable);
+  h->dane_state = stls_tlsa_state_name(st);
+  switch (st) {
+  case STLS_TLSA_STATE_NO_TLSA: ph->dane = STLS_DANE_NO_TLSA; break;
+  case STLS_TLSA_STATE_FAILED: ph->dane = STLS_DANE_LOOKUP_FAILED; break;
+  case STLS_TLSA_STATE_UNUSABLE: ph->dane = STLS_DANE_UNUSABLE; break;
+  case STLS_TLSA_STATE_USABLE: ph->dane = STLS_DANE_USABLE; break;
+  default: ph->dane = STLS_DANE_INSECURE; break;
+  }
+  if (st == STLS_TLSA_STATE_USABLE && h->res.tls_done) {
+    stls_dane_verdict_t v;
+    stls_dane_opts_t o = {mx->host, f->domain};
+    if (stls_dane_verify(t->rr, t->nrr, h->res.tls.chain, h->res.tls.n_chain,
+                         &o, &v) == 0) {
+      ph->dane_match = v.matched;
+      ph->dane_result_type = v.result_type;
+      h->dane_checked = true;
+      h->dane_matched = v.matched;
+      h->dane_result_type = v.result_type;
+      stls_strlcpy(h->dane_rr, v.match_index >= 0 ? v.match_rr : "",
+                   sizeof(h->dane_rr));
+    }
+  }
+}
+
+/* What MTA-STS says for the domain (RFC 8461): no policy (also for an
+ * invalid TXT record: senders then have no policy), a usable policy, or a
+ * published one that cannot be used (delivered as without it). */
+static void sts_input(const stls_record_facts_t *f, stls_policy_input_t *in) {
+  const stls_sts_result_t *r = f->sts;
+  if (!f->sts_checked || !r) {
+    in->sts = STLS_POLICY_STS_NOT_CHECKED;
+    return;
+  }
+  switch (r->status) {
+  case STLS_STS_OK:
+    in->sts = STLS_POLICY_STS_OK;
+    in->sts_mode = r->policy.mode;
+    break;
+  case STLS_STS_FETCH_ERROR:
+  case STLS_STS_INVALID:
+  case STLS_STS_WEBPKI_INVALID:
+    in->sts = STLS_POLICY_STS_FAILED;
+    in->sts_result_type = stls_sts_status_result_type(r->status);
+    break;
+  default:
+    in->sts = STLS_POLICY_STS_NONE;
+    break;
+  }
+}
+
+int stls_record_decide_policy(const stls_record_facts_t *f,
+                              stls_domain_host_t *hosts, size_t n_hosts,
+                              const stls_policy_opts_t *o,
+                              stls_policy_t *out) {
+  stls_policy_input_t in;
+  stls_policy_host_t *ph = calloc(n_hosts ? n_hosts : 1, sizeof(*ph));
+  int rc;
+  if (!ph)
+    return -1;
+  memset(&in, 0, sizeof(in));
+  in.domain = f->domain;
+  in.hosts = ph;
+  in.n_hosts = n_hosts;
+  in.mx_secure = f->dns->mx_secure;
+  in.dane_checked = f->dane_checked;
+  sts_input(f, &in);
+  for (size_t i = 0; i < n_hosts; i++) {
+    stls_domain_host_t *h = &hosts[i];
+    ph[i].res = &h->res;
+    ph[i].preference = f->dns->mx[h->mx_index].preference;
+    if (f->tlsa)
+      dane_host(f, h, &ph[i]);
+    if (f->sts && f->sts->status == STLS_STS_OK)
+      ph[i].sts_mx_match = stls_sts_policy_mx_match(&f->sts->policy,
+                                                    h->res.mx);
+  }
+  rc = stls_policy_evaluate(&in, o, out);
+  free(ph);
+  return rc;
 }

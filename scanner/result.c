@@ -386,3 +386,18 @@ int stls_host_result_copy(stls_host_result_t *d, const stls_host_result_t *s) {
   }
   return 0;
 }
+
+bool stls_host_result_has_finding(const stls_host_result_t *r,
+                                  const char *id) {
+  for (size_t i = 0; i < r->n_findings; i++)
+    if (strcmp(r->findings[i].id, id) == 0)
+      return true;
+  return false;
+}
+
+bool stls_host_result_local_error(const stls_host_result_t *r) {
+  return r->error.set && r->error.stage <= STLS_STAGE_CONNECT &&
+         r->error.cause == STLS_CAUSE_ERRNO &&
+         (r->error.detail == UV_EMFILE || r->error.detail == UV_ENFILE ||
+          r->error.detail == UV_ENOBUFS);
+}

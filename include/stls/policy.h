@@ -87,6 +87,9 @@ typedef struct stls_verdict_s {
   bool pass;      /* Postfix would deliver, whatever order it picks */
   bool all_hosts; /* every reachable address passes */
   bool applies;   /* dane: usable TLSA exist; mta_sts: a policy exists */
+  bool tested;    /* at least one address was tried; false: every address
+                     was skipped (e.g. --ipv6 off), so pass=false is no
+                     failure, only "not tested" (RFC 8460 reports none) */
   const char *result_type; /* first failure's RFC 8460 type, or NULL */
   char note[200];          /* one sentence on how it was decided */
   stls_strlist_t failing;  /* "mx[ip]" of the reachable addresses failing */

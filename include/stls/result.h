@@ -92,7 +92,8 @@ const char *stls_stage_name(stls_stage_t s);
      "the server speaks only a TLS version older than 1.2")                    \
   XX(ADDRESS_NOT_ALLOWED, "ADDRESS_NOT_ALLOWED",                               \
      "address not allowed (private or special-purpose)")                       \
-  XX(NO_IPV6_ROUTE, "NO_IPV6_ROUTE", "no IPv6 route")
+  XX(NO_IPV6_ROUTE, "NO_IPV6_ROUTE", "no IPv6 route")                         \
+  XX(IPV6_DISABLED, "IPV6_DISABLED", "IPv6 turned off (--ipv6 off)")
 
 typedef enum {
 #define XX(name, code, msg) STLS_CAUSE_##name,
@@ -299,6 +300,11 @@ void stls_host_result_fail(stls_host_result_t *r, stls_host_status_t st,
 /* Is this failure worth one more try later: a 421 reply (the server is
  * busy or shutting down) or a connection reset (often load shedding)? */
 bool stls_host_result_retryable(const stls_host_result_t *r);
+/* Is there a finding with this id? */
+bool stls_host_result_has_finding(const stls_host_result_t *r, const char *id);
+/* Failed for a shortage on this machine (out of descriptors), not because
+ * of the host: never a host's status. */
+bool stls_host_result_local_error(const stls_host_result_t *r);
 /* Deep copy (for results shared between domains). */
 int stls_host_result_copy(stls_host_result_t *dst,
                           const stls_host_result_t *src);
