@@ -8,9 +8,11 @@
 #include "stls/names.h"
 #include "stls/policy.h"
 #include "stls/util.h"
+#include "stls/policy.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Helpers that keep going after ENOMEM and report it once at the end:
  * cJSON_Add* return NULL on failure, which we check via `ok`. */
@@ -454,6 +456,7 @@ static void add_policy(jctx_t *j, cJSON *o, const stls_policy_t *p) {
     jbool(j, x, "pass", v->pass);
     jbool(j, x, "all_hosts", v->all_hosts);
     jbool(j, x, "applies", v->applies);
+    jbool(j, x, "tested", v->tested);
     if (v->result_type)
       jstr(j, x, "result_type", v->result_type);
     jstrlist(j, x, "failing", &v->failing);
@@ -538,6 +541,11 @@ cJSON *stls_json_domain(const stls_domain_record_t *d) {
     return NULL;
   stls_time_rfc3339(d->scanned_at, ts, sizeof(ts));
   jstr(&j, o, "schema", STLS_SCHEMA_ID);
+  if ((e = jobj(&j, o, "scanner"))) {
+    jstr(&j, e, "version", STLS_VERSION);
+    if (d->run_id)
+      jstr(&j, e, "run_id", d->run_id);
+  }
   jstr(&j, o, "domain", d->domain);
   jstr(&j, o, "scanned_at", ts);
   jms(&j, o, "duration_ms", d->duration_ms < 0 ? 0 : d->duration_ms);
@@ -595,6 +603,43 @@ static void add_counts(jctx_t *j, cJSON *o, const char *k,
     jnum(j, x, c->v[i].key, (double)c->v[i].n);
 }
 
+static void add_run_opts(jctx_t *j, cJSON *o, const stls_run_opts_t *r) {
+  cJSON *x = jobj(j, o, "options");
+  if (!x)
+    return;
+  jnum(j, x, "workers", r->workers);
+  jnum(j, x, "concurrency", r->concurrency);
+  jnum(j, x, "per_ip", r->per_ip);
+  jnum(j, x, "rate", r->rate);
+  jnum(j, x, "retry_delay_ms", (double)r->retry_delay_ms);
+  jbool(j, x, "dedupe", r->dedupe);
+  jbool(j, x, "ipv4", r->want_ipv4);
+  jbool(j, x, "ipv6", r->want_ipv6);
+  jstr(j, x, "ipv6_mode", r->ipv6_mode);
+  jbool(j, x, "dane", r->dane);
+  jbool(j, x, "mta_sts", r->mta_sts);
+  jbool(j, x, "versions", r->versions);
+  jnum(j, x, "port", r->port);
+  jnum(j, x, "max_mx", r->max_mx);
+  jnum(j, x, "max_addrs", r->max_addrs);
+  jnum(j, x, "dns_timeout_ms", r->dns_timeout_ms);
+  jnum(j, x, "dns_tries", r->dns_tries);
+  jnum(j, x, "connect_timeout_ms", (double)r->connect_timeout_ms);
+  jnum(j, x, "greeting_timeout_ms", (double)r->greeting_timeout_ms);
+  jnum(j, x, "command_timeout_ms", (double)r->command_timeout_ms);
+  jnum(j, x, "tls_timeout_ms", (double)r->tls_timeout_ms);
+  jstr(j, x, "resolvers", r->resolvers);
+  jstr(j, x, "ca_file", r->ca_file);
+  jstr(j, x, "secure_match", r->secure_match);
+  if (r->shard_n > 1) {
+    char shard[32];
+    snprintf(shard, sizeof(shard), "%u/%u", r->shard_k, r->shard_n);
+    jstr(j, x, "shard", shard);
+  } else {
+    jnull(j, x, "shard");
+  }
+}
+
 cJSON *stls_json_summary(const stls_summary_t *s) {
   jctx_t j = {1};
   char ts[32];
@@ -602,6 +647,19 @@ cJSON *stls_json_summary(const stls_summary_t *s) {
   if (!o)
     return NULL;
   jstr(&j, o, "schema", STLS_SUMMARY_SCHEMA_ID);
+  if ((x = jobj(&j, o, "scanner"))) {
+    jstr(&j, x, "version", STLS_VERSION);
+    if (s->run_id)
+      jstr(&j, x, "run_id", s->run_id);
+  }
+  jbool(&j, o, "interrupted", s->interrupted);
+  if (s->opts)
+    add_run_opts(&j, o, s->opts);
+  if ((x = jobj(&j, o, "rate_limit"))) {
+    jnum(&j, x, "wait_ms", (double)s->rate_wait_ms);
+    jbool(&j, x, "bound", stls_summary_rate_bound(s));
+  }
+  jnum(&j, o, "local_retries", (double)s->local_retries);
   stls_time_rfc3339(s->started_at, ts, sizeof(ts));
   jstr(&j, o, "started_at", ts);
   stls_time_rfc3339(s->finished_at, ts, sizeof(ts));
@@ -636,4 +694,229 @@ cJSON *stls_json_summary(const stls_summary_t *s) {
     return NULL;
   }
   return o;
+}
+
+/* ---- run summary, counted record by record ----------------------------- */
+
+static void count_host(stls_summary_t *s, const stls_domain_host_t *h) {
+  const stls_host_result_t *r = &h->res;
+  stls_counts_add(&s->host_status, stls_host_status_name(r->status), 1);
+  if (r->status == STLS_HOST_SKIPPED)
+    s->probes_skipped++;
+  else if (h->shared)
+    s->probes_shared++;
+  else
+    s->probes_made++;
+  if (r->starttls_offered)
+    s->starttls_offered++;
+  if (r->tls_done) {
+    s->tls_ok++;
+    /* version strings come from mbedTLS as static literals */
+    stls_counts_add(&s->tls_versions,
+                    strcmp(r->tls.version, "TLSv1.3") == 0   ? "TLSv1.3"
+                    : strcmp(r->tls.version, "TLSv1.2") == 0 ? "TLSv1.2"
+                                                             : "other",
+                    1);
+    if (r->tls.trusted)
+      s->trusted++;
+    if (r->tls.name_mx)
+      s->mx_hostname_match++;
+  }
+}
+
+/* Domain status names are static strings, except for records whose
+ * status came from elsewhere: map them onto the static table. */
+static const char *static_status(const char *st) {
+  static const char *const known[] = {"ok",        "null-mx",
+                                      "nxdomain",  "dns-error",
+                                      "invalid-domain", "no-address"};
+  for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+    if (strcmp(st, known[i]) == 0)
+      return known[i];
+  return "other";
+}
+
+void stls_summary_add_record(stls_summary_t *s,
+                             const stls_domain_record_t *d) {
+  s->domains++;
+  stls_counts_add(&s->domain_status, static_status(d->status), 1);
+  if (d->dns) {
+    s->mx_hosts += d->dns->nmx;
+    for (size_t i = 0; i < d->dns->nmx; i++)
+      s->addresses += d->dns->mx[i].naddrs;
+  }
+  for (size_t i = 0; i < d->n_hosts; i++)
+    count_host(s, &d->hosts[i]);
+  if (d->policy)
+    stls_counts_add(&s->recommended,
+                    d->policy->recommended >= 0
+                        ? stls_level_name((stls_level_t)d->policy->recommended)
+                        : "none",
+                    1);
+}
+
+bool stls_summary_rate_bound(const stls_summary_t *s) {
+  /* Waiting for tokens for over a tenth of the run: --rate set the pace. */
+  return s->duration_ms > 0 && s->rate_wait_ms * 10 > s->duration_ms;
+}
+
+void stls_summary_print(FILE *f, const stls_summary_t *s) {
+  fprintf(f,
+          "starttls-scan: %llu domains in %.1fs; %llu MX hosts, %llu "
+          "addresses; probes %llu made, %llu shared, %llu skipped; "
+          "STARTTLS offered %llu, TLS %llu, trusted %llu, MX name match "
+          "%llu\n",
+          (unsigned long long)s->domains, (double)s->duration_ms / 1000.0,
+          (unsigned long long)s->mx_hosts, (unsigned long long)s->addresses,
+          (unsigned long long)s->probes_made,
+          (unsigned long long)s->probes_shared,
+          (unsigned long long)s->probes_skipped,
+          (unsigned long long)s->starttls_offered,
+          (unsigned long long)s->tls_ok, (unsigned long long)s->trusted,
+          (unsigned long long)s->mx_hostname_match);
+  fprintf(f, "starttls-scan: domains by status:");
+  for (size_t i = 0; i < s->domain_status.n; i++)
+    fprintf(f, " %s=%llu", s->domain_status.v[i].key,
+            (unsigned long long)s->domain_status.v[i].n);
+  if (s->recommended.n) {
+    fprintf(f, "\nstarttls-scan: domains by recommended level:");
+    for (size_t i = 0; i < s->recommended.n; i++)
+      fprintf(f, " %s=%llu", s->recommended.v[i].key,
+              (unsigned long long)s->recommended.v[i].n);
+  }
+  fprintf(f, "\nstarttls-scan: hosts by status:");
+  for (size_t i = 0; i < s->host_status.n; i++)
+    fprintf(f, " %s=%llu", s->host_status.v[i].key,
+            (unsigned long long)s->host_status.v[i].n);
+  fputc('\n', f);
+  if (stls_summary_rate_bound(s))
+    fprintf(f,
+            "starttls-scan: the connection rate (--rate %g/s) bounded this "
+            "run: probes waited %.1fs for it in all; see README \"Choosing "
+            "--rate, -c and --per-ip\"\n",
+            s->opts ? s->opts->rate : 0.0, (double)s->rate_wait_ms / 1000.0);
+  if (s->interrupted)
+    fprintf(f, "starttls-scan: interrupted: domains not started were not "
+               "written (--resume continues the run)\n");
+}
+
+/* Open path for writing; "-" is standard output. */
+static FILE *open_out(const char *path, int *is_stdout) {
+  *is_stdout = strcmp(path, "-") == 0;
+  return *is_stdout ? stdout : fopen(path, "w");
+}
+
+int stls_summary_write_json(const char *path, const stls_summary_t *s) {
+  cJSON *j = stls_json_summary(s);
+  int is_stdout, rc = 0;
+  FILE *f = open_out(path, &is_stdout);
+  if (!j || !f || stls_json_write_line(f, j) != 0)
+    rc = -1;
+  if (f && !is_stdout && fclose(f) != 0)
+    rc = -1;
+  cJSON_Delete(j);
+  return rc;
+}
+
+static void prom_counts(FILE *f, const char *name, const char *help,
+                        const char *label, const stls_counts_t *c) {
+  fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+  for (size_t i = 0; i < c->n; i++)
+    fprintf(f, "%s{%s=\"%s\"} %llu\n", name, label, c->v[i].key,
+            (unsigned long long)c->v[i].n);
+}
+
+static void prom_gauge(FILE *f, const char *name, const char *help,
+                       double v) {
+  fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name,
+          name, v);
+}
+
+/* The summary as a Prometheus textfile (node exporter's textfile
+ * collector): written to a temporary file and renamed, so the collector
+ * never reads half a file. Names: starttls_scan_last_run_*. */
+int stls_summary_write_prom(const char *path, const stls_summary_t *s) {
+  char tmp[4096];
+  int is_stdout = strcmp(path, "-") == 0, rc = 0;
+  FILE *f;
+  if (is_stdout) {
+    f = stdout;
+  } else {
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path,
+                         (long)getpid()) >= sizeof(tmp))
+      return -1;
+    if (!(f = fopen(tmp, "w")))
+      return -1;
+  }
+  fprintf(f, "# HELP starttls_scan_last_run_info The last batch run: "
+             "scanner version and run id.\n"
+             "# TYPE starttls_scan_last_run_info gauge\n"
+             "starttls_scan_last_run_info{version=\"%s\",run_id=\"%s\"} 1\n",
+          STLS_VERSION, s->run_id ? s->run_id : "");
+  prom_gauge(f, "starttls_scan_last_run_timestamp_seconds",
+             "When the last run finished (Unix time).",
+             (double)s->finished_at);
+  prom_gauge(f, "starttls_scan_last_run_duration_seconds",
+             "How long the last run took.", (double)s->duration_ms / 1000.0);
+  prom_gauge(f, "starttls_scan_last_run_interrupted",
+             "1 when the last run was stopped by a signal.",
+             s->interrupted ? 1 : 0);
+  prom_gauge(f, "starttls_scan_last_run_rate_wait_seconds",
+             "Time probes waited for the connection rate limit.",
+             (double)s->rate_wait_ms / 1000.0);
+  prom_counts(f, "starttls_scan_last_run_domains",
+              "Domains of the last run by record status.", "status",
+              &s->domain_status);
+  prom_counts(f, "starttls_scan_last_run_recommended_domains",
+              "Domains of the last run by recommended Postfix level.",
+              "recommended", &s->recommended);
+  prom_counts(f, "starttls_scan_last_run_hosts",
+              "Host records of the last run by probe status.", "status",
+              &s->host_status);
+  prom_counts(f, "starttls_scan_last_run_tls_hosts",
+              "Hosts of the last run by negotiated TLS version.", "version",
+              &s->tls_versions);
+  fprintf(f, "# HELP starttls_scan_last_run_probes Probes of the last run: "
+             "made, shared with another domain, skipped.\n"
+             "# TYPE starttls_scan_last_run_probes gauge\n"
+             "starttls_scan_last_run_probes{kind=\"made\"} %llu\n"
+             "starttls_scan_last_run_probes{kind=\"shared\"} %llu\n"
+             "starttls_scan_last_run_probes{kind=\"skipped\"} %llu\n",
+          (unsigned long long)s->probes_made,
+          (unsigned long long)s->probes_shared,
+          (unsigned long long)s->probes_skipped);
+  prom_gauge(f, "starttls_scan_last_run_starttls_offered_hosts",
+             "Hosts that offered STARTTLS.", (double)s->starttls_offered);
+  prom_gauge(f, "starttls_scan_last_run_trusted_hosts",
+             "Hosts whose chain was trusted.", (double)s->trusted);
+  if (fflush(f) != 0 || ferror(f))
+    rc = -1;
+  if (!is_stdout) {
+    if (fclose(f) != 0)
+      rc = -1;
+    if (rc == 0 && rename(tmp, path) != 0)
+      rc = -1;
+    if (rc != 0)
+      unlink(tmp);
+  }
+  return rc;
+}
+
+void stls_progress_print(FILE *f, uint64_t written, uint64_t total,
+                         double secs, uint64_t not_ok, bool rate_bound,
+                         bool final) {
+  double rate = secs > 0 ? (double)written / secs : 0;
+  if (total > 0 && rate > 0) {
+    double eta = (double)(total > written ? total - written : 0) / rate;
+    fprintf(f, "\r%llu/%llu domains  %.1f/s  ETA %.0fs  not-ok %llu%s   ",
+            (unsigned long long)written, (unsigned long long)total, rate, eta,
+            (unsigned long long)not_ok, rate_bound ? "  rate-limited" : "");
+  } else {
+    fprintf(f, "\r%llu domains  %.1f/s  not-ok %llu%s   ",
+            (unsigned long long)written, rate, (unsigned long long)not_ok,
+            rate_bound ? "  rate-limited" : "");
+  }
+  if (final)
+    fputc('\n', f);
+  fflush(f);
 }

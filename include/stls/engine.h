@@ -108,9 +108,16 @@ int stls_engine_submit_invalid(stls_engine_t *e, const char *raw,
 uint64_t stls_engine_pending(stls_engine_t *e);
 /* Domains waiting in the queue (not started). */
 size_t stls_engine_queued(stls_engine_t *e);
-/* Probes running now, and endpoints waiting for a slot. */
-void stls_engine_load(stls_engine_t *e, unsigned *probes_active,
-                      unsigned *domains_active);
+/* What the engine is doing now (approximate: read without locks). */
+typedef struct stls_engine_stats_s {
+  unsigned probes_active;  /* SMTP sessions open */
+  unsigned domains_active; /* domains started, record not yet finished */
+  size_t queued;           /* domains waiting to start */
+  int64_t rate_wait_ms;    /* time probes waited for the connection rate */
+  uint64_t local_retries;  /* probes put back for lack of descriptors */
+} stls_engine_stats_t;
+
+void stls_engine_stats(stls_engine_t *e, stls_engine_stats_t *s);
 
 /* Stop taking domains: submissions fail with UV_ECANCELED and the domains
  * still queued are dropped (their tags are returned through drop_cb, on
@@ -121,10 +128,9 @@ void stls_engine_stop(stls_engine_t *e, void (*drop_cb)(void *tag, void *arg),
 
 /* Join the workers and free the engine. Call it from the loop thread once
  * stls_engine_pending() is 0 (or after stop, when it has reached 0);
- * records not yet delivered are dropped. */
+ * records not yet delivered are dropped. It may be called from the record
+ * callback. The memory is released when the caller's loop has closed the
+ * engine's async handle (run the loop once more). */
 void stls_engine_free(stls_engine_t *e);
-
-/* Is domain in shard k of n (k 1-based)? Stable across runs and machines. */
-bool stls_shard_keep(const char *domain, unsigned k, unsigned n);
 
 #endif

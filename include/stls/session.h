@@ -43,8 +43,6 @@ typedef struct stls_probe_cfg_s {
    * the milliseconds to wait (the caller's connection rate). NULL: none. */
   int64_t (*pace)(void *arg);
   void *pace_arg;
-  /* Refuse private and special-purpose addresses (status "blocked"). */
-  int guard_private;
 } stls_probe_cfg_t;
 
 /* Fill cfg with the default timeouts and port 25 (pointers left NULL). */

@@ -3,6 +3,8 @@
 #define STLS_WRITER_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -25,6 +27,17 @@ cJSON *stls_json_domain(const stls_domain_record_t *d);
 
 /* The run summary (--summary FILE). */
 cJSON *stls_json_summary(const stls_summary_t *s);
+
+/* The run summary: for people (stderr), as JSON ("-" = stdout), as a
+ * Prometheus textfile (written atomically). 0 or -1. */
+void stls_summary_print(FILE *f, const stls_summary_t *s);
+int stls_summary_write_json(const char *path, const stls_summary_t *s);
+int stls_summary_write_prom(const char *path, const stls_summary_t *s);
+
+/* One progress line (\r, no newline unless final) for a terminal. */
+void stls_progress_print(FILE *f, uint64_t written, uint64_t total,
+                         double secs, uint64_t not_ok, bool rate_bound,
+                         bool final);
 
 /* Print one record as a single line and flush, so a killed run leaves only
  * whole lines. Returns 0, or -1 on ENOMEM or a write error. */
