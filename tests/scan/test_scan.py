@@ -799,6 +799,31 @@ def checks_politeness(res, sc, lab, endpoints):
     res.run("politeness: --rate 20 over 40 probes takes >= 1.5 s", rate)
 
 
+def checks_check(res, sc):
+    def policy_line():
+        p = subprocess.run([sc.bin, "check", "--ca-file", sc.ca, "--ipv6", "off",
+                            "--no-versions", "good.lab.test"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=TIMEOUT)
+        out = p.stdout.decode()
+        eq(p.returncode, 0, "exit code (stderr %r)" % p.stderr.decode())
+        require("smtp_tls_policy_maps:" in out, "no policy-map heading:\n%s" % out)
+        last = out.rstrip("\n").splitlines()[-1].split()
+        eq(last[:2], ["good.lab.test", "verify"], "policy-map line")
+
+    def dns_error_stderr():
+        p = subprocess.run([sc.bin, "check", "--resolver", "127.0.0.1:1", "--dns-timeout",
+                            "0.3", "--dns-tries", "1", "good.lab.test"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=TIMEOUT)
+        err = p.stderr.decode()
+        eq(p.returncode, 2, "exit code")
+        require("dns-error" in err and len(err.splitlines()) == 1,
+                "a one-line reason on stderr: %r" % err)
+    res.run("check: the report ends with the policy-map line", policy_line)
+    res.run("check: exit 2 says why on stderr", dns_error_stderr)
+
+
 def checks_rate_workers(res, sc, lab):
     def rate4():
         # One address: every probe is owned by one worker. The rate is the
@@ -1189,6 +1214,7 @@ def main():
         checks_shards(res, sc, lab)
         checks_politeness(res, sc, lab, endpoints)
         checks_rate_workers(res, sc, lab)
+        checks_check(res, sc)
         checks_hardening(res, sc, lab)
         checks_errors(res, sc)
         checks_progress(res, sc, lab)
