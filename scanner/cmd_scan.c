@@ -309,7 +309,12 @@ static void check_report(scan_fe_t *fe, const stls_domain_record_t *d) {
                : "none: no level passes on every reachable address");
     stls_policy_map_line(d->domain, p, &fe->cfg.policy, STLS_LEVEL_ENCRYPT,
                          buf, sizeof(buf));
-    printf("  smtp_tls_policy_maps:\n    %s", buf);
+    printf("  smtp_tls_policy_maps:\n");
+    for (char *line = buf, *nl; *line; line = nl) {
+      nl = strchr(line, '\n');
+      nl = nl ? nl + 1 : line + strlen(line);
+      printf("    %.*s", (int)(nl - line), line);
+    }
   }
   fflush(stdout);
 

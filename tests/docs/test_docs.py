@@ -150,6 +150,8 @@ _MASKS = [
     (re.compile(r'"(connect|greeting|ehlo|starttls|handshake|ehlo_tls|total|txt|fetch|'
                 r'duration_ms)":\d+'), r'"\1":<ms>'),
     (re.compile(r"\b\d+(\.\d+)?s; "), "<s>; "),
+    (re.compile(r'"run_id": ?"[^"]*"'), '"run_id": "<run>"'),
+    (re.compile(r'"wait_ms": ?\d+'), '"wait_ms": <ms>'),
 ]
 
 
