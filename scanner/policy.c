@@ -401,7 +401,7 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
   /* Levels nothing was tried for: not failures, and say why. */
   for (int l = 0; l < STLS_LEVEL_COUNT; l++) {
     const stls_host_result_t *r0 = in->n_hosts ? in->hosts[0].res : NULL;
-    if (v[l].tested || !r0 || !v[l].applies)
+    if (v[l].tested || !r0 || !v[l].applies || v[l].untested.n > 0)
       continue;
     snprintf(v[l].note, sizeof(v[0].note),
              "not tested: every address was skipped (%.120s)",
