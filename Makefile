@@ -2,6 +2,7 @@
 # idempotent: dependencies are installed only when missing.
 #
 #   make demo   install, build, start the lab on loopback, scan its domains
+#   make serve-demo  the same lab, scanned through `starttls-scan serve`
 #   make test   install, build (warnings are errors), run the whole suite
 #               under ASan+UBSan, then the normal build's suite
 #   make build  just build into build/
@@ -11,7 +12,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: all deps build build-asan demo test test-asan test-plain clean
+.PHONY: all deps build build-asan demo serve-demo test test-asan test-plain clean
 
 all: build
 
@@ -31,6 +32,9 @@ build-asan: deps
 
 demo: build
 	bash tests/lab/netns-run.sh bash tests/lab/demo.sh $(BUILD)/scanner/starttls-scan
+
+serve-demo: build
+	bash tests/lab/netns-run.sh bash tests/lab/serve-demo.sh $(BUILD)/scanner/starttls-scan
 
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -11,18 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include "frontend.h"
 #include "stls/cli.h"
 #include "stls/diff.h"
 #include "stls/domain.h"
+#include "stls/engine.h"
 #include "stls/http.h"
 #include "stls/store.h"
 #include "stls/util.h"
-
-#ifndef STLS_VERSION
-#define STLS_VERSION "dev"
-#endif
+#include "stls/writer.h"
 
 #define FEED_DEFAULT_LIMIT 100
 #define FEED_MAX_LIMIT 1000
@@ -32,6 +32,9 @@
 #define JOBS_DEFAULT_LIMIT 20
 #define JOBS_MAX_LIMIT 1000
 #define MAX_HOSTS_FACTS 256
+#define SCAN_MAX_DOMAINS 10000   /* per POST /v1/scans */
+#define DEFAULT_QUEUE 50000      /* domains waiting in the service */
+#define QUEUE_RETRY_AFTER "Retry-After: 30\r\n"
 
 /* Scan duration buckets (seconds), for the histogram. */
 static const double duration_buckets[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
@@ -104,8 +107,55 @@ struct feed_wait_s {
   int limit;
 };
 
+typedef struct job_s job_t;
+typedef struct item_s item_t;
+typedef struct dwait_s dwait_t;
+
+/* A scan job while it has domains not yet delivered. */
+struct job_s {
+  char id[40];
+  int64_t total, done;
+  size_t pending; /* items queued here or in the engine */
+  int cancelled, running;
+};
+
+enum { ITEM_JOB, ITEM_DOMAIN, ITEM_TARGET };
+
+/* One domain to scan: queued here until the engine has room (so a job can
+ * be cancelled, and a full queue is a 503, not a blocked loop). */
+struct item_s {
+  item_t *next;
+  int kind;
+  job_t *job;
+  size_t idx;
+  char domain[];
+};
+
+/* A GET /v1/domains/{d}?max_age= waiting for its scan. */
+struct dwait_s {
+  stls_http_req_t *req;
+  struct serve_s *sv;
+  dwait_t *next, *prev;
+  char domain[STLS_DOMAIN_MAX + 1];
+};
+
 typedef struct serve_s {
   uv_loop_t *loop;
+  stls_engine_t *engine;
+  stls_engine_cfg_t ecfg;
+  item_t *q_head, *q_tail;
+  size_t q_len, q_cap;
+  size_t in_engine;
+  stls_strmap_t *jobs;     /* id -> job_t, while pending */
+  dwait_t *dwaits;         /* all waiting domain requests */
+  stls_strmap_t *scanning; /* domain -> (void *)1: an ad-hoc scan queued */
+  /* --targets FILE --every DURATION */
+  char **targets;
+  size_t n_targets, targets_pending;
+  uint64_t every_ms;
+  uv_timer_t targets_timer;
+  int targets_timer_on;
+  uint64_t rounds, rounds_skipped;
   stls_store_t *store;
   stls_http_t *http;
   stls_http_cfg_t http_cfg;
@@ -124,6 +174,10 @@ typedef struct serve_s {
 } serve_t;
 
 enum { SRC_SCAN, SRC_INGEST };
+
+static void feed_wake(serve_t *sv);
+static int put_record(serve_t *sv, const cJSON *rec, const char *text,
+                      size_t len, time_t at, int source, int64_t *id);
 
 /* --- records in: one path for scans and ingest --- */
 
@@ -482,6 +536,588 @@ static void h_ingest(stls_http_req_t *req, void *arg) {
     feed_wake(sv);
 }
 
+
+/* --- scanning: the service's queue in front of the engine --- */
+
+static void random_id(char *buf, size_t len) {
+  unsigned char r[8];
+  if (uv_random(NULL, NULL, r, sizeof(r), 0, NULL) != 0) {
+    uint64_t x = stls_now_ms() ^ (uint64_t)rand();
+    memcpy(r, &x, sizeof(r));
+  }
+  stls_hex(r, sizeof(r), buf);
+  (void)len;
+}
+
+static item_t *item_new(int kind, job_t *job, size_t idx, const char *domain) {
+  size_t n = strlen(domain);
+  item_t *it = malloc(sizeof(*it) + n + 1);
+  if (!it)
+    return NULL;
+  it->next = NULL;
+  it->kind = kind;
+  it->job = job;
+  it->idx = idx;
+  memcpy(it->domain, domain, n + 1);
+  if (job)
+    job->pending++;
+  return it;
+}
+
+static void enqueue(serve_t *sv, item_t *it, int front) {
+  if (front) {
+    it->next = sv->q_head;
+    sv->q_head = it;
+    if (!sv->q_tail)
+      sv->q_tail = it;
+  } else {
+    if (sv->q_tail)
+      sv->q_tail->next = it;
+    else
+      sv->q_head = it;
+    sv->q_tail = it;
+  }
+  sv->q_len++;
+}
+
+/* An item is finished (delivered, dropped or cancelled): release it, and
+ * its job once nothing of it is pending. */
+static void item_done(serve_t *sv, item_t *it) {
+  job_t *j = it->job;
+  if (it->kind == ITEM_TARGET && sv->targets_pending)
+    sv->targets_pending--;
+  if (it->kind == ITEM_DOMAIN)
+    stls_strmap_del(sv->scanning, it->domain);
+  if (j && --j->pending == 0) {
+    stls_strmap_del(sv->jobs, j->id);
+    free(j);
+  }
+  free(it);
+}
+
+/* Hand queued domains to the engine, no more at once than it probes at
+ * once: the rest wait here, where a cancelled job can drop them. */
+static void pump(serve_t *sv) {
+  size_t room = sv->ecfg.limits.concurrency ? sv->ecfg.limits.concurrency : 1;
+  while (sv->engine && !sv->stopping && sv->q_head && sv->in_engine < room) {
+    item_t *it = sv->q_head;
+    int rc;
+    if (it->job && it->job->cancelled) {
+      sv->q_head = it->next;
+      if (!sv->q_head)
+        sv->q_tail = NULL;
+      sv->q_len--;
+      item_done(sv, it);
+      continue;
+    }
+    rc = stls_engine_submit(sv->engine, it->domain, it);
+    if (rc != 0)
+      break; /* UV_EAGAIN: the engine's queue is full; a record frees room */
+    sv->q_head = it->next;
+    if (!sv->q_head)
+      sv->q_tail = NULL;
+    sv->q_len--;
+    sv->in_engine++;
+    if (it->job && !it->job->running) {
+      it->job->running = 1;
+      stls_store_job_state(sv->store, it->job->id, "running", 0);
+    }
+  }
+}
+
+static void dwait_unlink(dwait_t *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    w->sv->dwaits = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+}
+
+static void dwait_abort(stls_http_req_t *req, void *data) {
+  dwait_t *w = data;
+  (void)req;
+  dwait_unlink(w);
+  free(w);
+}
+
+/* The record of domain was stored: answer everyone waiting for it. */
+static void domain_wake(serve_t *sv, const char *domain) {
+  dwait_t *w = sv->dwaits, *next;
+  for (; w; w = next) {
+    char *json = NULL;
+    size_t len = 0;
+    next = w->next;
+    if (strcmp(w->domain, domain))
+      continue;
+    dwait_unlink(w);
+    w->req->abort_cb = NULL;
+    if (stls_store_latest(sv->store, domain, &json, &len, NULL) == 1)
+      stls_http_respond(w->req, 200, "application/json", json, len, NULL);
+    else
+      stls_http_error(w->req, 500, "internal", "the scan left no record",
+                      NULL);
+    free(json);
+    free(w);
+  }
+}
+
+/* GET /v1/domains/{d}?max_age= needs a scan: wait for it, sharing one scan
+ * between every request for the domain. */
+static void domain_wait(serve_t *sv, stls_http_req_t *req, const char *d) {
+  dwait_t *w;
+  if (!sv->engine || sv->stopping) {
+    stls_http_error(req, 503, "scanning_unavailable", "the service is stopping",
+                    QUEUE_RETRY_AFTER);
+    return;
+  }
+  if (!stls_strmap_get(sv->scanning, d)) {
+    item_t *it;
+    if (sv->q_len >= sv->q_cap) {
+      stls_http_error(req, 503, "queue_full", "the scan queue is full",
+                      QUEUE_RETRY_AFTER);
+      return;
+    }
+    if (!(it = item_new(ITEM_DOMAIN, NULL, 0, d)) ||
+        stls_strmap_put(sv->scanning, d, (void *)1) != 0) {
+      free(it);
+      stls_http_error(req, 500, "internal", "out of memory", NULL);
+      return;
+    }
+    enqueue(sv, it, 1); /* someone is waiting: ahead of batch jobs */
+  }
+  if (!(w = calloc(1, sizeof(*w)))) {
+    stls_http_error(req, 500, "internal", "out of memory", NULL);
+    return;
+  }
+  w->req = req;
+  w->sv = sv;
+  stls_strlcpy(w->domain, d, sizeof(w->domain));
+  w->next = sv->dwaits;
+  if (w->next)
+    w->next->prev = w;
+  sv->dwaits = w;
+  req->abort_cb = dwait_abort;
+  req->data = w;
+  pump(sv);
+}
+
+static void observe_duration(serve_t *sv, int64_t ms) {
+  double s = (double)ms / 1000.0;
+  for (size_t i = 0; i < N_BUCKETS; i++)
+    if (s <= duration_buckets[i])
+      sv->dur_buckets[i]++;
+  sv->dur_count++;
+  sv->dur_sum += s;
+}
+
+static void maybe_free_engine(serve_t *sv);
+
+/* A finished record from the engine: store it, diff it, account for it. */
+static void engine_record_cb(stls_engine_t *e, const stls_domain_record_t *rec,
+                             void *tag, void *arg) {
+  serve_t *sv = arg;
+  item_t *it = tag;
+  cJSON *j = stls_json_domain(rec);
+  char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+  int64_t id = 0, before = stls_store_last_cursor(sv->store);
+  (void)e;
+  if (sv->in_engine)
+    sv->in_engine--;
+  observe_duration(sv, rec->duration_ms);
+  if (!text || stls_store_begin(sv->store) != 0) {
+    fprintf(stderr, "starttls-scan serve: cannot store the record of %s\n",
+            rec->domain);
+  } else {
+    int rc = put_record(sv, j, text, strlen(text), rec->scanned_at, SRC_SCAN,
+                        &id);
+    job_t *job = it ? it->job : NULL;
+    if (rc == 0 && job && !job->cancelled) {
+      rc = stls_store_job_item_done(sv->store, job->id, it->idx, id);
+      if (rc == 0 && ++job->done >= job->total)
+        rc = stls_store_job_state(sv->store, job->id, "done", time(NULL));
+    }
+    if (rc == 0)
+      rc = stls_store_commit(sv->store);
+    else
+      stls_store_rollback(sv->store);
+    if (rc != 0)
+      fprintf(stderr, "starttls-scan serve: cannot store the record of %s: %s\n",
+              rec->domain, stls_store_errmsg(sv->store));
+  }
+  cJSON_free(text);
+  cJSON_Delete(j);
+  {
+    /* Waiters know the name as they asked for it, which is the record's
+     * name once normalised. */
+    char d[STLS_DOMAIN_MAX + 1] = "";
+    if (it) {
+      stls_strlcpy(d, it->domain, sizeof(d));
+      item_done(sv, it);
+      domain_wake(sv, d);
+    }
+    if (strcmp(rec->domain, d))
+      domain_wake(sv, rec->domain);
+  }
+  if (stls_store_last_cursor(sv->store) > before)
+    feed_wake(sv);
+  pump(sv);
+  maybe_free_engine(sv);
+}
+
+static void engine_drop_cb(void *tag, void *arg) {
+  serve_t *sv = arg;
+  if (sv->in_engine)
+    sv->in_engine--;
+  if (tag)
+    item_done(sv, tag);
+}
+
+static void maybe_free_engine(serve_t *sv) {
+  if (sv->stopping && sv->engine && stls_engine_pending(sv->engine) == 0) {
+    stls_engine_free(sv->engine);
+    sv->engine = NULL;
+  }
+}
+
+/* The JSON of a job, as the API shows it. */
+static cJSON *job_json(const stls_store_job_t *j) {
+  cJSON *o = cJSON_CreateObject();
+  char t[32];
+  if (!o)
+    return NULL;
+  cJSON_AddStringToObject(o, "id", j->id);
+  cJSON_AddStringToObject(o, "state", j->state);
+  cJSON_AddNumberToObject(o, "total", (double)j->total);
+  cJSON_AddNumberToObject(o, "done", (double)j->done);
+  stls_time_rfc3339((time_t)j->created_at, t, sizeof(t));
+  cJSON_AddStringToObject(o, "created_at", t);
+  if (j->finished_at) {
+    stls_time_rfc3339((time_t)j->finished_at, t, sizeof(t));
+    cJSON_AddStringToObject(o, "finished_at", t);
+  } else {
+    cJSON_AddNullToObject(o, "finished_at");
+  }
+  return o;
+}
+
+static void respond_json(stls_http_req_t *req, int status, cJSON *o) {
+  char *out = o ? cJSON_PrintUnformatted(o) : NULL;
+  cJSON_Delete(o);
+  if (!out) {
+    stls_http_error(req, 500, "internal", "out of memory", NULL);
+    return;
+  }
+  stls_http_respond(req, status, "application/json", out, strlen(out), NULL);
+  cJSON_free(out);
+}
+
+static void h_scan_post(stls_http_req_t *req, void *arg) {
+  serve_t *sv = arg;
+  cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+  const cJSON *list = jget(body, "domains"), *x;
+  char **names = NULL;
+  size_t n = 0, i = 0;
+  job_t *job = NULL;
+  char msg[160];
+  if (!cJSON_IsArray(list) || (n = (size_t)cJSON_GetArraySize(list)) == 0 ||
+      n > SCAN_MAX_DOMAINS) {
+    cJSON_Delete(body);
+    stls_http_error(req, 400, "bad_request",
+                    "want {\"domains\": [...]} with 1 to 10000 names", NULL);
+    return;
+  }
+  if (!sv->engine || sv->stopping) {
+    cJSON_Delete(body);
+    stls_http_error(req, 503, "scanning_unavailable", "the service is stopping",
+                    QUEUE_RETRY_AFTER);
+    return;
+  }
+  if (sv->q_len + n > sv->q_cap) {
+    cJSON_Delete(body);
+    stls_http_error(req, 503, "queue_full", "the scan queue is full",
+                    QUEUE_RETRY_AFTER);
+    return;
+  }
+  if (!(names = calloc(n, sizeof(*names))))
+    goto oom;
+  cJSON_ArrayForEach(x, list) {
+    char d[STLS_DOMAIN_MAX + 1];
+    const char *why = NULL;
+    if (!cJSON_IsString(x) ||
+        stls_domain_normalize(x->valuestring, d, sizeof(d), &why) != 0) {
+      snprintf(msg, sizeof(msg), "domains[%zu] is not a domain name: %s", i,
+               why ? why : "not a string");
+      for (size_t k = 0; k < i; k++)
+        free(names[k]);
+      free(names);
+      cJSON_Delete(body);
+      stls_http_error(req, 400, "bad_domain", msg, NULL);
+      return;
+    }
+    if (!(names[i++] = stls_strdup(d)))
+      goto oom;
+  }
+  if (!(job = calloc(1, sizeof(*job))))
+    goto oom;
+  random_id(job->id, sizeof(job->id));
+  job->total = (int64_t)n;
+  if (stls_store_job_create(sv->store, job->id, (int64_t)time(NULL),
+                            (const char *const *)names, n) != 0 ||
+      stls_strmap_put(sv->jobs, job->id, job) != 0) {
+    free(job);
+    job = NULL;
+    goto oom;
+  }
+  job->pending = 1; /* held while the items are queued */
+  for (i = 0; i < n; i++) {
+    item_t *it = item_new(ITEM_JOB, job, i, names[i]);
+    if (it)
+      enqueue(sv, it, 0);
+  }
+  for (i = 0; i < n; i++)
+    free(names[i]);
+  free(names);
+  cJSON_Delete(body);
+  {
+    cJSON *o = cJSON_CreateObject();
+    char id[40];
+    stls_strlcpy(id, job->id, sizeof(id));
+    if (o) {
+      cJSON_AddStringToObject(o, "id", id);
+      cJSON_AddStringToObject(o, "state", "queued");
+      cJSON_AddNumberToObject(o, "total", (double)n);
+    }
+    if (--job->pending == 0) {
+      stls_strmap_del(sv->jobs, job->id);
+      free(job);
+    }
+    respond_json(req, 202, o);
+  }
+  pump(sv);
+  return;
+oom:
+  if (names)
+    for (size_t k = 0; k < n; k++)
+      free(names[k]);
+  free(names);
+  cJSON_Delete(body);
+  stls_http_error(req, 500, "internal", "cannot create the job", NULL);
+}
+
+static void job_list_cb(const stls_store_job_t *j, void *arg) {
+  cJSON *o = job_json(j);
+  if (o)
+    cJSON_AddItemToArray(arg, o);
+}
+
+static void h_scan_list(stls_http_req_t *req, void *arg) {
+  serve_t *sv = arg;
+  long long limit = query_int(req, "limit", JOBS_DEFAULT_LIMIT, JOBS_MAX_LIMIT);
+  cJSON *o, *a;
+  if (limit <= 0) {
+    stls_http_error(req, 400, "bad_request", "limit must be 1..1000", NULL);
+    return;
+  }
+  o = cJSON_CreateObject();
+  a = cJSON_AddArrayToObject(o, "scans");
+  if (!a || stls_store_job_list(sv->store, (int)limit, job_list_cb, a) < 0) {
+    cJSON_Delete(o);
+    stls_http_error(req, 500, "internal", "store error", NULL);
+    return;
+  }
+  respond_json(req, 200, o);
+}
+
+/* The job in the path, or an answer (404) and 0. */
+static int path_job(serve_t *sv, stls_http_req_t *req, stls_store_job_t *j) {
+  int found = stls_store_job_get(sv->store, req->params[0], j);
+  if (found <= 0)
+    stls_http_error(req, found < 0 ? 500 : 404,
+                    found < 0 ? "internal" : "not_found",
+                    found < 0 ? "store error" : "no such scan", NULL);
+  return found > 0;
+}
+
+static void h_scan_get(stls_http_req_t *req, void *arg) {
+  stls_store_job_t j;
+  if (path_job(arg, req, &j))
+    respond_json(req, 200, job_json(&j));
+}
+
+static void h_scan_delete(stls_http_req_t *req, void *arg) {
+  serve_t *sv = arg;
+  stls_store_job_t j;
+  job_t *job;
+  if (!path_job(sv, req, &j))
+    return;
+  if (!strcmp(j.state, "queued") || !strcmp(j.state, "running")) {
+    if ((job = stls_strmap_get(sv->jobs, j.id))) {
+      item_t **pp = &sv->q_head, *prev = NULL;
+      job->cancelled = 1;
+      job->pending++; /* keep it while its items go */
+      while (*pp) {
+        item_t *it = *pp;
+        if (it->job == job) {
+          *pp = it->next;
+          sv->q_len--;
+          item_done(sv, it);
+        } else {
+          prev = it;
+          pp = &it->next;
+        }
+      }
+      sv->q_tail = prev;
+      if (--job->pending == 0) {
+        stls_strmap_del(sv->jobs, job->id);
+        free(job);
+      }
+    }
+    stls_store_job_state(sv->store, j.id, "cancelled", time(NULL));
+    stls_store_job_get(sv->store, j.id, &j);
+    pump(sv);
+  }
+  respond_json(req, 200, job_json(&j));
+}
+
+static void results_cb(const char *json, size_t len, void *arg) {
+  buf_add(arg, json, len);
+  buf_add(arg, "\n", 1);
+}
+
+static void h_scan_results(stls_http_req_t *req, void *arg) {
+  serve_t *sv = arg;
+  stls_store_job_t j;
+  buf_t b = {0};
+  if (!path_job(sv, req, &j))
+    return;
+  if (stls_store_job_results(sv->store, j.id, results_cb, &b) < 0 || b.oom) {
+    free(b.p);
+    stls_http_error(req, 500, "internal", "store error", NULL);
+    return;
+  }
+  stls_http_respond(req, 200, "application/x-ndjson", b.p ? b.p : "", b.len,
+                    NULL);
+  free(b.p);
+}
+
+/* After a restart: queue again what unfinished jobs had not delivered. */
+static void requeue_cb(const char *id, size_t idx, const char *domain,
+                       void *arg) {
+  serve_t *sv = arg;
+  job_t *job = stls_strmap_get(sv->jobs, id);
+  item_t *it;
+  if (!job) {
+    if (!(job = calloc(1, sizeof(*job))))
+      return;
+    stls_strlcpy(job->id, id, sizeof(job->id));
+    if (stls_strmap_put(sv->jobs, job->id, job) != 0) {
+      free(job);
+      return;
+    }
+  }
+  if ((it = item_new(ITEM_JOB, job, idx, domain)))
+    enqueue(sv, it, 0);
+}
+
+static int requeue_jobs(serve_t *sv) {
+  int n = stls_store_job_pending(sv->store, requeue_cb, sv);
+  /* Totals come from the store once the pending rows have been read. */
+  for (item_t *it = sv->q_head; it; it = it->next) {
+    stls_store_job_t j;
+    if (it->job && it->job->total == 0 &&
+        stls_store_job_get(sv->store, it->job->id, &j) == 1) {
+      it->job->total = j.total;
+      it->job->done = j.done;
+    }
+  }
+  return n;
+}
+
+/* --- scheduled rescans (--targets FILE --every DURATION) --- */
+
+static void targets_round(uv_timer_t *t) {
+  serve_t *sv = t->data;
+  if (sv->stopping)
+    return;
+  /* Politely: a round starts only when the previous one has finished. */
+  if (sv->targets_pending) {
+    sv->rounds_skipped++;
+    return;
+  }
+  if (sv->q_len + sv->n_targets > sv->q_cap) {
+    sv->rounds_skipped++;
+    return;
+  }
+  sv->rounds++;
+  for (size_t i = 0; i < sv->n_targets; i++) {
+    item_t *it = item_new(ITEM_TARGET, NULL, i, sv->targets[i]);
+    if (it) {
+      enqueue(sv, it, 0);
+      sv->targets_pending++;
+    }
+  }
+  pump(sv);
+}
+
+static int load_targets(serve_t *sv, const char *path) {
+  FILE *f = fopen(path, "r");
+  char line[4096], d[STLS_DOMAIN_MAX + 1];
+  size_t cap = 0;
+  long no = 0;
+  if (!f) {
+    fprintf(stderr, "starttls-scan serve: cannot read %s: %s\n", path,
+            strerror(errno));
+    return -1;
+  }
+  while (fgets(line, sizeof(line), f)) {
+    const char *why = NULL;
+    int r;
+    no++;
+    line[strcspn(line, "\n")] = '\0';
+    r = stls_target_line_parse(line, d, sizeof(d), &why);
+    if (r < 0) {
+      fprintf(stderr, "starttls-scan serve: %s:%ld: skipped: %s\n", path, no,
+              why ? why : "invalid");
+      continue;
+    }
+    if (r == 0)
+      continue;
+    if (sv->n_targets == cap) {
+      char **v = realloc(sv->targets, (cap ? cap * 2 : 64) * sizeof(*v));
+      if (!v)
+        break;
+      sv->targets = v;
+      cap = cap ? cap * 2 : 64;
+    }
+    if (!(sv->targets[sv->n_targets] = stls_strdup(d)))
+      break;
+    sv->n_targets++;
+  }
+  fclose(f);
+  return 0;
+}
+
+/* "90", "90s", "15m", "6h", "1d" into milliseconds; 0 when malformed. */
+static uint64_t parse_duration_ms(const char *s) {
+  char *end;
+  double v = strtod(s, &end);
+  double mult = 1000;
+  if (end == s || !(v > 0))
+    return 0;
+  if (!strcmp(end, "") || !strcmp(end, "s"))
+    mult = 1000;
+  else if (!strcmp(end, "m"))
+    mult = 60e3;
+  else if (!strcmp(end, "h"))
+    mult = 3600e3;
+  else if (!strcmp(end, "d"))
+    mult = 86400e3;
+  else
+    return 0;
+  return (uint64_t)(v * mult);
+}
+
 /* --- domains --- */
 
 /* The domain in the path, normalised into out; answers 400 and returns -1
@@ -514,10 +1150,12 @@ static void h_domain(stls_http_req_t *req, void *arg) {
       return;
     }
     found = stls_store_latest(sv->store, d, NULL, NULL, &at);
-    if (found < 0 || !found || (long long)(time(NULL) - at) > max_age) {
-      stls_http_error(req, 503, "scanning_unavailable",
-                      "this build of the service cannot scan yet",
-                      "Retry-After: 60\r\n");
+    if (found < 0) {
+      stls_http_error(req, 500, "internal", "store error", NULL);
+      return;
+    }
+    if (!found || (long long)(time(NULL) - at) > max_age) {
+      domain_wait(sv, req, d);
       return;
     }
   }
@@ -590,27 +1228,36 @@ static void h_history(stls_http_req_t *req, void *arg) {
   cJSON_free(out);
 }
 
-/* --- scans (need the engine) --- */
-
-static void h_scans_unavailable(stls_http_req_t *req, void *arg) {
-  (void)arg;
-  stls_http_error(req, 503, "scanning_unavailable",
-                  "this build of the service cannot scan yet",
-                  "Retry-After: 60\r\n");
-}
 
 /* --- health, stats, metrics, page --- */
+
+/* Domains waiting (here and in the engine's queue) and being scanned. */
+static void queue_load(serve_t *sv, size_t *queued, size_t *running) {
+  *queued = sv->q_len;
+  *running = 0;
+  if (sv->engine) {
+    stls_engine_stats_t st;
+    memset(&st, 0, sizeof(st));
+    stls_engine_stats(sv->engine, &st);
+    *queued += st.queued;
+    *running = st.domains_active;
+  }
+}
 
 static void h_health(stls_http_req_t *req, void *arg) {
   serve_t *sv = arg;
   char body[512];
-  int n = snprintf(body, sizeof(body),
-                   "{\"status\":\"ok\",\"version\":\"%s\",\"uptime_s\":%llu,"
-                   "\"domains\":%lld,\"queue\":{\"queued\":0,\"running\":0}}\n",
-                   STLS_VERSION,
-                   (unsigned long long)((uv_now(sv->loop) - sv->started_ms) /
-                                        1000),
-                   (long long)stls_store_count_domains(sv->store));
+  size_t queued, running;
+  int n;
+  queue_load(sv, &queued, &running);
+  n = snprintf(body, sizeof(body),
+               "{\"status\":\"ok\",\"version\":\"%s\",\"uptime_s\":%llu,"
+               "\"domains\":%lld,\"queue\":{\"queued\":%zu,\"running\":%zu},"
+               "\"scanning\":%s}\n",
+               STLS_VERSION,
+               (unsigned long long)((uv_now(sv->loop) - sv->started_ms) / 1000),
+               (long long)stls_store_count_domains(sv->store), queued, running,
+               sv->engine && !sv->stopping ? "true" : "false");
   stls_http_respond(req, 200, "application/json", body, (size_t)n, NULL);
 }
 
@@ -758,8 +1405,19 @@ static void h_metrics(stls_http_req_t *req, void *arg) {
              (long long)stls_store_count_expiring(sv->store, now + 30 * 86400));
   metric_head(&b, "starttls_scan_scans", "gauge",
               "Domains waiting for a scan (queued) and being scanned");
-  buf_printf(&b, "starttls_scan_scans{state=\"queued\"} %d\n", 0);
-  buf_printf(&b, "starttls_scan_scans{state=\"running\"} %d\n", 0);
+  {
+    size_t queued, running;
+    queue_load(sv, &queued, &running);
+    buf_printf(&b, "starttls_scan_scans{state=\"queued\"} %zu\n", queued);
+    buf_printf(&b, "starttls_scan_scans{state=\"running\"} %zu\n", running);
+  }
+  metric_head(&b, "starttls_scan_target_rounds_total", "counter",
+              "Rounds of --targets rescans started, and skipped because the "
+              "previous round had not finished");
+  buf_printf(&b, "starttls_scan_target_rounds_total{outcome=\"started\"} %llu\n",
+             (unsigned long long)sv->rounds);
+  buf_printf(&b, "starttls_scan_target_rounds_total{outcome=\"skipped\"} %llu\n",
+             (unsigned long long)sv->rounds_skipped);
   metric_head(&b, "starttls_scan_scan_duration_seconds", "histogram",
               "Time to scan one domain");
   for (size_t i = 0; i < N_BUCKETS; i++)
@@ -843,11 +1501,11 @@ static const stls_http_route_t routes[] = {
     {"GET", "/v1/feed", h_feed},
     {"GET", "/v1/domains/{}", h_domain},
     {"GET", "/v1/domains/{}/history", h_history},
-    {"POST", "/v1/scans", h_scans_unavailable},
-    {"GET", "/v1/scans", h_scans_unavailable},
-    {"GET", "/v1/scans/{}", h_scans_unavailable},
-    {"DELETE", "/v1/scans/{}", h_scans_unavailable},
-    {"GET", "/v1/scans/{}/results", h_scans_unavailable},
+    {"POST", "/v1/scans", h_scan_post},
+    {"GET", "/v1/scans", h_scan_list},
+    {"GET", "/v1/scans/{}", h_scan_get},
+    {"DELETE", "/v1/scans/{}", h_scan_delete},
+    {"GET", "/v1/scans/{}/results", h_scan_results},
 };
 
 /* --- the command --- */
@@ -855,14 +1513,25 @@ static const stls_http_route_t routes[] = {
 const char stls_serve_usage[] =
     "usage: starttls-scan serve --db FILE [--listen ADDR:PORT] [OPTIONS]\n"
     "\n"
-    "Runs the service: an HTTP API over a store of every record (SQLite),\n"
-    "a feed of what changed, Prometheus metrics at /metrics and a status\n"
-    "page at /. See the README section 'Service mode' and docs/openapi.yaml.\n"
+    "Runs the service: scans on request (POST /v1/scans, GET\n"
+    "/v1/domains/D?max_age=S) and on a schedule (--targets), keeps every\n"
+    "record in a store (SQLite), tells what changed (GET /v1/feed), exports\n"
+    "Prometheus metrics at /metrics and a status page at /. See the README\n"
+    "section 'Service mode' and docs/openapi.yaml.\n"
     "\n"
+    "Service:\n"
     "  --db FILE               the store (created when missing; WAL mode)\n"
     "  --listen ADDR:PORT      where to listen (default 127.0.0.1:8025)\n"
     "  --token-file FILE       POST and DELETE need 'Authorization: Bearer\n"
     "                          TOKEN' with the first line of FILE\n"
+    "  --targets FILE          domains to rescan (one per line, as for scan)\n"
+    "  --every DURATION        how often (e.g. 6h, 30m, 1d; default 24h);\n"
+    "                          a round starts only after the last one ended\n"
+    "  --allow-private         allow connections to private and special-\n"
+    "                          purpose addresses (loopback, RFC 1918, ...);\n"
+    "                          without it such hosts are 'blocked'\n"
+    "  --queue N               domains waiting in the service (default\n"
+    "                          50000); beyond it requests get 503\n"
     "  --max-body BYTES        largest request body (default 1048576)\n"
     "  --max-conns N           HTTP connections at once (default 512)\n"
     "  --max-conns-per-ip N    ... from one client address (default 64)\n"
@@ -870,14 +1539,50 @@ const char stls_serve_usage[] =
     "                          bursts of 5 seconds' worth; 0 = no limit)\n"
     "  --read-timeout SEC      time to send one request (default 10)\n"
     "\n"
-    "SIGTERM or SIGINT stops it: it stops listening, answers what it can\n"
-    "and closes the store.\n";
+    "Scanning (as for 'scan'): --resolver, -4, -6, --ipv6, --dns-timeout,\n"
+    "--dns-tries, --max-mx, --max-addrs, -w, -c, --per-ip, --rate,\n"
+    "--retry-delay, --no-retry, --dane, --mta-sts, --secure-match, -p,\n"
+    "--ca-file, --trust-store, --intermediates, --ehlo, the timeouts and\n"
+    "--versions.\n"
+    "\n"
+    "SIGTERM or SIGINT stops it: it stops listening and taking scans, lets\n"
+    "the scans under way finish, and closes the store; jobs not finished\n"
+    "are taken up again at the next start.\n";
 
-static int usage_err(const char *fmt, const char *arg) {
-  fprintf(stderr, "starttls-scan serve: ");
-  fprintf(stderr, fmt, arg);
-  fprintf(stderr, " (try 'starttls-scan help serve')\n");
-  return 2;
+static void on_walk_close(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  serve_t *sv = s->data;
+  feed_wait_t *w, *next;
+  (void)signum;
+  if (sv->stopping)
+    return;
+  sv->stopping = 1;
+  fprintf(stderr, "starttls-scan serve: stopping\n");
+  /* Long polls get what there is, then every connection closes. */
+  for (w = sv->feed_waiters; w; w = next) {
+    next = w->next;
+    feed_wait_end(w, 1);
+  }
+  stls_http_close(sv->http);
+  sv->http = NULL;
+  if (sv->targets_timer_on) {
+    uv_timer_stop(&sv->targets_timer);
+    uv_close((uv_handle_t *)&sv->targets_timer, NULL);
+    sv->targets_timer_on = 0;
+  }
+  if (sv->engine) {
+    stls_engine_stop(sv->engine, engine_drop_cb, sv);
+    maybe_free_engine(sv);
+  }
+  uv_signal_stop(&sv->sigterm);
+  uv_signal_stop(&sv->sigint);
+  uv_close((uv_handle_t *)&sv->sigterm, NULL);
+  uv_close((uv_handle_t *)&sv->sigint, NULL);
 }
 
 static int parse_ulong(const char *s, unsigned long lo, unsigned long hi,
@@ -911,37 +1616,23 @@ static char *read_token(const char *path) {
   return n ? stls_strdup(line) : NULL;
 }
 
-static void on_walk_close(uv_handle_t *h, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(h))
-    uv_close(h, NULL);
-}
-
-static void on_signal(uv_signal_t *s, int signum) {
-  serve_t *sv = s->data;
-  feed_wait_t *w, *next;
-  (void)signum;
-  if (sv->stopping)
-    return;
-  sv->stopping = 1;
-  fprintf(stderr, "starttls-scan serve: stopping\n");
-  /* Long polls get what there is, then everything closes. */
-  for (w = sv->feed_waiters; w; w = next) {
-    next = w->next;
-    feed_wait_end(w, 1);
+static void free_queue(serve_t *sv) {
+  while (sv->q_head) {
+    item_t *it = sv->q_head;
+    sv->q_head = it->next;
+    item_done(sv, it);
   }
-  stls_http_close(sv->http);
-  sv->http = NULL;
-  uv_signal_stop(&sv->sigterm);
-  uv_signal_stop(&sv->sigint);
-  uv_close((uv_handle_t *)&sv->sigterm, NULL);
-  uv_close((uv_handle_t *)&sv->sigint, NULL);
+  sv->q_tail = NULL;
+  sv->q_len = 0;
 }
 
 int stls_cmd_serve(int argc, char **argv) {
   enum {
     OPT_DB = 256, OPT_LISTEN, OPT_TOKEN, OPT_MAXBODY, OPT_MAXCONNS,
-    OPT_MAXCONNSIP, OPT_POSTRATE, OPT_READTMO
+    OPT_MAXCONNSIP, OPT_POSTRATE, OPT_READTMO, OPT_TARGETS, OPT_EVERY,
+    OPT_PRIVATE, OPT_QUEUE, OPT_RESOLVER, OPT_IPV6, OPT_DNSTMO, OPT_DNSTRIES,
+    OPT_MAXMX, OPT_MAXADDR, OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY,
+    OPT_DANE, OPT_STS, OPT_SECMATCH
   };
   static const struct option longopts[] = {
       {"db", required_argument, NULL, OPT_DB},
@@ -952,110 +1643,312 @@ int stls_cmd_serve(int argc, char **argv) {
       {"max-conns-per-ip", required_argument, NULL, OPT_MAXCONNSIP},
       {"post-rate", required_argument, NULL, OPT_POSTRATE},
       {"read-timeout", required_argument, NULL, OPT_READTMO},
+      {"targets", required_argument, NULL, OPT_TARGETS},
+      {"every", required_argument, NULL, OPT_EVERY},
+      {"allow-private", no_argument, NULL, OPT_PRIVATE},
+      {"queue", required_argument, NULL, OPT_QUEUE},
+      {"resolver", required_argument, NULL, OPT_RESOLVER},
+      {"ipv6", required_argument, NULL, OPT_IPV6},
+      {"dns-timeout", required_argument, NULL, OPT_DNSTMO},
+      {"dns-tries", required_argument, NULL, OPT_DNSTRIES},
+      {"max-mx", required_argument, NULL, OPT_MAXMX},
+      {"max-addrs", required_argument, NULL, OPT_MAXADDR},
+      {"workers", required_argument, NULL, 'w'},
+      {"concurrency", required_argument, NULL, 'c'},
+      {"per-ip", required_argument, NULL, OPT_PERIP},
+      {"rate", required_argument, NULL, OPT_RATE},
+      {"retry-delay", required_argument, NULL, OPT_RETRY},
+      {"no-retry", no_argument, NULL, OPT_NORETRY},
+      {"dane", no_argument, NULL, OPT_DANE},
+      {"mta-sts", no_argument, NULL, OPT_STS},
+      {"secure-match", required_argument, NULL, OPT_SECMATCH},
+      {"port", required_argument, NULL, 'p'},
+      PROBE_COMMON_LONGOPTS,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  serve_t sv;
+  static const char *cmd = "serve";
+  serve_t *sv = calloc(1, sizeof(*sv));
+  stls_engine_cfg_t *o;
   uv_loop_t loop;
-  const char *db = NULL, *token_file = NULL;
+  const char *db = NULL, *token_file = NULL, *targets = NULL;
   char *token = NULL;
-  char err[512];
-  unsigned long v;
-  int c, rc = 1;
-  stls_cli_t cli = {"serve", "h", longopts, 0};
+  char err[512], ehlo_buf[256], resolvers[1024] = "";
+  unsigned long v = 0;
+  int c, rc = -1, only4 = 0, only6 = 0, allow_private = 0, loop_ok = 0;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  probe_common_t pc;
+  stls_cli_t cli = {cmd, "w:c:p:46h", longopts, 0};
 
-  memset(&sv, 0, sizeof(sv));
-  stls_http_cfg_defaults(&sv.http_cfg);
-  /* Options only in full: --max-conns is a prefix of --max-conns-per-ip. */
-  while ((c = stls_cli_getopt(&cli, argc, argv)) != -1) {
+  if (!sv) {
+    fprintf(stderr, "starttls-scan serve: out of memory\n");
+    return 1;
+  }
+  o = &sv->ecfg;
+  stls_engine_cfg_defaults(o);
+  o->limits.workers = ncpu > 0 ? (unsigned)ncpu : 1;
+  pc = (probe_common_t){&o->probe,       &o->ca_file,       o->trust_stores,
+                        &o->n_trust_stores, &o->intermediates,
+                        &o->probe.ehlo_name};
+  stls_http_cfg_defaults(&sv->http_cfg);
+  sv->q_cap = DEFAULT_QUEUE;
+  sv->every_ms = 86400ULL * 1000;
+  while (rc < 0 && (c = stls_cli_getopt(&cli, argc, argv)) != -1) {
     switch (c) {
-    case STLS_CLI_VERSION: stls_cli_print_version(stdout); return 0;
-    case STLS_CLI_USAGE: return 2;
+    case STLS_CLI_VERSION: stls_cli_print_version(stdout); rc = 0; break;
+    case STLS_CLI_USAGE: rc = EXIT_USAGE; break;
     case OPT_DB: db = optarg; break;
-    case OPT_LISTEN: sv.http_cfg.listen = optarg; break;
+    case OPT_LISTEN: sv->http_cfg.listen = optarg; break;
     case OPT_TOKEN: token_file = optarg; break;
+    case OPT_TARGETS: targets = optarg; break;
+    case OPT_EVERY:
+      if (!(sv->every_ms = parse_duration_ms(optarg)) || sv->every_ms < 1000)
+        rc = stls__usage_error(cmd, "bad --every '%s' (e.g. 90s, 30m, 6h, 1d)",
+                               optarg);
+      break;
+    case OPT_PRIVATE: allow_private = 1; break;
+    case OPT_QUEUE:
+      if (parse_ulong(optarg, 1, 10000000, &v))
+        rc = stls__usage_error(cmd, "bad --queue '%s' (1..10000000)", optarg);
+      sv->q_cap = v;
+      break;
     case OPT_MAXBODY:
       if (parse_ulong(optarg, 1024, 1UL << 30, &v))
-        return usage_err("bad --max-body '%s' (1024..1073741824)", optarg);
-      sv.http_cfg.max_body = v;
+        rc = stls__usage_error(cmd, "bad --max-body '%s' (1024..1073741824)",
+                               optarg);
+      sv->http_cfg.max_body = v;
       break;
     case OPT_MAXCONNS:
       if (parse_ulong(optarg, 1, 100000, &v))
-        return usage_err("bad --max-conns '%s' (1..100000)", optarg);
-      sv.http_cfg.max_conns = (unsigned)v;
+        rc = stls__usage_error(cmd, "bad --max-conns '%s' (1..100000)", optarg);
+      sv->http_cfg.max_conns = (unsigned)v;
       break;
     case OPT_MAXCONNSIP:
       if (parse_ulong(optarg, 1, 100000, &v))
-        return usage_err("bad --max-conns-per-ip '%s' (1..100000)", optarg);
-      sv.http_cfg.max_conns_per_ip = (unsigned)v;
+        rc = stls__usage_error(cmd, "bad --max-conns-per-ip '%s' (1..100000)",
+                               optarg);
+      sv->http_cfg.max_conns_per_ip = (unsigned)v;
       break;
     case OPT_POSTRATE: {
       char *end;
       double r = strtod(optarg, &end);
-      if (!*optarg || *end || r < 0 || r > 1e6)
-        return usage_err("bad --post-rate '%s' (per second, 0 = no limit)",
-                         optarg);
+      if (!*optarg || *end || !(r >= 0) || r > 1e6) {
+        rc = stls__usage_error(
+            cmd, "bad --post-rate '%s' (per second, 0 = no limit)", optarg);
+        break;
+      }
       /* Bursts of five seconds' worth, at least one request. */
-      sv.http_cfg.post_rate = r;
-      sv.http_cfg.post_burst = r * 5 < 1 ? 1 : r * 5;
+      sv->http_cfg.post_rate = r;
+      sv->http_cfg.post_burst = r * 5 < 1 ? 1 : r * 5;
       break;
     }
     case OPT_READTMO: {
       int64_t ms = stls_parse_seconds_ms(optarg);
       if (ms <= 0)
-        return usage_err("bad --read-timeout '%s' (seconds)", optarg);
-      sv.http_cfg.read_timeout_ms = (uint64_t)ms;
+        rc = stls__usage_error(cmd, "bad --read-timeout '%s' (seconds)", optarg);
+      sv->http_cfg.read_timeout_ms = (uint64_t)ms;
       break;
     }
-    case 'h': fputs(stls_serve_usage, stdout); return 0;
+    case OPT_RESOLVER:
+      if (strlen(resolvers) + strlen(optarg) + 2 > sizeof(resolvers)) {
+        rc = stls__usage_error(cmd, "%s", "too many --resolver options");
+        break;
+      }
+      if (resolvers[0])
+        strcat(resolvers, ",");
+      strcat(resolvers, optarg);
+      break;
+    case OPT_IPV6:
+      if (!strcmp(optarg, "auto"))
+        o->ipv6_mode = STLS_IPV6_AUTO;
+      else if (!strcmp(optarg, "on"))
+        o->ipv6_mode = STLS_IPV6_ON;
+      else if (!strcmp(optarg, "off"))
+        o->ipv6_mode = STLS_IPV6_OFF;
+      else
+        rc = stls__usage_error(cmd, "--ipv6 wants auto, on or off, not '%s'",
+                               optarg);
+      break;
+    case OPT_DNSTMO: {
+      int64_t ms = stls_parse_seconds_ms(optarg);
+      if (ms < 1 || ms > 60000)
+        rc = stls__usage_error(cmd, "bad --dns-timeout '%s' (seconds, up to 60)",
+                               optarg);
+      o->limits.dns_timeout_ms = (unsigned)ms;
+      break;
+    }
+    case OPT_DNSTRIES:
+      if (stls__parse_uint(optarg, 1, 10, &o->limits.dns_tries))
+        rc = stls__usage_error(cmd, "bad --dns-tries '%s' (1..10)", optarg);
+      break;
+    case OPT_MAXMX:
+      if (stls__parse_uint(optarg, 1, 100, &o->limits.max_mx))
+        rc = stls__usage_error(cmd, "bad --max-mx '%s' (1..100)", optarg);
+      break;
+    case OPT_MAXADDR:
+      if (stls__parse_uint(optarg, 1, 100, &o->limits.max_addrs))
+        rc = stls__usage_error(cmd, "bad --max-addrs '%s' (1..100)", optarg);
+      break;
+    case 'w':
+      if (stls__parse_uint(optarg, 1, 256, &o->limits.workers))
+        rc = stls__usage_error(cmd, "bad --workers '%s' (1..256)", optarg);
+      break;
+    case 'c':
+      if (stls__parse_uint(optarg, 1, 100000, &o->limits.concurrency))
+        rc = stls__usage_error(cmd, "bad --concurrency '%s' (1..100000)",
+                               optarg);
+      break;
+    case OPT_PERIP:
+      if (stls__parse_uint(optarg, 1, 1000, &o->limits.per_ip))
+        rc = stls__usage_error(cmd, "bad --per-ip '%s' (1..1000)", optarg);
+      break;
+    case OPT_RATE: {
+      char *end;
+      o->limits.rate = strtod(optarg, &end);
+      if (!*optarg || *end || !(o->limits.rate >= 0) || o->limits.rate > 1e6)
+        rc = stls__usage_error(
+            cmd, "bad --rate '%s' (connections/s, 0 = no limit)", optarg);
+      break;
+    }
+    case OPT_RETRY:
+      if ((o->limits.retry_delay_ms = stls_parse_seconds_ms(optarg)) < 0)
+        rc = stls__usage_error(cmd, "bad --retry-delay '%s' (seconds)", optarg);
+      break;
+    case OPT_NORETRY: o->limits.retry_delay_ms = -1; break;
+    case OPT_DANE: o->dane = true; break;
+    case OPT_STS: o->mta_sts = true; break;
+    case OPT_SECMATCH: o->policy.secure_match = optarg; break;
+    case 'p': {
+      int port = stls__parse_port(optarg);
+      if (port < 0)
+        rc = stls__usage_error(cmd, "bad port '%s'", optarg);
+      o->probe.port = port;
+      break;
+    }
+    case '4': only4 = 1; break;
+    case '6': only6 = 1; break;
+    case 'h': fputs(stls_serve_usage, stdout); rc = 0; break;
     default:
-      return usage_err("unknown option or missing argument: '%s'",
-                       argv[optind - 1]);
+      switch (stls__probe_common_opt(c, optarg, cmd, &pc)) {
+      case 1: break;
+      case 0:
+        rc = stls__usage_error(cmd, "unknown option or missing argument: '%s'",
+                               argv[optind - 1]);
+        break;
+      default: rc = EXIT_USAGE; break;
+      }
     }
   }
-  if (optind < argc)
-    return usage_err("unexpected argument '%s'", argv[optind]);
-  if (!db)
-    return usage_err("%s", "--db FILE is required");
+  if (rc >= 0)
+    goto out;
+  rc = EXIT_USAGE;
+  if (optind < argc) {
+    stls__usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    goto out;
+  }
+  if (!db) {
+    stls__usage_error(cmd, "%s", "--db FILE is required");
+    goto out;
+  }
+  if (only4 && only6) {
+    stls__usage_error(cmd, "%s", "-4 and -6 exclude each other");
+    goto out;
+  }
+  o->want_ipv4 = !only6;
+  o->want_ipv6 = !only4;
+  o->guard_private = !allow_private;
+  /* The engine keeps an endpoint's result for the rest of its run, and a
+   * service's run never ends: a rescan must probe afresh. */
+  o->dedupe = false;
+  if (resolvers[0])
+    o->resolvers = resolvers;
+  if (!o->probe.ehlo_name) {
+    stls__default_ehlo(ehlo_buf, sizeof(ehlo_buf), 1);
+    o->probe.ehlo_name = ehlo_buf;
+  }
   if (token_file) {
     if (!(token = read_token(token_file))) {
       fprintf(stderr, "starttls-scan serve: cannot read a token from %s\n",
               token_file);
-      return 2;
+      goto out;
     }
-    sv.http_cfg.token = token;
+    sv->http_cfg.token = token;
   }
+  if (targets && load_targets(sv, targets) != 0)
+    goto out;
 
+  rc = 1;
   uv_loop_init(&loop);
-  sv.loop = &loop;
-  sv.started = time(NULL);
-  sv.started_ms = uv_now(&loop);
-  if (stls_store_open(&sv.store, db, err, sizeof(err)) != 0) {
+  loop_ok = 1;
+  sv->loop = &loop;
+  sv->started = time(NULL);
+  sv->started_ms = uv_now(&loop);
+  if (!(sv->jobs = stls_strmap_new()) || !(sv->scanning = stls_strmap_new())) {
+    fprintf(stderr, "starttls-scan serve: out of memory\n");
+    goto out;
+  }
+  if (stls_store_open(&sv->store, db, err, sizeof(err)) != 0) {
     fprintf(stderr, "starttls-scan serve: store: %s\n", err);
     goto out;
   }
-  if (stls_http_new(&sv.http, &loop, &sv.http_cfg, routes,
-                    sizeof(routes) / sizeof(routes[0]), &sv, err,
+  if (stls_engine_new(&sv->engine, &loop, o, engine_record_cb, sv, err,
+                      sizeof(err)) != 0) {
+    fprintf(stderr, "starttls-scan serve: %s\n", err);
+    sv->engine = NULL;
+    goto out;
+  }
+  if (stls_http_new(&sv->http, &loop, &sv->http_cfg, routes,
+                    sizeof(routes) / sizeof(routes[0]), sv, err,
                     sizeof(err)) != 0) {
     fprintf(stderr, "starttls-scan serve: %s\n", err);
     goto out;
   }
-  uv_signal_init(&loop, &sv.sigterm);
-  uv_signal_init(&loop, &sv.sigint);
-  sv.sigterm.data = sv.sigint.data = &sv;
-  uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
-  uv_signal_start(&sv.sigint, on_signal, SIGINT);
-  fprintf(stderr, "starttls-scan serve: listening on %s (port %d), store %s\n",
-          sv.http_cfg.listen, stls_http_port(sv.http), db);
+  {
+    int n = requeue_jobs(sv);
+    if (n > 0)
+      fprintf(stderr, "starttls-scan serve: %d domains of unfinished jobs "
+                      "queued again\n", n);
+  }
+  uv_signal_init(&loop, &sv->sigterm);
+  uv_signal_init(&loop, &sv->sigint);
+  sv->sigterm.data = sv->sigint.data = sv;
+  uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&sv->sigint, on_signal, SIGINT);
+  if (sv->n_targets) {
+    uv_timer_init(&loop, &sv->targets_timer);
+    sv->targets_timer.data = sv;
+    sv->targets_timer_on = 1;
+    uv_timer_start(&sv->targets_timer, targets_round, 0, sv->every_ms);
+  }
+  fprintf(stderr,
+          "starttls-scan serve: listening on %s (port %d), store %s%s\n",
+          sv->http_cfg.listen, stls_http_port(sv->http), db,
+          allow_private ? ", private addresses allowed" : "");
   fflush(stderr);
+  pump(sv);
   uv_run(&loop, UV_RUN_DEFAULT);
   rc = 0;
 out:
-  if (sv.http)
-    stls_http_close(sv.http);
-  uv_walk(&loop, on_walk_close, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  stls_store_close(sv.store);
+  if (loop_ok) {
+    if (sv->http)
+      stls_http_close(sv->http);
+    if (sv->engine) {
+      sv->stopping = 1;
+      stls_engine_stop(sv->engine, engine_drop_cb, sv);
+      stls_engine_free(sv->engine);
+      sv->engine = NULL;
+    }
+    uv_walk(&loop, on_walk_close, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+  }
+  free_queue(sv);
+  stls_store_close(sv->store);
+  stls_strmap_free(sv->jobs);
+  stls_strmap_free(sv->scanning);
+  for (size_t i = 0; i < sv->n_targets; i++)
+    free(sv->targets[i]);
+  free(sv->targets);
   free(token);
+  free(sv);
   return rc;
 }

@@ -43,7 +43,7 @@ LAB_PKGS="postfix openssl unbound nsd ldnsutils python3 python3-jsonschema iprou
 # answers checked with jsonschema (Debian 12's openapi-core needs a newer
 # Python), /metrics goes through python3-prometheus-client's parser, and the
 # status page is loaded in headless chromium.
-LAB_PKGS="$LAB_PKGS python3-yaml python3-prometheus-client chromium"
+LAB_PKGS="$LAB_PKGS python3-yaml python3-prometheus-client chromium curl"
 # The Kubernetes Job is checked against the API schema with the models of
 # python3-kubernetes (docker/validate-k8s.py).
 LAB_PKGS="$LAB_PKGS python3-kubernetes"
