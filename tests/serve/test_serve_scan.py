@@ -314,7 +314,9 @@ def main():
                 assert hosts and all(h["status"] == "blocked" for h in hosts), hosts
                 assert all(h["error"]["code"] == "ADDRESS_NOT_ALLOWED" for h in hosts), hosts
                 _, _, _, (r2,) = call(g, "GET", "/v1/domains/good.lab.test?max_age=0", want=200)
-                assert all(h["status"] == "blocked" for h in r2["hosts"]), r2["hosts"]
+                st2 = [h["status"] for h in r2["hosts"]]
+                # (its IPv6 address is skipped: --ipv6 off)
+                assert "blocked" in st2 and set(st2) <= {"blocked", "skipped"}, r2["hosts"]
                 time.sleep(0.3)
                 assert lis.count == 0, "the guard let %d connection(s) through" % lis.count
                 assert g.stop() == 0
