@@ -29,9 +29,9 @@ typedef struct {
 } chain_arg_t;
 
 typedef struct {
-  psa_key_id_t priv;      /* our side's key (agreement) or signer */
-  psa_key_id_t pub;       /* verifier's public key */
-  uint8_t peer[160];      /* the other side's public key (agreement) */
+  psa_key_id_t priv; /* our side's key (agreement) or signer */
+  psa_key_id_t pub;  /* verifier's public key */
+  uint8_t peer[160]; /* the other side's public key (agreement) */
   size_t peer_len;
   uint8_t hash[32];
   uint8_t sig[512];
@@ -62,10 +62,11 @@ static int op_agree(op_ctx_t *c) {
   psa_key_id_t k = 0;
   uint8_t pub[160], secret[80];
   size_t pub_len, secret_len;
-  int ok = psa_generate_key(&c->gen, &k) == PSA_SUCCESS &&
-           psa_export_public_key(k, pub, sizeof(pub), &pub_len) == PSA_SUCCESS &&
-           psa_raw_key_agreement(PSA_ALG_ECDH, k, c->peer, c->peer_len, secret,
-                                 sizeof(secret), &secret_len) == PSA_SUCCESS;
+  int ok =
+      psa_generate_key(&c->gen, &k) == PSA_SUCCESS &&
+      psa_export_public_key(k, pub, sizeof(pub), &pub_len) == PSA_SUCCESS &&
+      psa_raw_key_agreement(PSA_ALG_ECDH, k, c->peer, c->peer_len, secret,
+                            sizeof(secret), &secret_len) == PSA_SUCCESS;
   psa_destroy_key(k);
   return ok;
 }
@@ -128,8 +129,8 @@ static int setup_agree(op_ctx_t *c, psa_ecc_family_t fam, size_t bits) {
   psa_set_key_algorithm(&a, PSA_ALG_ECDH);
   c->gen = a;
   int ok = psa_generate_key(&a, &server) == PSA_SUCCESS &&
-           psa_export_public_key(server, c->peer, sizeof(c->peer), &c->peer_len) ==
-               PSA_SUCCESS;
+           psa_export_public_key(server, c->peer, sizeof(c->peer),
+                                 &c->peer_len) == PSA_SUCCESS;
   psa_destroy_key(server);
   return ok;
 }
@@ -143,14 +144,15 @@ static int setup_sign(op_ctx_t *c, psa_key_type_t type, size_t bits,
   size_t pub_len;
   psa_set_key_type(&a, type);
   psa_set_key_bits(&a, bits);
-  psa_set_key_usage_flags(&a, PSA_KEY_USAGE_SIGN_HASH | PSA_KEY_USAGE_VERIFY_HASH);
+  psa_set_key_usage_flags(&a,
+                          PSA_KEY_USAGE_SIGN_HASH | PSA_KEY_USAGE_VERIFY_HASH);
   psa_set_key_algorithm(&a, alg);
   for (size_t i = 0; i < sizeof(c->hash); i++)
     c->hash[i] = (uint8_t)(i * 7 + 1);
   c->alg = alg;
   if (psa_generate_key(&a, &c->priv) != PSA_SUCCESS ||
-      psa_sign_hash(c->priv, alg, c->hash, sizeof(c->hash), c->sig, sizeof(c->sig),
-                    &c->sig_len) != PSA_SUCCESS ||
+      psa_sign_hash(c->priv, alg, c->hash, sizeof(c->hash), c->sig,
+                    sizeof(c->sig), &c->sig_len) != PSA_SUCCESS ||
       psa_export_public_key(c->priv, pub, sizeof(pub), &pub_len) != PSA_SUCCESS)
     return 0;
   psa_set_key_type(&p, PSA_KEY_TYPE_PUBLIC_KEY_OF_KEY_PAIR(type));
@@ -174,7 +176,8 @@ static void ctx_init(op_ctx_t *c) {
 }
 
 static int usage(void) {
-  fputs("usage: stls-floor [--quick] [--chain CHAIN.pem --ca CA.pem [--name HOST]]...\n",
+  fputs("usage: stls-floor [--quick] [--chain CHAIN.pem --ca CA.pem [--name "
+        "HOST]]...\n",
         stderr);
   return 2;
 }
@@ -185,7 +188,8 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) {
       quick = 1;
-    } else if (!strcmp(argv[i], "--chain") && i + 1 < argc && nchains < MAX_CHAINS) {
+    } else if (!strcmp(argv[i], "--chain") && i + 1 < argc &&
+               nchains < MAX_CHAINS) {
       chains[nchains++] = (chain_arg_t){argv[++i], NULL, NULL};
     } else if (!strcmp(argv[i], "--ca") && i + 1 < argc && nchains > 0) {
       chains[nchains - 1].ca = argv[++i];
@@ -226,7 +230,8 @@ int main(int argc, char **argv) {
   ctx_free(&c);
 
   ctx_init(&c);
-  ok &= setup_sign(&c, PSA_KEY_TYPE_RSA_KEY_PAIR, 2048, PSA_ALG_RSA_PSS(PSA_ALG_SHA_256)) &&
+  ok &= setup_sign(&c, PSA_KEY_TYPE_RSA_KEY_PAIR, 2048,
+                   PSA_ALG_RSA_PSS(PSA_ALG_SHA_256)) &&
         report("rsa2048-pss-verify", op_verify, &c, quick);
   ctx_free(&c);
 
@@ -235,7 +240,8 @@ int main(int argc, char **argv) {
     ctx_init(&c);
     c.name = chains[i].name;
     const char *base = strrchr(chains[i].chain, '/');
-    snprintf(name, sizeof(name), "chain-verify:%s", base ? base + 1 : chains[i].chain);
+    snprintf(name, sizeof(name), "chain-verify:%s",
+             base ? base + 1 : chains[i].chain);
     if (mbedtls_x509_crt_parse_file(&c.chain, chains[i].chain) != 0 ||
         mbedtls_x509_crt_parse_file(&c.ca, chains[i].ca) != 0) {
       fprintf(stderr, "stls-floor: cannot read %s or %s\n", chains[i].chain,

@@ -52,19 +52,26 @@ typedef struct {
 static const v6_range_t v6_refused[] = {
     {{0}, 128, V6_REFUSE, 0, "unspecified (::)"},
     {{[15] = 1}, 128, V6_REFUSE, 0, "loopback (::1)"},
-    {{[10] = 0xff, [11] = 0xff}, 96, V6_EMBED, 12,
+    {{[10] = 0xff, [11] = 0xff},
+     96,
+     V6_EMBED,
+     12,
      "IPv4-mapped (::ffff:0:0/96)"},
-    {{0x00, 0x64, 0xff, 0x9b}, 96, V6_EMBED, 12,
-     "NAT64 (64:ff9b::/96)"},
+    {{0x00, 0x64, 0xff, 0x9b}, 96, V6_EMBED, 12, "NAT64 (64:ff9b::/96)"},
     /* RFC 8215 local-use NAT64: sites put a /96 inside it, so the IPv4
      * address is read from the last 32 bits as in 64:ff9b::/96. */
-    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48, V6_EMBED, 12,
+    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01},
+     48,
+     V6_EMBED,
+     12,
      "local-use NAT64 (64:ff9b:1::/48)"},
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, V6_REFUSE, 0,
+    {{0x20, 0x01, 0x0d, 0xb8},
+     32,
+     V6_REFUSE,
+     0,
      "documentation (2001:db8::/32)"},
     {{0x3f, 0xff}, 20, V6_REFUSE, 0, "documentation (3fff::/20, RFC 9637)"},
-    {{0x20, 0x01, 0x00, 0x02}, 48, V6_REFUSE, 0,
-     "benchmarking (2001:2::/48)"},
+    {{0x20, 0x01, 0x00, 0x02}, 48, V6_REFUSE, 0, "benchmarking (2001:2::/48)"},
     {{0x20, 0x01, 0x00, 0x00}, 32, V6_TEREDO, 0, "Teredo (2001::/32)"},
     {{0x20, 0x02}, 16, V6_EMBED, 2, "6to4 (2002::/16)"},
     {{0xfc}, 7, V6_REFUSE, 0, "unique local (fc00::/7)"},
@@ -119,9 +126,7 @@ static bool v6_allowed(const uint8_t *a, const char **why) {
         return true;
       *why = r->why;
       return false;
-    default:
-      *why = r->why;
-      return false;
+    default: *why = r->why; return false;
     }
   }
   /* Only 2000::/3 is global unicast; everything else is reserved. */

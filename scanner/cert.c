@@ -39,7 +39,7 @@ static void sig_alg_name(const mbedtls_x509_crt *crt, char *out, size_t len) {
     size_t i;
     for (i = 0; mdname[i] && i < sizeof(lower) - 1; i++)
       lower[i] = (char)(mdname[i] >= 'A' && mdname[i] <= 'Z' ? mdname[i] + 32
-                                                            : mdname[i]);
+                                                             : mdname[i]);
     lower[i] = '\0';
     snprintf(out, len, "%sWithRSAEncryption", lower);
   } else {
@@ -196,9 +196,9 @@ int stls_cert_describe(const mbedtls_x509_crt *crt, stls_cert_t *out) {
   out->subject_cn = subject_cn(&crt->subject, &nomem);
   if (!out->subject || !out->issuer || nomem)
     return -1;
-  out->self_issued = crt->subject_raw.len == crt->issuer_raw.len &&
-                     memcmp(crt->subject_raw.p, crt->issuer_raw.p,
-                            crt->subject_raw.len) == 0;
+  out->self_issued =
+      crt->subject_raw.len == crt->issuer_raw.len &&
+      memcmp(crt->subject_raw.p, crt->issuer_raw.p, crt->subject_raw.len) == 0;
 
   /* Only dNSName entries: the tag is context-specific [2]. A NUL inside
    * a name would cut it short as a C string and let
@@ -352,16 +352,14 @@ unsigned stls_cert_trust_reasons(uint32_t flags) {
   if (flags & STLS_X509_BADCERT_CHAIN_TOO_LONG)
     r |= STLS_TRUST_REASON(CHAIN_TOO_LONG);
   /* Name mismatch is not a trust failure: names are a separate fact. */
-  flags &= ~(uint32_t)(MBEDTLS_X509_BADCERT_CN_MISMATCH |
-                       MBEDTLS_X509_BADCERT_NOT_TRUSTED |
-                       MBEDTLS_X509_BADCERT_EXPIRED |
-                       MBEDTLS_X509_BADCERT_FUTURE |
-                       MBEDTLS_X509_BADCERT_REVOKED |
-                       MBEDTLS_X509_BADCRL_NOT_TRUSTED |
-                       MBEDTLS_X509_BADCERT_BAD_MD |
-                       MBEDTLS_X509_BADCERT_BAD_PK |
-                       MBEDTLS_X509_BADCERT_BAD_KEY |
-                       STLS_X509_BADCERT_CHAIN_TOO_LONG);
+  flags &= ~(
+      uint32_t)(MBEDTLS_X509_BADCERT_CN_MISMATCH |
+                MBEDTLS_X509_BADCERT_NOT_TRUSTED |
+                MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE |
+                MBEDTLS_X509_BADCERT_REVOKED | MBEDTLS_X509_BADCRL_NOT_TRUSTED |
+                MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK |
+                MBEDTLS_X509_BADCERT_BAD_KEY |
+                STLS_X509_BADCERT_CHAIN_TOO_LONG);
   if (flags)
     r |= STLS_TRUST_REASON(OTHER);
   return r;

@@ -769,9 +769,8 @@ int stls_trust_stores_load(stls_trust_stores_t **out, const char *ca_file,
   for (i = 0; i < n_specs; i++)
     if (stls_trust_stores_add_spec(s, specs[i], err, errlen) != 0)
       goto fail;
-  if (s->n == 0 &&
-      stls_trust_stores_add(s, "system", STLS_DEFAULT_CA_FILE, err,
-                            errlen) != 0)
+  if (s->n == 0 && stls_trust_stores_add(s, "system", STLS_DEFAULT_CA_FILE, err,
+                                         errlen) != 0)
     goto fail;
   if (intermediates_file && stls_trust_stores_add_intermediates(
                                 s, intermediates_file, err, errlen) != 0)
@@ -871,7 +870,8 @@ void stls_chain_judge_free(stls_chain_judge_t *j) {
   free(j);
 }
 
-const stls_trust_stores_t *stls_chain_judge_stores(const stls_chain_judge_t *j) {
+const stls_trust_stores_t *
+stls_chain_judge_stores(const stls_chain_judge_t *j) {
   return j->stores;
 }
 
@@ -953,19 +953,19 @@ static const judge_entry_t *judge_cached(stls_chain_judge_t *j,
    * facts verify the chain against the first store, with and without the
    * pool, exactly as stls_chain_verify_stores() would: its verdict for
    * that store is taken from them, the other stores are verified apart. */
-  e->have_facts =
-      stls_chain_facts(t->chain, t->n_chain, stls_trust_stores_crt(j->stores, 0),
-                       stls_trust_stores_pool(j->stores), (time_t)now,
-                       &e->facts) == 0;
+  e->have_facts = stls_chain_facts(t->chain, t->n_chain,
+                                   stls_trust_stores_crt(j->stores, 0),
+                                   stls_trust_stores_pool(j->stores),
+                                   (time_t)now, &e->facts) == 0;
   if (e->have_facts && e->n > 0) {
     e->v[0].store = stls_trust_stores_name(j->stores, 0);
     e->v[0].flags = e->facts.flags_as_sent;
     e->v[0].trusted = e->facts.trusted_as_sent;
-    e->v[0].trusted_with_pool = e->facts.trusted_as_sent ||
-                                e->facts.trusted_with_known_intermediates;
+    e->v[0].trusted_with_pool =
+        e->facts.trusted_as_sent || e->facts.trusted_with_known_intermediates;
   }
-  if (verify_stores_from(t->chain, t->n_chain, j->stores,
-                         e->have_facts ? 1 : 0, e->v) != 0) {
+  if (verify_stores_from(t->chain, t->n_chain, j->stores, e->have_facts ? 1 : 0,
+                         e->v) != 0) {
     free(e);
     return NULL;
   }
@@ -1024,7 +1024,6 @@ int stls_chain_judge(stls_chain_judge_t *j, const char *mx,
     memcpy(out->facts, &e->facts, sizeof(*out->facts));
     out->expired = e->facts.leaf_expired;
   }
-  out->name_mx =
-      stls_name_cert_matches(&out->chain[0], STLS_NAME_RFC6125, mx);
+  out->name_mx = stls_name_cert_matches(&out->chain[0], STLS_NAME_RFC6125, mx);
   return 0;
 }

@@ -22,7 +22,8 @@
 #define ANSWER_MAX (4 * 1024 * 1024)
 
 const char stls_ingest_usage[] =
-    "usage: starttls-scan ingest URL FILE... [--token-file FILE] [--batch BYTES]\n"
+    "usage: starttls-scan ingest URL FILE... [--token-file FILE] [--batch "
+    "BYTES]\n"
     "\n"
     "Posts the NDJSON records in FILEs ('-' = stdin; for example the outputs\n"
     "of a sharded scan, one file per shard) to a running 'starttls-scan\n"
@@ -160,8 +161,9 @@ static int post(const target_t *t, const char *token, const char *body,
                "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: "
                "application/x-ndjson\r\nContent-Length: %zu\r\n%s%s%s"
                "Connection: close\r\n\r\n",
-               t->path, t->host, t->port, len, token ? "Authorization: Bearer " : "",
-               token ? token : "", token ? "\r\n" : "");
+               t->path, t->host, t->port, len,
+               token ? "Authorization: Bearer " : "", token ? token : "",
+               token ? "\r\n" : "");
   if (n < 0 || (size_t)n >= sizeof(head) || send_all(fd, head, (size_t)n) ||
       send_all(fd, body, len)) {
     snprintf(err, errlen, "cannot send: %s", strerror(errno));
@@ -230,7 +232,8 @@ static void flush_batch(run_t *r, const char *name, long first_line,
   } else {
     x = cJSON_GetObjectItemCaseSensitive(j, "accepted");
     r->accepted += cJSON_IsNumber(x) ? (long long)x->valuedouble : 0;
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(j, "rejected_lines")) {
+    cJSON_ArrayForEach(x,
+                       cJSON_GetObjectItemCaseSensitive(j, "rejected_lines")) {
       const cJSON *ln = cJSON_GetObjectItemCaseSensitive(x, "line");
       const cJSON *why = cJSON_GetObjectItemCaseSensitive(x, "reason");
       printf("%s:%ld: rejected: %s\n", name,
@@ -262,8 +265,9 @@ static int ingest_file(run_t *r, const char *name, size_t batch) {
   while ((n = getline(&line, &cap, f)) >= 0) {
     line_no++;
     if ((size_t)n > batch) {
-      fprintf(stderr, "starttls-scan ingest: %s:%ld: line longer than --batch\n",
-              name, line_no);
+      fprintf(stderr,
+              "starttls-scan ingest: %s:%ld: line longer than --batch\n", name,
+              line_no);
       r->failed = 1;
       continue;
     }
@@ -302,8 +306,7 @@ int stls_cmd_ingest(int argc, char **argv) {
     case STLS_CLI_VERSION: stls_cli_print_version(stdout); return 0;
     case STLS_CLI_USAGE: return EXIT_USAGE;
     case OPT_TOKEN: token_file = optarg; break;
-    case OPT_BATCH:
-    {
+    case OPT_BATCH: {
       char *end;
       unsigned long v = strtoul(optarg, &end, 10);
       if (!*optarg || *end || *optarg == '-' || v < 1024 || v > (1UL << 30))
@@ -312,8 +315,7 @@ int stls_cmd_ingest(int argc, char **argv) {
       break;
     }
     case 'h': fputs(stls_ingest_usage, stdout); return 0;
-    default:
-      return usage_err("unknown option '%s'", argv[optind - 1]);
+    default: return usage_err("unknown option '%s'", argv[optind - 1]);
     }
   }
   if (argc - optind < 2)

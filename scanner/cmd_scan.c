@@ -41,11 +41,13 @@ const char stls__usage_check[] =
     "Exit status: 0 (report printed; or LEVEL passes), 1 (LEVEL fails, or\n"
     "the domain takes no mail: nxdomain, null MX, no address), 2 (bad\n"
     "usage, invalid domain name, DNS failure).\n"
-    "All 'scan' options apply (--ca-file, --ehlo, --resolver, timeouts, -4/-6,\n"
+    "All 'scan' options apply (--ca-file, --ehlo, --resolver, timeouts, "
+    "-4/-6,\n"
     "--ipv6, --secure-match, ...).\n"
     "\n"
     "Example:\n"
-    "  starttls-scan check example.com --level verify && echo safe to enforce\n";
+    "  starttls-scan check example.com --level verify && echo safe to "
+    "enforce\n";
 
 const char stls__usage_scan[] =
     "usage: starttls-scan scan [DOMAIN...] [-i FILE] [-o FILE] [OPTIONS]\n"
@@ -58,7 +60,8 @@ const char stls__usage_scan[] =
     "shared by every domain that uses it (\"shared\": true).\n"
     "\n"
     "Input and output:\n"
-    "  -i, --input FILE        domains, one per line ('-' = stdin); '#' starts\n"
+    "  -i, --input FILE        domains, one per line ('-' = stdin); '#' "
+    "starts\n"
     "                          a comment; blank lines are ignored; a bad line\n"
     "                          becomes an invalid-domain record. Without\n"
     "                          DOMAIN... or -i, domains are read from stdin\n"
@@ -66,7 +69,8 @@ const char stls__usage_scan[] =
     "  -o, --output FILE       write records to FILE ('-' or default: stdout)\n"
     "  --resume                with -o: skip domains already in FILE, append\n"
     "                          the rest (a torn last line is cut off first)\n"
-    "  --shard K/N             scan only shard K (1..N) of N; shards split any\n"
+    "  --shard K/N             scan only shard K (1..N) of N; shards split "
+    "any\n"
     "                          list the same way on every machine\n"
     "  --summary FILE          write the run summary as JSON to FILE ('-' =\n"
     "                          stdout)\n"
@@ -75,11 +79,13 @@ const char stls__usage_scan[] =
     "  -q, --quiet             no progress and no summary on stderr\n"
     "\n"
     "DNS:\n"
-    "  --resolver ADDR[:PORT]  ask this server (repeatable; IPv6 as [v6]:port;\n"
+    "  --resolver ADDR[:PORT]  ask this server (repeatable; IPv6 as "
+    "[v6]:port;\n"
     "                          an address, not a name);\n"
     "                          default: /etc/resolv.conf\n"
     "  -4, -6                  only IPv4 / only IPv6 addresses\n"
-    "  --ipv6 auto|on|off      auto (default): ask the kernel per address; one\n"
+    "  --ipv6 auto|on|off      auto (default): ask the kernel per address; "
+    "one\n"
     "                          it has no route to is network-unreachable\n"
     "                          (ENETUNREACH, as Postfix meets it) and is not\n"
     "                          connected to; on: always connect; off: IPv6\n"
@@ -97,7 +103,8 @@ const char stls__usage_scan[] =
     "                          workers together (default 100; 0 = no limit);\n"
     "                          the progress line and summary say when it,\n"
     "                          not the network, set the pace\n"
-    "  --retry-delay SEC       retry a 421 or reset once after SEC (default 10)\n"
+    "  --retry-delay SEC       retry a 421 or reset once after SEC (default "
+    "10)\n"
     "  --no-retry              never retry\n"
     "  --no-dedupe             probe every (domain, address) afresh\n"
     "  --versions              also find which protocol versions each address\n"
@@ -135,7 +142,6 @@ const char stls__usage_scan[] =
     "  starttls-scan scan example.com example.net | jq .status\n"
     "  starttls-scan scan -i domains.txt -o results.ndjson --summary sum.json\n"
     "  starttls-scan scan -i domains.txt -o results.ndjson --resume\n";
-
 
 typedef struct check_state_s {
   int level;   /* --level, or -1 */
@@ -246,8 +252,8 @@ static void check_report(scan_fe_t *fe, const stls_domain_record_t *d) {
                         : r->tls.expired               ? "expired"
                                                        : "untrusted";
     printf("  %-28s %-26s %-22s %-44s %-10s %s\n", r->mx, r->ip,
-           stls_host_status_name(r->status),
-           host_tls_desc(r, buf, sizeof(buf)), chain,
+           stls_host_status_name(r->status), host_tls_desc(r, buf, sizeof(buf)),
+           chain,
            !r->tls_done && !r->tls_legacy ? "-"
            : r->tls.name_mx               ? "yes"
                                           : "no");
@@ -307,8 +313,8 @@ static void check_report(scan_fe_t *fe, const stls_domain_record_t *d) {
            p->recommended >= 0
                ? stls_level_name((stls_level_t)p->recommended)
                : "none: no level passes on every reachable address");
-    stls_policy_map_line(d->domain, p, &fe->cfg.policy, STLS_LEVEL_ENCRYPT,
-                         buf, sizeof(buf));
+    stls_policy_map_line(d->domain, p, &fe->cfg.policy, STLS_LEVEL_ENCRYPT, buf,
+                         sizeof(buf));
     printf("  smtp_tls_policy_maps:\n");
     for (char *line = buf, *nl; *line; line = nl) {
       nl = strchr(line, '\n');
@@ -322,9 +328,9 @@ static void check_report(scan_fe_t *fe, const stls_domain_record_t *d) {
   if (!strcmp(d->status, "invalid-domain") || !strcmp(d->status, "dns-error")) {
     st->verdict = 2;
     fprintf(stderr, "starttls-scan check: %s: %s (%s)\n", d->domain, d->status,
-            d->input_error                          ? d->input_error
-            : d->dns && d->dns->error.message       ? d->dns->error.message
-                                                    : "no answer");
+            d->input_error                    ? d->input_error
+            : d->dns && d->dns->error.message ? d->dns->error.message
+                                              : "no answer");
   } else if (st->level < 0) {
     st->verdict = 0;
   } else if (!d->policy) {
@@ -441,8 +447,7 @@ static int sink_invalid(void *arg, const char *raw, const char *why) {
  * queue is the back-pressure. */
 static void reader_main(void *arg) {
   scan_fe_t *fe = arg;
-  stls_input_opts_t io = {fe->shard_k, fe->shard_n, fe->resume_set,
-                          &fe->stop};
+  stls_input_opts_t io = {fe->shard_k, fe->shard_n, fe->resume_set, &fe->stop};
   stls_input_sink_t sink = {sink_domain, sink_invalid, fe};
   int rc = 0;
   if (fe->in) {
@@ -600,9 +605,8 @@ static int open_outputs(scan_fe_t *fe) {
   }
   if (fe->postfix_policy) {
     bool to_stdout = strcmp(fe->postfix_policy, "-") == 0;
-    fe->policy_out = to_stdout ? stdout
-                               : fopen(fe->postfix_policy,
-                                       fe->resume ? "a" : "w");
+    fe->policy_out =
+        to_stdout ? stdout : fopen(fe->postfix_policy, fe->resume ? "a" : "w");
     if (!fe->policy_out) {
       fprintf(stderr, "starttls-scan %s: cannot write %s: %s\n", cmd,
               fe->postfix_policy, strerror(errno));
@@ -626,8 +630,8 @@ static int close_file(scan_fe_t *fe, FILE *f, const char *name) {
   if (!f || f == stdout)
     return f && fflush(f) != 0 ? 1 : 0;
   if (fclose(f) != 0) {
-    fprintf(stderr, "starttls-scan %s: closing %s failed: %s\n", fe->cmd,
-            name, strerror(errno));
+    fprintf(stderr, "starttls-scan %s: closing %s failed: %s\n", fe->cmd, name,
+            strerror(errno));
     return 1;
   }
   return 0;
@@ -732,14 +736,14 @@ static int scan_run(scan_fe_t *fe) {
     rc = 1;
   }
   if (fe->write_error) {
-    fprintf(stderr, "starttls-scan %s: writing results failed: %s\n",
-            fe->cmd, strerror(fe->write_error));
+    fprintf(stderr, "starttls-scan %s: writing results failed: %s\n", fe->cmd,
+            strerror(fe->write_error));
     rc = 1;
   }
   if (!fe->quiet)
     stls_summary_print(stderr, &fe->sum);
-  if (fe->summary_file && stls_summary_write_json(fe->summary_file,
-                                                  &fe->sum) != 0) {
+  if (fe->summary_file &&
+      stls_summary_write_json(fe->summary_file, &fe->sum) != 0) {
     fprintf(stderr, "starttls-scan %s: cannot write summary %s\n", fe->cmd,
             fe->summary_file);
     rc = 1;
@@ -772,10 +776,30 @@ out:
 int stls__cmd_scan(int argc, char **argv, int check) {
   enum {
     OPT_RESUME = 256,
-    OPT_SHARD, OPT_SUMMARY, OPT_RESOLVER, OPT_IPV6, OPT_MAXMX, OPT_MAXADDR,
-    OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY, OPT_NODEDUPE, OPT_PFPOL,
-    OPT_MINLEVEL, OPT_SECMATCH, OPT_LEVEL, OPT_JSON, OPT_DNSTMO, OPT_DNSTRIES,
-    OPT_DANE, OPT_NODANE, OPT_STS, OPT_NOSTS, OPT_NOVERSIONS, OPT_PROM
+    OPT_SHARD,
+    OPT_SUMMARY,
+    OPT_RESOLVER,
+    OPT_IPV6,
+    OPT_MAXMX,
+    OPT_MAXADDR,
+    OPT_PERIP,
+    OPT_RATE,
+    OPT_RETRY,
+    OPT_NORETRY,
+    OPT_NODEDUPE,
+    OPT_PFPOL,
+    OPT_MINLEVEL,
+    OPT_SECMATCH,
+    OPT_LEVEL,
+    OPT_JSON,
+    OPT_DNSTMO,
+    OPT_DNSTRIES,
+    OPT_DANE,
+    OPT_NODANE,
+    OPT_STS,
+    OPT_NOSTS,
+    OPT_NOVERSIONS,
+    OPT_PROM
   };
   static const struct option longopts[] = {
       {"input", required_argument, NULL, 'i'},
@@ -830,9 +854,9 @@ int stls__cmd_scan(int argc, char **argv, int check) {
   fe->cs = (check_state_t){-1, 0, 2, 0};
   fe->min_level = STLS_LEVEL_ENCRYPT;
   stls_engine_cfg_defaults(o);
-  pc = (probe_common_t){&o->probe,           &o->ca_file,
-                        o->trust_stores,     &o->n_trust_stores,
-                        &o->intermediates,   &o->probe.ehlo_name};
+  pc = (probe_common_t){&o->probe,         &o->ca_file,
+                        o->trust_stores,   &o->n_trust_stores,
+                        &o->intermediates, &o->probe.ehlo_name};
   o->limits.workers = ncpu > 0 ? (unsigned)ncpu : 1;
   /* A pre-flight check wants every verdict; a batch scan pays for the
    * TLSA lookups and HTTPS fetches only when asked. */
@@ -935,16 +959,14 @@ int stls__cmd_scan(int argc, char **argv, int check) {
     case OPT_RATE: {
       char *end;
       o->limits.rate = strtod(optarg, &end);
-      if (!*optarg || *end || !(o->limits.rate >= 0) ||
-          o->limits.rate > 1e6)
+      if (!*optarg || *end || !(o->limits.rate >= 0) || o->limits.rate > 1e6)
         rc = stls__usage_error(
             cmd, "bad --rate '%s' (connections/s, 0 = no limit)", optarg);
       break;
     }
     case OPT_RETRY:
       if ((o->limits.retry_delay_ms = stls_parse_seconds_ms(optarg)) < 0)
-        rc = stls__usage_error(cmd, "bad --retry-delay '%s' (seconds)",
-                               optarg);
+        rc = stls__usage_error(cmd, "bad --retry-delay '%s' (seconds)", optarg);
       break;
     case OPT_NORETRY: o->limits.retry_delay_ms = -1; break;
     case OPT_NODEDUPE: o->dedupe = false; break;
@@ -1033,8 +1055,8 @@ int stls__cmd_scan(int argc, char **argv, int check) {
     const char *names[] = {"-o", "--summary", "--prom-file",
                            "--postfix-policy"};
     for (size_t i = 0; i < 4; i++) {
-      if (outs[i] && fe->input && (same_file(fe->input, outs[i]) ||
-                                   !strcmp(fe->input, outs[i])) &&
+      if (outs[i] && fe->input &&
+          (same_file(fe->input, outs[i]) || !strcmp(fe->input, outs[i])) &&
           strcmp(outs[i], "-") != 0) {
         fprintf(stderr,
                 "starttls-scan %s: %s %s is the input file: refusing to "
@@ -1046,9 +1068,8 @@ int stls__cmd_scan(int argc, char **argv, int check) {
         if (outs[i] && outs[k] &&
             (same_file(outs[i], outs[k]) || !strcmp(outs[i], outs[k])) &&
             strcmp(outs[i], "-") != 0) {
-          fprintf(stderr,
-                  "starttls-scan %s: %s and %s name the same file %s\n", cmd,
-                  names[i], names[k], outs[i]);
+          fprintf(stderr, "starttls-scan %s: %s and %s name the same file %s\n",
+                  cmd, names[i], names[k], outs[i]);
           goto done;
         }
     }
@@ -1062,7 +1083,10 @@ int stls__cmd_scan(int argc, char **argv, int check) {
   }
   rc = scan_run(fe);
   if (check)
-    rc = rc != 0 && rc < 128 ? 2 : rc >= 128 ? rc : fe->cs.seen ? fe->cs.verdict : 2;
+    rc = rc != 0 && rc < 128 ? 2
+         : rc >= 128         ? rc
+         : fe->cs.seen       ? fe->cs.verdict
+                             : 2;
 done:
   free(fe);
   return rc;

@@ -25,8 +25,8 @@ struct stls_conn_s {
   int state;
   int open_handles;
   int shutdown_sent;
-  int early_status;       /* an outcome known before the loop ran, or 0 */
-  const char *early_why;  /* the guard's reason with STLS_CONN_EBLOCKED */
+  int early_status;      /* an outcome known before the loop ran, or 0 */
+  const char *early_why; /* the guard's reason with STLS_CONN_EBLOCKED */
   stls_tls_conn_t *tls;
   stls_conn_cbs_t cbs;
   void *arg;
@@ -85,7 +85,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     c->cbs.on_read(c, nread, buf->base, c->arg);
     return;
   }
-  if (stls_tls_conn_feed(c->tls, (const unsigned char *)buf->base, (size_t)nread) != 0) {
+  if (stls_tls_conn_feed(c->tls, (const unsigned char *)buf->base,
+                         (size_t)nread) != 0) {
     c->cbs.on_read(c, STLS_CONN_ETLSFEED, NULL, c->arg);
     return;
   }
@@ -96,7 +97,8 @@ static void connected(stls_conn_t *c, int status, const char *why) {
   c->state = CONN_FAILED;
   if (status == 0) {
     c->state = CONN_OPEN;
-    if ((status = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb)) != 0)
+    if ((status = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb)) !=
+        0)
       c->state = CONN_FAILED;
   }
   c->cbs.on_connect(c, status, why, c->arg);
@@ -132,15 +134,16 @@ static void arm(stls_conn_t *c, int64_t ms) {
   uv_timer_start(&c->timer, timer_cb, (uint64_t)(ms > 0 ? ms : 0), 0);
 }
 
-int stls_conn_open(stls_conn_t **out, uv_loop_t *loop, const struct sockaddr *addr,
-                   const stls_conn_opts_t *o, const stls_conn_cbs_t *cbs, void *arg) {
+int stls_conn_open(stls_conn_t **out, uv_loop_t *loop,
+                   const struct sockaddr *addr, const stls_conn_opts_t *o,
+                   const stls_conn_cbs_t *cbs, void *arg) {
   stls_conn_t *c;
   const char *why = NULL;
   int r;
 
   *out = NULL;
-  if (!addr || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) || !cbs ||
-      !cbs->on_connect || !cbs->on_read || !cbs->on_close)
+  if (!addr || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
+      !cbs || !cbs->on_connect || !cbs->on_read || !cbs->on_close)
     return UV_EINVAL;
   c = calloc(1, sizeof(*c));
   if (!c)
@@ -192,7 +195,8 @@ int stls_conn_write(stls_conn_t *c, const void *buf, size_t len) {
   return write_raw(c, buf, len);
 }
 
-int stls_conn_tls_start(stls_conn_t *c, stls_tls_ctx_t *ctx, const char *sni, int tls12_only) {
+int stls_conn_tls_start(stls_conn_t *c, stls_tls_ctx_t *ctx, const char *sni,
+                        int tls12_only) {
   if (!c || c->state != CONN_OPEN || c->tls)
     return -1;
   c->tls = stls_tls_conn_new(ctx, sni, tls12_only, tls_send_cb, c);

@@ -17,53 +17,49 @@
 
 static const char *const rr_names[] = {
 #define XX(name, json, message) json,
-  STLS_DANE_RR_MAP(XX)
+    STLS_DANE_RR_MAP(XX)
 #undef XX
 };
 static const char *const state_names[] = {
 #define XX(name, json, message) json,
-  STLS_TLSA_STATE_MAP(XX)
+    STLS_TLSA_STATE_MAP(XX)
 #undef XX
 };
 static const char *const fail_names[] = {
 #define XX(name, json, type, message) json,
-  STLS_DANE_FAIL_MAP(XX)
+    STLS_DANE_FAIL_MAP(XX)
 #undef XX
 };
 static const char *const fail_types[] = {
 #define XX(name, json, type, message) type,
-  STLS_DANE_FAIL_MAP(XX)
+    STLS_DANE_FAIL_MAP(XX)
 #undef XX
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-#define LOOKUP(table, i, dflt) ((size_t)(i) < COUNT(table) ? (table)[i] : (dflt))
+#define LOOKUP(table, i, dflt)                                                 \
+  ((size_t)(i) < COUNT(table) ? (table)[i] : (dflt))
 
-const char *stls_dane_rr_check_name(stls_dane_rr_check_t c)
-{
+const char *stls_dane_rr_check_name(stls_dane_rr_check_t c) {
   return LOOKUP(rr_names, c, "unknown");
 }
 
-const char *stls_tlsa_state_name(stls_tlsa_state_t s)
-{
+const char *stls_tlsa_state_name(stls_tlsa_state_t s) {
   return LOOKUP(state_names, s, "unknown");
 }
 
-const char *stls_dane_fail_name(stls_dane_fail_t f)
-{
+const char *stls_dane_fail_name(stls_dane_fail_t f) {
   return LOOKUP(fail_names, f, "unknown");
 }
 
-const char *stls_dane_fail_result_type(stls_dane_fail_t f)
-{
+const char *stls_dane_fail_result_type(stls_dane_fail_t f) {
   return LOOKUP(fail_types, f, "validation-failure");
 }
 
 /* ---- records ----------------------------------------------------------- */
 
 /* Does full (matching type 0) data parse as what the selector says? */
-static bool full_data_parses(const stls_dns_tlsa_rr_t *rr)
-{
+static bool full_data_parses(const stls_dns_tlsa_rr_t *rr) {
   bool ok;
   if (rr->len == 0)
     return false;
@@ -81,8 +77,7 @@ static bool full_data_parses(const stls_dns_tlsa_rr_t *rr)
   return ok;
 }
 
-stls_dane_rr_check_t stls_dane_rr_check(const stls_dns_tlsa_rr_t *rr)
-{
+stls_dane_rr_check_t stls_dane_rr_check(const stls_dns_tlsa_rr_t *rr) {
   if (rr->usage == STLS_DANE_PKIX_TA || rr->usage == STLS_DANE_PKIX_EE)
     return STLS_DANE_RR_PKIX_USAGE;
   if (rr->usage != STLS_DANE_DANE_TA && rr->usage != STLS_DANE_DANE_EE)
@@ -96,13 +91,11 @@ stls_dane_rr_check_t stls_dane_rr_check(const stls_dns_tlsa_rr_t *rr)
     return rr->len == 32 ? STLS_DANE_RR_USABLE : STLS_DANE_RR_BAD_LENGTH;
   case STLS_DANE_MT_SHA512:
     return rr->len == 64 ? STLS_DANE_RR_USABLE : STLS_DANE_RR_BAD_LENGTH;
-  default:
-    return STLS_DANE_RR_BAD_MTYPE;
+  default: return STLS_DANE_RR_BAD_MTYPE;
   }
 }
 
-char *stls_dane_rr_format(const stls_dns_tlsa_rr_t *rr)
-{
+char *stls_dane_rr_format(const stls_dns_tlsa_rr_t *rr) {
   static const char hex[] = "0123456789abcdef";
   size_t head = sizeof "255 255 255 ";
   char *s = malloc(head + 2 * rr->len + 1);
@@ -120,14 +113,13 @@ char *stls_dane_rr_format(const stls_dns_tlsa_rr_t *rr)
 
 /* ---- the state of a lookup -------------------------------------------- */
 
-stls_tlsa_state_t stls_tlsa_state(const stls_dns_tlsa_result_t *t, size_t *usable)
-{
+stls_tlsa_state_t stls_tlsa_state(const stls_dns_tlsa_result_t *t,
+                                  size_t *usable) {
   size_t n = 0;
   if (usable)
     *usable = 0;
   switch (t->status) {
-  case STLS_DNS_OK:
-    break;
+  case STLS_DNS_OK: break;
   case STLS_DNS_NODATA:
   case STLS_DNS_NXDOMAIN:
     return t->secure ? STLS_TLSA_STATE_NO_TLSA : STLS_TLSA_STATE_INSECURE;
@@ -145,13 +137,11 @@ stls_tlsa_state_t stls_tlsa_state(const stls_dns_tlsa_result_t *t, size_t *usabl
   return n > 0 ? STLS_TLSA_STATE_USABLE : STLS_TLSA_STATE_UNUSABLE;
 }
 
-const char *stls_tlsa_state_result_type(stls_tlsa_state_t s)
-{
+const char *stls_tlsa_state_result_type(stls_tlsa_state_t s) {
   return s == STLS_TLSA_STATE_FAILED ? "dnssec-invalid" : NULL;
 }
 
-const char *stls_dane_required_type(stls_tlsa_state_t s)
-{
+const char *stls_dane_required_type(stls_tlsa_state_t s) {
   if (s == STLS_TLSA_STATE_INSECURE || s == STLS_TLSA_STATE_NO_TLSA)
     return "dane-required";
   return stls_tlsa_state_result_type(s);
@@ -178,11 +168,12 @@ typedef struct {
 } verify_ctx_t;
 
 /* Does a record match chain certificate i by its data (no chain check)? */
-static bool rr_matches_cert(verify_ctx_t *v, const stls_dns_tlsa_rr_t *rr, size_t i)
-{
+static bool rr_matches_cert(verify_ctx_t *v, const stls_dns_tlsa_rr_t *rr,
+                            size_t i) {
   const stls_cert_t *c = &v->chain[i];
   digests_t *d = &v->dg[i];
-  const unsigned char *data = rr->selector == STLS_DANE_SEL_CERT ? c->der : c->der + c->spki_off;
+  const unsigned char *data =
+      rr->selector == STLS_DANE_SEL_CERT ? c->der : c->der + c->spki_off;
   size_t len = rr->selector == STLS_DANE_SEL_CERT ? c->der_len : c->spki_len;
 
   if (!c->der || len == 0)
@@ -197,7 +188,9 @@ static bool rr_matches_cert(verify_ctx_t *v, const stls_dns_tlsa_rr_t *rr, size_
       d->have256 = true;
     }
     return rr->len == 32 &&
-           memcmp(rr->data, rr->selector == STLS_DANE_SEL_CERT ? d->cert256 : d->spki256, 32) == 0;
+           memcmp(rr->data,
+                  rr->selector == STLS_DANE_SEL_CERT ? d->cert256 : d->spki256,
+                  32) == 0;
   case STLS_DANE_MT_SHA512:
     if (!d->have512) {
       mbedtls_sha512(c->der, c->der_len, d->cert512, 0);
@@ -205,23 +198,24 @@ static bool rr_matches_cert(verify_ctx_t *v, const stls_dns_tlsa_rr_t *rr, size_
       d->have512 = true;
     }
     return rr->len == 64 &&
-           memcmp(rr->data, rr->selector == STLS_DANE_SEL_CERT ? d->cert512 : d->spki512, 64) == 0;
-  default:
-    return false;
+           memcmp(rr->data,
+                  rr->selector == STLS_DANE_SEL_CERT ? d->cert512 : d->spki512,
+                  64) == 0;
+  default: return false;
   }
 }
 
 /* Parse the chain for path verification, once. A certificate that does
  * not parse ends the list there (the handshake parsed them all, so this
  * is only for hand-made inputs). */
-static bool chain_parse(verify_ctx_t *v)
-{
+static bool chain_parse(verify_ctx_t *v) {
   if (v->parse_tried)
     return v->parsed_ok;
   v->parse_tried = true;
   for (size_t i = 0; i < v->nchain; i++) {
     if (!v->chain[i].der ||
-        mbedtls_x509_crt_parse_der(&v->parsed, v->chain[i].der, v->chain[i].der_len) != 0)
+        mbedtls_x509_crt_parse_der(&v->parsed, v->chain[i].der,
+                                   v->chain[i].der_len) != 0)
       break;
     v->parsed_ok = true;
   }
@@ -229,8 +223,7 @@ static bool chain_parse(verify_ctx_t *v)
 }
 
 /* Does the leaf name a reference identifier of DANE-TA (RFC 7672 3.2.2)? */
-static bool names_ok(const verify_ctx_t *v)
-{
+static bool names_ok(const verify_ctx_t *v) {
   const stls_cert_t *leaf = &v->chain[0];
   if (!v->o)
     return false;
@@ -243,16 +236,17 @@ static bool names_ok(const verify_ctx_t *v)
 /* Verify the path from the leaf to the anchor `ta` (the only trust
  * anchor; the certificates sent serve as intermediates), then validity
  * periods, then the leaf's names. */
-static stls_dane_fail_t ta_check(verify_ctx_t *v, mbedtls_x509_crt *ta)
-{
-  const uint32_t time_flags = MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE;
+static stls_dane_fail_t ta_check(verify_ctx_t *v, mbedtls_x509_crt *ta) {
+  const uint32_t time_flags =
+      MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE;
   uint32_t flags = 0;
 
   if (!chain_parse(v))
     return STLS_DANE_FAIL_TA_CHAIN;
   /* No expected name here: the names are checked below, against more
    * than one reference identifier. */
-  if (mbedtls_x509_crt_verify(&v->parsed, ta, NULL, NULL, &flags, NULL, NULL) != 0 &&
+  if (mbedtls_x509_crt_verify(&v->parsed, ta, NULL, NULL, &flags, NULL, NULL) !=
+          0 &&
       (flags == 0 || (flags & ~time_flags) != 0))
     return STLS_DANE_FAIL_TA_CHAIN;
   if (flags & time_flags)
@@ -261,19 +255,20 @@ static stls_dane_fail_t ta_check(verify_ctx_t *v, mbedtls_x509_crt *ta)
 }
 
 /* Is `crt` signed by the key `pk`? */
-static bool signed_by(const mbedtls_x509_crt *crt, mbedtls_pk_context *pk)
-{
+static bool signed_by(const mbedtls_x509_crt *crt, mbedtls_pk_context *pk) {
   unsigned char hash[MBEDTLS_MD_MAX_SIZE];
   mbedtls_md_type_t md = crt->MBEDTLS_PRIVATE(sig_md);
   const mbedtls_md_info_t *info = mbedtls_md_info_from_type(md);
   mbedtls_pk_type_t type = crt->MBEDTLS_PRIVATE(sig_pk);
 
-  if (!info || !mbedtls_pk_can_do(pk, type == MBEDTLS_PK_RSASSA_PSS ? MBEDTLS_PK_RSA : type))
+  if (!info || !mbedtls_pk_can_do(
+                   pk, type == MBEDTLS_PK_RSASSA_PSS ? MBEDTLS_PK_RSA : type))
     return false;
   if (mbedtls_md(info, crt->tbs.p, crt->tbs.len, hash) != 0)
     return false;
-  return mbedtls_pk_verify_ext(type, crt->MBEDTLS_PRIVATE(sig_opts), pk, md, hash,
-                               mbedtls_md_get_size(info), crt->MBEDTLS_PRIVATE(sig).p,
+  return mbedtls_pk_verify_ext(type, crt->MBEDTLS_PRIVATE(sig_opts), pk, md,
+                               hash, mbedtls_md_get_size(info),
+                               crt->MBEDTLS_PRIVATE(sig).p,
                                crt->MBEDTLS_PRIVATE(sig).len) == 0;
 }
 
@@ -281,8 +276,8 @@ static bool signed_by(const mbedtls_x509_crt *crt, mbedtls_pk_context *pk)
  * certificate of the chain it signed; that certificate then anchors the
  * path (its own validity counts, the bare key has none). Returns the
  * outcome and sets *depth to the signed certificate's position. */
-static stls_dane_fail_t ta_bare_key(verify_ctx_t *v, const stls_dns_tlsa_rr_t *rr, int *depth)
-{
+static stls_dane_fail_t ta_bare_key(verify_ctx_t *v,
+                                    const stls_dns_tlsa_rr_t *rr, int *depth) {
   mbedtls_pk_context pk;
   stls_dane_fail_t best = STLS_DANE_FAIL_NO_MATCH;
   size_t i = 0;
@@ -301,7 +296,8 @@ static stls_dane_fail_t ta_bare_key(verify_ctx_t *v, const stls_dns_tlsa_rr_t *r
     if (i == 0) {
       /* The key signed the leaf itself: nothing to build, but the leaf's
        * dates and names still count. */
-      if (mbedtls_x509_time_is_past(&c->valid_to) || mbedtls_x509_time_is_future(&c->valid_from))
+      if (mbedtls_x509_time_is_past(&c->valid_to) ||
+          mbedtls_x509_time_is_future(&c->valid_from))
         f = STLS_DANE_FAIL_TA_EXPIRED;
       else
         f = names_ok(v) ? STLS_DANE_FAIL_NONE : STLS_DANE_FAIL_TA_NAME;
@@ -329,8 +325,8 @@ static stls_dane_fail_t ta_bare_key(verify_ctx_t *v, const stls_dns_tlsa_rr_t *r
 /* One DANE-TA record: every certificate above the leaf that matches it
  * is tried as the anchor; full certificate data is tried as an anchor
  * even when the server left it out. */
-static stls_dane_fail_t ta_record(verify_ctx_t *v, const stls_dns_tlsa_rr_t *rr, int *depth)
-{
+static stls_dane_fail_t ta_record(verify_ctx_t *v, const stls_dns_tlsa_rr_t *rr,
+                                  int *depth) {
   stls_dane_fail_t best = STLS_DANE_FAIL_NO_MATCH;
 
   for (size_t i = 1; i < v->nchain; i++) {
@@ -339,7 +335,8 @@ static stls_dane_fail_t ta_record(verify_ctx_t *v, const stls_dns_tlsa_rr_t *rr,
     if (!rr_matches_cert(v, rr, i))
       continue;
     mbedtls_x509_crt_init(&anchor);
-    if (mbedtls_x509_crt_parse_der(&anchor, v->chain[i].der, v->chain[i].der_len) != 0) {
+    if (mbedtls_x509_crt_parse_der(&anchor, v->chain[i].der,
+                                   v->chain[i].der_len) != 0) {
       mbedtls_x509_crt_free(&anchor);
       continue;
     }
@@ -390,17 +387,18 @@ static stls_dane_fail_t ta_record(verify_ctx_t *v, const stls_dns_tlsa_rr_t *rr,
   return best;
 }
 
-static void verdict_set_record(stls_dane_verdict_t *out, const stls_dns_tlsa_rr_t *rr, size_t i,
-                               int depth)
-{
+static void verdict_set_record(stls_dane_verdict_t *out,
+                               const stls_dns_tlsa_rr_t *rr, size_t i,
+                               int depth) {
   out->match_index = (int)i;
   out->match_depth = depth;
-  snprintf(out->match_rr, sizeof out->match_rr, "%u %u %u", rr->usage, rr->selector, rr->mtype);
+  snprintf(out->match_rr, sizeof out->match_rr, "%u %u %u", rr->usage,
+           rr->selector, rr->mtype);
 }
 
-int stls_dane_verify(const stls_dns_tlsa_rr_t *rr, size_t nrr, const stls_cert_t *chain,
-                     size_t nchain, const stls_dane_opts_t *o, stls_dane_verdict_t *out)
-{
+int stls_dane_verify(const stls_dns_tlsa_rr_t *rr, size_t nrr,
+                     const stls_cert_t *chain, size_t nchain,
+                     const stls_dane_opts_t *o, stls_dane_verdict_t *out) {
   verify_ctx_t v;
   stls_dane_fail_t best = STLS_DANE_FAIL_NO_MATCH;
 
@@ -410,7 +408,8 @@ int stls_dane_verify(const stls_dns_tlsa_rr_t *rr, size_t nrr, const stls_cert_t
   for (size_t i = 0; i < nrr; i++)
     out->usable += stls_dane_rr_check(&rr[i]) == STLS_DANE_RR_USABLE;
   if (out->usable == 0 || nchain == 0 || !chain) {
-    out->fail = out->usable == 0 ? STLS_DANE_FAIL_NO_USABLE : STLS_DANE_FAIL_NO_CHAIN;
+    out->fail =
+        out->usable == 0 ? STLS_DANE_FAIL_NO_USABLE : STLS_DANE_FAIL_NO_CHAIN;
     out->result_type = stls_dane_fail_result_type(out->fail);
     return 0;
   }
@@ -429,7 +428,8 @@ int stls_dane_verify(const stls_dns_tlsa_rr_t *rr, size_t nrr, const stls_cert_t
 
   /* DANE-EE first: it needs nothing but the leaf. */
   for (size_t i = 0; i < nrr && !out->matched; i++) {
-    if (rr[i].usage != STLS_DANE_DANE_EE || stls_dane_rr_check(&rr[i]) != STLS_DANE_RR_USABLE)
+    if (rr[i].usage != STLS_DANE_DANE_EE ||
+        stls_dane_rr_check(&rr[i]) != STLS_DANE_RR_USABLE)
       continue;
     if (rr_matches_cert(&v, &rr[i], 0)) {
       out->matched = true;
@@ -439,7 +439,8 @@ int stls_dane_verify(const stls_dns_tlsa_rr_t *rr, size_t nrr, const stls_cert_t
   for (size_t i = 0; i < nrr && !out->matched; i++) {
     int depth = -1;
     stls_dane_fail_t f;
-    if (rr[i].usage != STLS_DANE_DANE_TA || stls_dane_rr_check(&rr[i]) != STLS_DANE_RR_USABLE)
+    if (rr[i].usage != STLS_DANE_DANE_TA ||
+        stls_dane_rr_check(&rr[i]) != STLS_DANE_RR_USABLE)
       continue;
     f = ta_record(&v, &rr[i], &depth);
     if (f == STLS_DANE_FAIL_NONE) {

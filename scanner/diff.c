@@ -41,10 +41,11 @@ static long days_from_civil(long y, unsigned m, unsigned d) {
 
 int stls_time_parse_rfc3339(const char *s, time_t *t) {
   int y, mo, d, h, mi, se, n = 0;
-  if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &se,
-                   &n) != 6 || n != 20 || s[n] || mo < 1 || mo > 12 ||
-      d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || h < 0 || mi < 0 ||
-      se < 0)
+  if (!s ||
+      sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &se, &n) !=
+          6 ||
+      n != 20 || s[n] || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+      mi > 59 || se > 60 || h < 0 || mi < 0 || se < 0)
     return -1;
   *t = (time_t)days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
        h * 3600 + mi * 60 + se;
@@ -230,12 +231,12 @@ static int diff_host(const cJSON *prev, const cJSON *ph, const cJSON *h,
              cJSON_CreateBool(tb)))
       return -1;
   }
-  if (sha && leaf_expiring(leaf, at) && !(prev && announced_before(prev, sha))) {
+  if (sha && leaf_expiring(leaf, at) &&
+      !(prev && announced_before(prev, sha))) {
     /* Another host of this domain with the same leaf said it already. */
     for (size_t i = 0; i < out->n; i++)
       if (out->v[i].type == STLS_CHANGE_CERTIFICATE_EXPIRING &&
-          out->v[i].after &&
-          streq(jstr(out->v[i].after, "sha256"), sha))
+          out->v[i].after && streq(jstr(out->v[i].after, "sha256"), sha))
         return 0;
     cJSON *y = cJSON_CreateObject();
     if (!y || !cJSON_AddStringToObject(y, "sha256", sha) ||

@@ -22,40 +22,37 @@
 
 static const char *const status_names[] = {
 #define XX(name, dns_name, domain_status, message) dns_name,
-  STLS_DNS_STATUS_MAP(XX)
+    STLS_DNS_STATUS_MAP(XX)
 #undef XX
 };
 static const char *const status_domain_names[] = {
 #define XX(name, dns_name, domain_status, message) domain_status,
-  STLS_DNS_STATUS_MAP(XX)
+    STLS_DNS_STATUS_MAP(XX)
 #undef XX
 };
 static const char *const status_messages[] = {
 #define XX(name, dns_name, domain_status, message) message,
-  STLS_DNS_STATUS_MAP(XX)
+    STLS_DNS_STATUS_MAP(XX)
 #undef XX
 };
 #define NSTATUS (sizeof status_names / sizeof status_names[0])
 
-const char *stls_dns_status_name(stls_dns_status_t s)
-{
+const char *stls_dns_status_name(stls_dns_status_t s) {
   return (size_t)s < NSTATUS ? status_names[s] : "unknown";
 }
 
-const char *stls_dns_status_domain_name(stls_dns_status_t s)
-{
+const char *stls_dns_status_domain_name(stls_dns_status_t s) {
   return (size_t)s < NSTATUS ? status_domain_names[s] : "unknown";
 }
 
-const char *stls_dns_status_message(stls_dns_status_t s)
-{
+const char *stls_dns_status_message(stls_dns_status_t s) {
   return (size_t)s < NSTATUS ? status_messages[s] : "unknown";
 }
 
 static const stls_dns_error_t no_error = {NULL, NULL};
 
-stls_dns_status_t stls__dns_status_from_ares(int ares_status, stls_dns_error_t *err)
-{
+stls_dns_status_t stls__dns_status_from_ares(int ares_status,
+                                             stls_dns_error_t *err) {
   stls_dns_status_t s;
   const char *code;
 
@@ -64,46 +61,20 @@ stls_dns_status_t stls__dns_status_from_ares(int ares_status, stls_dns_error_t *
     if (err)
       *err = no_error;
     return STLS_DNS_OK;
-  case ARES_ENOTFOUND:
-    s = STLS_DNS_NXDOMAIN, code = "NXDOMAIN";
-    break;
-  case ARES_ENODATA:
-    s = STLS_DNS_NO_ADDRESS, code = "NODATA";
-    break;
-  case ARES_ESERVFAIL:
-    s = STLS_DNS_SERVFAIL, code = "SERVFAIL";
-    break;
-  case ARES_EREFUSED:
-    s = STLS_DNS_REFUSED, code = "REFUSED";
-    break;
-  case ARES_ETIMEOUT:
-    s = STLS_DNS_TIMEOUT, code = "ETIMEDOUT";
-    break;
-  case ARES_EFORMERR:
-    s = STLS_DNS_BAD_RESPONSE, code = "FORMERR";
-    break;
-  case ARES_EBADRESP:
-    s = STLS_DNS_BAD_RESPONSE, code = "BADRESP";
-    break;
-  case ARES_ENOTIMP:
-    s = STLS_DNS_ERROR, code = "NOTIMP";
-    break;
-  case ARES_ECONNREFUSED:
-    s = STLS_DNS_ERROR, code = "ECONNREFUSED";
-    break;
-  case ARES_ENOMEM:
-    s = STLS_DNS_ERROR, code = "ENOMEM";
-    break;
-  case ARES_EBADNAME:
-    s = STLS_DNS_ERROR, code = "EBADNAME";
-    break;
+  case ARES_ENOTFOUND: s = STLS_DNS_NXDOMAIN, code = "NXDOMAIN"; break;
+  case ARES_ENODATA: s = STLS_DNS_NO_ADDRESS, code = "NODATA"; break;
+  case ARES_ESERVFAIL: s = STLS_DNS_SERVFAIL, code = "SERVFAIL"; break;
+  case ARES_EREFUSED: s = STLS_DNS_REFUSED, code = "REFUSED"; break;
+  case ARES_ETIMEOUT: s = STLS_DNS_TIMEOUT, code = "ETIMEDOUT"; break;
+  case ARES_EFORMERR: s = STLS_DNS_BAD_RESPONSE, code = "FORMERR"; break;
+  case ARES_EBADRESP: s = STLS_DNS_BAD_RESPONSE, code = "BADRESP"; break;
+  case ARES_ENOTIMP: s = STLS_DNS_ERROR, code = "NOTIMP"; break;
+  case ARES_ECONNREFUSED: s = STLS_DNS_ERROR, code = "ECONNREFUSED"; break;
+  case ARES_ENOMEM: s = STLS_DNS_ERROR, code = "ENOMEM"; break;
+  case ARES_EBADNAME: s = STLS_DNS_ERROR, code = "EBADNAME"; break;
   case ARES_EDESTRUCTION:
-  case ARES_ECANCELLED:
-    s = STLS_DNS_CANCELLED, code = "ECANCELED";
-    break;
-  default:
-    s = STLS_DNS_ERROR, code = "EDNS";
-    break;
+  case ARES_ECANCELLED: s = STLS_DNS_CANCELLED, code = "ECANCELED"; break;
+  default: s = STLS_DNS_ERROR, code = "EDNS"; break;
   }
   if (err) {
     err->code = code;
@@ -115,8 +86,7 @@ stls_dns_status_t stls__dns_status_from_ares(int ares_status, stls_dns_error_t *
 /* ---- results ---------------------------------------------------------- */
 
 /* Free what one MX entry owns (the entry itself lives in an array). */
-static void mx_free_fields(stls_dns_mx_t *m)
-{
+static void mx_free_fields(stls_dns_mx_t *m) {
   free(m->host);
   free(m->addrs);
   m->host = NULL;
@@ -124,8 +94,7 @@ static void mx_free_fields(stls_dns_mx_t *m)
   m->naddrs = 0;
 }
 
-void stls_dns_result_free(stls_dns_result_t *r)
-{
+void stls_dns_result_free(stls_dns_result_t *r) {
   if (!r)
     return;
   for (size_t i = 0; i < r->nmx; i++)
@@ -138,23 +107,20 @@ void stls_dns_result_free(stls_dns_result_t *r)
 /* ---- pure MX rules ---------------------------------------------------- */
 
 /* Delivery order: preference, then host name in byte order. */
-static int mx_cmp(const void *a, const void *b)
-{
+static int mx_cmp(const void *a, const void *b) {
   const stls_dns_mx_t *x = a, *y = b;
   if (x->preference != y->preference)
     return x->preference < y->preference ? -1 : 1;
   return strcmp(x->host, y->host);
 }
 
-void stls__dns_mx_sort(stls_dns_mx_t *mx, size_t n)
-{
+void stls__dns_mx_sort(stls_dns_mx_t *mx, size_t n) {
   if (n > 1)
     qsort(mx, n, sizeof *mx, mx_cmp);
 }
 
 /* Copy a name from DNS into our form: lower case, no trailing dot. */
-static char *host_dup(const char *s)
-{
+static char *host_dup(const char *s) {
   size_t len = strlen(s);
   char *h;
   if (len > 0 && s[len - 1] == '.')
@@ -171,15 +137,13 @@ static char *host_dup(const char *s)
 }
 
 /* The null MX target: c-ares spells the root "" (and "." is accepted). */
-static bool is_root(const char *host)
-{
+static bool is_root(const char *host) {
   return host[0] == '\0' || strcmp(host, ".") == 0;
 }
 
 /* Parse an MX target that is an address: "192.0.2.1", "2001:db8::1" or
  * either in brackets. Returns the family or 0. */
-static int ip_literal(const char *host, unsigned char bin[16])
-{
+static int ip_literal(const char *host, unsigned char bin[16]) {
   char buf[STLS_DNS_ADDRSTRLEN + 2];
   size_t len = strlen(host);
   if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
@@ -198,8 +162,7 @@ static int ip_literal(const char *host, unsigned char bin[16])
 }
 
 /* A fresh MX entry that owns host; nothing is looked up yet. */
-static void mx_init(stls_dns_mx_t *m, unsigned preference, char *host)
-{
+static void mx_init(stls_dns_mx_t *m, unsigned preference, char *host) {
   unsigned char bin[16];
   memset(m, 0, sizeof *m);
   m->preference = preference;
@@ -210,10 +173,11 @@ static void mx_init(stls_dns_mx_t *m, unsigned preference, char *host)
   m->is_ip_literal = ip_literal(host, bin) != 0;
 }
 
-int stls__dns_classify_mx(stls_dns_result_t *r, const char *domain, stls_dns_status_t mx_status,
-                          stls_dns_error_t mx_error, const stls__dns_mx_rr_t *rr, size_t nrr,
-                          unsigned max_mx)
-{
+int stls__dns_classify_mx(stls_dns_result_t *r, const char *domain,
+                          stls_dns_status_t mx_status,
+                          stls_dns_error_t mx_error,
+                          const stls__dns_mx_rr_t *rr, size_t nrr,
+                          unsigned max_mx) {
   size_t roots = 0, kept = 0;
   stls_dns_mx_t *mx;
 
@@ -293,65 +257,38 @@ int stls__dns_classify_mx(stls_dns_result_t *r, const char *domain, stls_dns_sta
 /* How much a failure says about a host, for choosing the one to report:
  * a transient failure hides what the name really holds, so it wins over
  * the definitive answers. */
-static int failure_rank(stls_dns_status_t s)
-{
+static int failure_rank(stls_dns_status_t s) {
   switch (s) {
   case STLS_DNS_OK:
-  case STLS_DNS_NOT_QUERIED:
-    return 0;
-  case STLS_DNS_NO_ADDRESS:
-    return 1;
-  case STLS_DNS_NXDOMAIN:
-    return 2;
-  default:
-    return 3;
+  case STLS_DNS_NOT_QUERIED: return 0;
+  case STLS_DNS_NO_ADDRESS: return 1;
+  case STLS_DNS_NXDOMAIN: return 2;
+  default: return 3;
   }
 }
 
-static bool is_transient(stls_dns_status_t s)
-{
-  return failure_rank(s) == 3;
-}
+static bool is_transient(stls_dns_status_t s) { return failure_rank(s) == 3; }
 
 /* The error object for a status when no more specific one was recorded. */
-static stls_dns_error_t default_error(stls_dns_status_t s)
-{
+static stls_dns_error_t default_error(stls_dns_status_t s) {
   stls_dns_error_t e = {NULL, stls_dns_status_message(s)};
   switch (s) {
   case STLS_DNS_OK:
   case STLS_DNS_NULL_MX:
-  case STLS_DNS_NOT_QUERIED:
-    return no_error;
-  case STLS_DNS_NXDOMAIN:
-    e.code = "NXDOMAIN";
-    break;
-  case STLS_DNS_NO_ADDRESS:
-    e.code = "NODATA";
-    break;
-  case STLS_DNS_SERVFAIL:
-    e.code = "SERVFAIL";
-    break;
-  case STLS_DNS_REFUSED:
-    e.code = "REFUSED";
-    break;
-  case STLS_DNS_TIMEOUT:
-    e.code = "ETIMEDOUT";
-    break;
-  case STLS_DNS_BAD_RESPONSE:
-    e.code = "BADRESP";
-    break;
-  case STLS_DNS_CANCELLED:
-    e.code = "ECANCELED";
-    break;
-  default:
-    e.code = "EDNS";
-    break;
+  case STLS_DNS_NOT_QUERIED: return no_error;
+  case STLS_DNS_NXDOMAIN: e.code = "NXDOMAIN"; break;
+  case STLS_DNS_NO_ADDRESS: e.code = "NODATA"; break;
+  case STLS_DNS_SERVFAIL: e.code = "SERVFAIL"; break;
+  case STLS_DNS_REFUSED: e.code = "REFUSED"; break;
+  case STLS_DNS_TIMEOUT: e.code = "ETIMEDOUT"; break;
+  case STLS_DNS_BAD_RESPONSE: e.code = "BADRESP"; break;
+  case STLS_DNS_CANCELLED: e.code = "ECANCELED"; break;
+  default: e.code = "EDNS"; break;
   }
   return e;
 }
 
-void stls__dns_settle(stls_dns_result_t *r)
-{
+void stls__dns_settle(stls_dns_result_t *r) {
   size_t with_addr = 0, queried = 0;
   const stls_dns_mx_t *transient = NULL;
 
@@ -363,7 +300,8 @@ void stls__dns_settle(stls_dns_result_t *r)
       worst = m->aaaa_status;
     if (m->naddrs > 0)
       m->status = STLS_DNS_OK;
-    else if (m->a_status == STLS_DNS_NOT_QUERIED && m->aaaa_status == STLS_DNS_NOT_QUERIED)
+    else if (m->a_status == STLS_DNS_NOT_QUERIED &&
+             m->aaaa_status == STLS_DNS_NOT_QUERIED)
       /* An IP literal of a family we were told to skip has no address
        * for us; nothing was asked, so say "no address" rather than a
        * DNS failure. */
@@ -401,19 +339,17 @@ void stls__dns_settle(stls_dns_result_t *r)
   }
 }
 
-
 /* ---- answers parsed by hand: AD bit, TXT, TLSA ------------------------- */
 
-bool stls__dns_answer_ad(const unsigned char *abuf, size_t alen)
-{
+bool stls__dns_answer_ad(const unsigned char *abuf, size_t alen) {
   return abuf && alen >= HFIXEDSZ && (abuf[3] & 0x20) != 0;
 }
 
 /* Is a query's outcome a validated answer? Records, NODATA and NXDOMAIN
  * all carry the resolver's verdict in AD; errors carry none. */
-static bool answer_secure(int status, const unsigned char *abuf, int alen)
-{
-  if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND)
+static bool answer_secure(int status, const unsigned char *abuf, int alen) {
+  if (status != ARES_SUCCESS && status != ARES_ENODATA &&
+      status != ARES_ENOTFOUND)
     return false;
   return alen > 0 && stls__dns_answer_ad(abuf, (size_t)alen);
 }
@@ -426,14 +362,12 @@ typedef struct {
   size_t rdlen;
 } answer_rr_t;
 
-static unsigned get16(const unsigned char *p)
-{
+static unsigned get16(const unsigned char *p) {
   return (unsigned)p[0] << 8 | p[1];
 }
 
 /* Names compare without case and without a trailing dot. */
-static bool name_eq(const char *a, const char *b)
-{
+static bool name_eq(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 0 && a[la - 1] == '.')
     la--;
@@ -451,8 +385,7 @@ static bool name_eq(const char *a, const char *b)
  * whole answer malformed. Each pointer must land before the labels read
  * since the last jump (a name cannot contain itself), so every jump goes
  * further back and the walk ends even on a hostile answer. */
-static bool name_ok(const unsigned char *abuf, size_t alen, size_t off)
-{
+static bool name_ok(const unsigned char *abuf, size_t alen, size_t off) {
   size_t start = off; /* where the labels read since the last jump begin */
   while (off < alen) {
     unsigned len = abuf[off];
@@ -476,9 +409,8 @@ static bool name_ok(const unsigned char *abuf, size_t alen, size_t off)
 }
 
 /* ares_expand_name behind the check above: 0, UV_ENOMEM or UV_EINVAL. */
-static int expand_name(const unsigned char *abuf, size_t alen, size_t off, char **name,
-                       long *enclen)
-{
+static int expand_name(const unsigned char *abuf, size_t alen, size_t off,
+                       char **name, long *enclen) {
   int rc;
   *name = NULL;
   if (!name_ok(abuf, alen, off))
@@ -490,8 +422,7 @@ static int expand_name(const unsigned char *abuf, size_t alen, size_t off, char 
   return rc == ARES_ENOMEM ? UV_ENOMEM : UV_EINVAL;
 }
 
-static void answer_free(answer_rr_t *rr, size_t n)
-{
+static void answer_free(answer_rr_t *rr, size_t n) {
   for (size_t i = 0; i < n; i++)
     ares_free_string(rr[i].owner);
   free(rr);
@@ -499,8 +430,8 @@ static void answer_free(answer_rr_t *rr, size_t n)
 
 /* Split a response's answer section into records (class IN only). Returns
  * 0, UV_ENOMEM, or UV_EINVAL for a malformed response. */
-static int answer_split(const unsigned char *abuf, size_t alen, answer_rr_t **out, size_t *nout)
-{
+static int answer_split(const unsigned char *abuf, size_t alen,
+                        answer_rr_t **out, size_t *nout) {
   size_t qd, an, off = HFIXEDSZ, n = 0;
   answer_rr_t *rr;
 
@@ -578,8 +509,7 @@ static int answer_split(const unsigned char *abuf, size_t alen, answer_rr_t **ou
   return 0;
 }
 
-int stls__dns_answer_check(const unsigned char *abuf, size_t alen)
-{
+int stls__dns_answer_check(const unsigned char *abuf, size_t alen) {
   answer_rr_t *rr;
   size_t n;
   int rc = answer_split(abuf, alen, &rr, &n);
@@ -593,9 +523,9 @@ int stls__dns_answer_check(const unsigned char *abuf, size_t alen)
  * an alias was followed. Returns a pointer into rr or to qname, or NULL
  * for a malformed CNAME target. The chain is bounded by the number of
  * records, so a loop ends. */
-static const char *answer_target(const unsigned char *abuf, size_t alen, answer_rr_t *rr,
-                                 size_t n, const char *qname, char **target_buf, bool *cname)
-{
+static const char *answer_target(const unsigned char *abuf, size_t alen,
+                                 answer_rr_t *rr, size_t n, const char *qname,
+                                 char **target_buf, bool *cname) {
   const char *cur = qname;
   *target_buf = NULL;
   *cname = false;
@@ -624,9 +554,9 @@ static const char *answer_target(const unsigned char *abuf, size_t alen, answer_
 /* The records of `type` that answer qname: rr and n get every answer
  * record, want and nwant the indexes of the wanted ones. The caller frees
  * both (also when nothing was wanted); on failure nothing is left. */
-static int answer_select(const unsigned char *abuf, size_t alen, const char *qname, unsigned type,
-                         answer_rr_t **rr, size_t *n, size_t **want, size_t *nwant, bool *cname)
-{
+static int answer_select(const unsigned char *abuf, size_t alen,
+                         const char *qname, unsigned type, answer_rr_t **rr,
+                         size_t *n, size_t **want, size_t *nwant, bool *cname) {
   char *tbuf = NULL;
   const char *target;
   int rc = answer_split(abuf, alen, rr, n);
@@ -659,8 +589,7 @@ static int answer_select(const unsigned char *abuf, size_t alen, const char *qna
   return rc;
 }
 
-void stls_dns_txt_result_free(stls_dns_txt_result_t *r)
-{
+void stls_dns_txt_result_free(stls_dns_txt_result_t *r) {
   if (!r)
     return;
   for (size_t i = 0; i < r->ntxt; i++)
@@ -670,13 +599,13 @@ void stls_dns_txt_result_free(stls_dns_txt_result_t *r)
   free(r);
 }
 
-int stls__dns_parse_txt(const unsigned char *abuf, size_t alen, const char *qname,
-                        stls_dns_txt_result_t *r)
-{
+int stls__dns_parse_txt(const unsigned char *abuf, size_t alen,
+                        const char *qname, stls_dns_txt_result_t *r) {
   answer_rr_t *rr;
   size_t n, *want, nwant;
   bool cname;
-  int rc = answer_select(abuf, alen, qname, T_TXT, &rr, &n, &want, &nwant, &cname);
+  int rc =
+      answer_select(abuf, alen, qname, T_TXT, &rr, &n, &want, &nwant, &cname);
 
   if (rc != 0)
     return rc;
@@ -730,8 +659,7 @@ int stls__dns_parse_txt(const unsigned char *abuf, size_t alen, const char *qnam
   return rc;
 }
 
-void stls__dns_mx_rr_free(stls__dns_mx_rr_t *rr, size_t n)
-{
+void stls__dns_mx_rr_free(stls__dns_mx_rr_t *rr, size_t n) {
   if (!rr)
     return;
   for (size_t i = 0; i < n; i++)
@@ -739,14 +667,15 @@ void stls__dns_mx_rr_free(stls__dns_mx_rr_t *rr, size_t n)
   free(rr);
 }
 
-int stls__dns_parse_mx(const unsigned char *abuf, size_t alen, const char *qname,
-                       stls__dns_mx_rr_t **out, size_t *nout)
-{
+int stls__dns_parse_mx(const unsigned char *abuf, size_t alen,
+                       const char *qname, stls__dns_mx_rr_t **out,
+                       size_t *nout) {
   answer_rr_t *rr;
   size_t n, *want, nwant, k = 0;
   bool cname;
   stls__dns_mx_rr_t *mx = NULL;
-  int rc = answer_select(abuf, alen, qname, T_MX, &rr, &n, &want, &nwant, &cname);
+  int rc =
+      answer_select(abuf, alen, qname, T_MX, &rr, &n, &want, &nwant, &cname);
 
   *out = NULL;
   *nout = 0;
@@ -784,8 +713,7 @@ int stls__dns_parse_mx(const unsigned char *abuf, size_t alen, const char *qname
   return rc;
 }
 
-void stls_dns_tlsa_result_free(stls_dns_tlsa_result_t *r)
-{
+void stls_dns_tlsa_result_free(stls_dns_tlsa_result_t *r) {
   if (!r)
     return;
   for (size_t i = 0; i < r->nrr; i++)
@@ -796,8 +724,7 @@ void stls_dns_tlsa_result_free(stls_dns_tlsa_result_t *r)
 }
 
 /* Record order: usage, selector, matching type, then the data. */
-static int tlsa_cmp(const void *a, const void *b)
-{
+static int tlsa_cmp(const void *a, const void *b) {
   const stls_dns_tlsa_rr_t *x = a, *y = b;
   size_t m = x->len < y->len ? x->len : y->len;
   int c;
@@ -813,13 +740,13 @@ static int tlsa_cmp(const void *a, const void *b)
   return x->len < y->len ? -1 : x->len > y->len;
 }
 
-int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen, const char *qname,
-                         stls_dns_tlsa_result_t *r)
-{
+int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen,
+                         const char *qname, stls_dns_tlsa_result_t *r) {
   answer_rr_t *rr;
   size_t n, *want, nwant, u = 0;
   bool cname;
-  int rc = answer_select(abuf, alen, qname, T_TLSA_TYPE, &rr, &n, &want, &nwant, &cname);
+  int rc = answer_select(abuf, alen, qname, T_TLSA_TYPE, &rr, &n, &want, &nwant,
+                         &cname);
 
   if (rc != 0)
     return rc;
@@ -871,8 +798,7 @@ int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen, const char *qna
 }
 
 /* Parse failures are a bad response, or out of memory. */
-static int parse_status(int rc)
-{
+static int parse_status(int rc) {
   return rc == 0 ? ARES_SUCCESS : rc == UV_ENOMEM ? ARES_ENOMEM : ARES_EBADRESP;
 }
 
@@ -894,8 +820,8 @@ typedef struct {
   int family;
   unsigned char (*bin)[16]; /* sorted, unique addresses */
   size_t n;
-  bool queried;             /* a query was sent for this family */
-  bool secure;              /* its answer had the AD bit */
+  bool queried; /* a query was sent for this family */
+  bool secure;  /* its answer had the AD bit */
 } dns_lookup_t;
 
 struct dns_req_s {
@@ -914,10 +840,10 @@ struct dns_req_s {
   stls_dns_tlsa_cb tlsa_cb;
   stls_dns_query_opts_t q;
   uint64_t start_ns;
-  unsigned pending;   /* c-ares queries whose callback has not run */
-  bool in_submit;     /* inside the starting call: hold delivery */
+  unsigned pending; /* c-ares queries whose callback has not run */
+  bool in_submit;   /* inside the starting call: hold delivery */
   bool complete;
-  bool cancelled;     /* a lookup was cut short by stls_dns_close */
+  bool cancelled;        /* a lookup was cut short by stls_dns_close */
   dns_lookup_t *lookups; /* 2 per MX host: [2i] A, [2i+1] AAAA */
   dns_req_t *next;       /* in the deferred-delivery queue */
 };
@@ -944,11 +870,11 @@ struct stls_dns_s {
   dns_q_t *queue_head, *queue_tail; /* queries beyond max_inflight */
   unsigned inflight;
   unsigned max_inflight;
-  int ednspsz;      /* EDNS UDP payload size we advertise */
+  int ednspsz; /* EDNS UDP payload size we advertise */
   bool pumping;
-  unsigned busy;    /* depth of our calls into c-ares */
-  bool closing;     /* stls_dns_close called */
-  bool torn_down;   /* channel destroyed, handles closing */
+  unsigned busy;  /* depth of our calls into c-ares */
+  bool closing;   /* stls_dns_close called */
+  bool torn_down; /* channel destroyed, handles closing */
   unsigned open_handles;
 };
 
@@ -956,8 +882,7 @@ static uv_once_t ares_once = UV_ONCE_INIT;
 static int ares_once_status;
 
 /* ares_library_init is not thread-safe and workers start in parallel. */
-static void ares_once_init(void)
-{
+static void ares_once_init(void) {
   ares_once_status = ares_library_init(ARES_LIB_INIT_ALL);
 }
 
@@ -965,16 +890,14 @@ static void teardown(stls_dns_t *d);
 static void timer_cb(uv_timer_t *t);
 
 /* The resolver is freed when its last handle has closed. */
-static void handle_closed_cb(uv_handle_t *h)
-{
+static void handle_closed_cb(uv_handle_t *h) {
   stls_dns_t *d = h->data;
   if (--d->open_handles == 0)
     free(d);
 }
 
 /* A socket watcher is gone; it may have been the last handle. */
-static void sock_closed_cb(uv_handle_t *h)
-{
+static void sock_closed_cb(uv_handle_t *h) {
   dns_sock_t *s = h->data;
   stls_dns_t *d = s->d;
   free(s);
@@ -983,8 +906,7 @@ static void sock_closed_cb(uv_handle_t *h)
 }
 
 /* Re-arm the timer for c-ares' next deadline. */
-static void timer_update(stls_dns_t *d)
-{
+static void timer_update(stls_dns_t *d) {
   struct timeval tv, *tvp;
   uint64_t ms;
   if (d->torn_down)
@@ -1002,8 +924,7 @@ static void timer_update(stls_dns_t *d)
 /* Leave a call into c-ares: re-arm the timer, and finish a close that was
  * asked for from inside a callback (destroying the channel from within
  * ares_process_fd would pull it out from under c-ares). */
-static void ares_leave(stls_dns_t *d)
-{
+static void ares_leave(stls_dns_t *d) {
   if (--d->busy > 0)
     return;
   if (d->closing && !d->torn_down)
@@ -1013,8 +934,7 @@ static void ares_leave(stls_dns_t *d)
 }
 
 /* A c-ares socket is ready: let c-ares read or write it. */
-static void poll_cb(uv_poll_t *h, int status, int events)
-{
+static void poll_cb(uv_poll_t *h, int status, int events) {
   dns_sock_t *s = h->data;
   stls_dns_t *d = s->d;
   ares_socket_t fd = s->fd; /* s may be closed by the socket-state callback */
@@ -1037,8 +957,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 }
 
 /* A c-ares deadline passed: retries and timeouts happen in here. */
-static void timer_cb(uv_timer_t *t)
-{
+static void timer_cb(uv_timer_t *t) {
   stls_dns_t *d = t->data;
   if (d->torn_down)
     return;
@@ -1047,8 +966,7 @@ static void timer_cb(uv_timer_t *t)
   ares_leave(d);
 }
 
-static void sock_close(stls_dns_t *d, dns_sock_t *s)
-{
+static void sock_close(stls_dns_t *d, dns_sock_t *s) {
   dns_sock_t **pp = &d->socks;
   while (*pp && *pp != s)
     pp = &(*pp)->next;
@@ -1061,8 +979,8 @@ static void sock_close(stls_dns_t *d, dns_sock_t *s)
 
 /* c-ares says which events it wants on a socket; none means it is about
  * to close the socket, so the watcher must go first. */
-static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
-{
+static void sock_state_cb(void *data, ares_socket_t fd, int readable,
+                          int writable) {
   stls_dns_t *d = data;
   dns_sock_t *s;
   int events = (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0);
@@ -1105,8 +1023,8 @@ static void queue_pump(stls_dns_t *d);
  * (which we cannot use: it hides the header, and with it the AD bit). The
  * response is passed on whatever the rcode, so the callbacks can read AD
  * from NXDOMAIN and NODATA answers too. */
-static void query_done_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
+static void query_done_cb(void *arg, int status, int timeouts,
+                          unsigned char *abuf, int alen) {
   dns_q_t *q = arg;
   stls_dns_t *d = q->d;
   if (status == ARES_SUCCESS) {
@@ -1117,24 +1035,12 @@ static void query_done_cb(void *arg, int status, int timeouts, unsigned char *ab
       case 0: /* NOERROR */
         status = (abuf[6] << 8 | abuf[7]) > 0 ? ARES_SUCCESS : ARES_ENODATA;
         break;
-      case 1:
-        status = ARES_EFORMERR;
-        break;
-      case 2:
-        status = ARES_ESERVFAIL;
-        break;
-      case 3:
-        status = ARES_ENOTFOUND;
-        break;
-      case 4:
-        status = ARES_ENOTIMP;
-        break;
-      case 5:
-        status = ARES_EREFUSED;
-        break;
-      default:
-        status = ARES_EBADRESP;
-        break;
+      case 1: status = ARES_EFORMERR; break;
+      case 2: status = ARES_ESERVFAIL; break;
+      case 3: status = ARES_ENOTFOUND; break;
+      case 4: status = ARES_ENOTIMP; break;
+      case 5: status = ARES_EREFUSED; break;
+      default: status = ARES_EBADRESP; break;
       }
     }
   }
@@ -1148,13 +1054,13 @@ static void query_done_cb(void *arg, int status, int timeouts, unsigned char *ab
  * validating resolver then reports in AD whether it validated the answer,
  * without the DO bit's RRSIG records bloating every response. (EDNS is
  * added here as ares_query would, and c-ares still drops it on FORMERR.) */
-static void query_send(stls_dns_t *d, dns_q_t *q)
-{
+static void query_send(stls_dns_t *d, dns_q_t *q) {
   unsigned char *qbuf = NULL;
   int qlen = 0, rc;
 
   d->inflight++;
-  rc = ares_create_query(q->name, C_IN, q->type, 0, 1, &qbuf, &qlen, d->ednspsz);
+  rc =
+      ares_create_query(q->name, C_IN, q->type, 0, 1, &qbuf, &qlen, d->ednspsz);
   if (rc != ARES_SUCCESS) {
     query_done_cb(q, rc, 0, NULL, 0);
     return;
@@ -1166,8 +1072,7 @@ static void query_send(stls_dns_t *d, dns_q_t *q)
 
 /* Send queued queries while there is room. Not re-entered: a query that
  * fails synchronously calls back into here, and the outer loop goes on. */
-static void queue_pump(stls_dns_t *d)
-{
+static void queue_pump(stls_dns_t *d) {
   if (d->pumping || d->closing)
     return; /* when closing, teardown cancels what is queued */
   d->pumping = true;
@@ -1182,8 +1087,8 @@ static void queue_pump(stls_dns_t *d)
 }
 
 /* Start a query; cb runs exactly once, possibly before this returns. */
-static void query_start(stls_dns_t *d, const char *name, int type, ares_callback cb, void *arg)
-{
+static void query_start(stls_dns_t *d, const char *name, int type,
+                        ares_callback cb, void *arg) {
   dns_q_t *q = calloc(1, sizeof *q);
   if (!q) {
     cb(arg, ARES_ENOMEM, 0, NULL, 0);
@@ -1206,8 +1111,7 @@ static void query_start(stls_dns_t *d, const char *name, int type, ares_callback
 }
 
 /* Complete queued queries as cancelled (the resolver is going away). */
-static void queue_cancel(stls_dns_t *d)
-{
+static void queue_cancel(stls_dns_t *d) {
   while (d->queue_head) {
     dns_q_t *q = d->queue_head;
     d->queue_head = q->next;
@@ -1221,8 +1125,7 @@ static void queue_cancel(stls_dns_t *d)
 /* ---- requests --------------------------------------------------------- */
 
 /* Free the per-family lookup state once addresses are merged. */
-static void lookups_free(dns_req_t *req)
-{
+static void lookups_free(dns_req_t *req) {
   if (!req->lookups)
     return;
   for (size_t i = 0; i < 2 * req->res->nmx; i++)
@@ -1232,22 +1135,15 @@ static void lookups_free(dns_req_t *req)
 }
 
 /* Address order for qsort: network byte order compares as numbers. */
-static int bin_cmp4(const void *a, const void *b)
-{
-  return memcmp(a, b, 4);
-}
+static int bin_cmp4(const void *a, const void *b) { return memcmp(a, b, 4); }
 
-static int bin_cmp16(const void *a, const void *b)
-{
-  return memcmp(a, b, 16);
-}
+static int bin_cmp16(const void *a, const void *b) { return memcmp(a, b, 16); }
 
 /* Build a host's address list from its lookups: IPv4 then IPv6, each
  * sorted; when both families exceed the cap together, each keeps at least
  * half of it, so a host with many A records still shows its IPv6 side. */
-static int addrs_merge(stls_dns_mx_t *m, const dns_lookup_t *l4, const dns_lookup_t *l6,
-                       unsigned cap)
-{
+static int addrs_merge(stls_dns_mx_t *m, const dns_lookup_t *l4,
+                       const dns_lookup_t *l6, unsigned cap) {
   size_t n4 = l4->n, n6 = l6->n, k4 = n4, k6 = n6, j = 0;
 
   if (n4 + n6 > cap) {
@@ -1276,15 +1172,13 @@ static int addrs_merge(stls_dns_mx_t *m, const dns_lookup_t *l4, const dns_looku
 }
 
 /* Milliseconds since a uv_hrtime() reading. */
-static uint64_t elapsed_ms(uint64_t start_ns)
-{
+static uint64_t elapsed_ms(uint64_t start_ns) {
   return (uv_hrtime() - start_ns) / 1000000;
 }
 
 /* Finish the result and hand it to the caller; req is freed first so the
  * callback may start new lookups or close the resolver. */
-static void domain_deliver(dns_req_t *req)
-{
+static void domain_deliver(dns_req_t *req) {
   stls_dns_result_t *res = req->res;
   stls_dns_done_cb cb = req->cb;
   void *arg = req->arg;
@@ -1292,10 +1186,12 @@ static void domain_deliver(dns_req_t *req)
 
   if (req->lookups) {
     for (size_t i = 0; i < res->nmx; i++) {
-      const dns_lookup_t *l4 = &req->lookups[2 * i], *l6 = &req->lookups[2 * i + 1];
+      const dns_lookup_t *l4 = &req->lookups[2 * i],
+                         *l6 = &req->lookups[2 * i + 1];
       /* Secure only if every family we asked about was validated: one
        * insecure A record is enough for an attacker to redirect. */
-      res->mx[i].addr_secure = (l4->queried || l6->queried) && (!l4->queried || l4->secure) &&
+      res->mx[i].addr_secure = (l4->queried || l6->queried) &&
+                               (!l4->queried || l4->secure) &&
                                (!l6->queried || l6->secure);
       if (addrs_merge(&res->mx[i], l4, l6, cap) != 0) {
         res->mx[i].a_status = res->mx[i].aaaa_status = STLS_DNS_ERROR;
@@ -1317,8 +1213,7 @@ static void domain_deliver(dns_req_t *req)
 }
 
 /* Deliver results that were complete before their call returned. */
-static void defer_cb(uv_timer_t *t)
-{
+static void defer_cb(uv_timer_t *t) {
   stls_dns_t *d = t->data;
   /* Take the whole queue first: a callback may start new lookups that
    * complete synchronously and queue themselves again. */
@@ -1331,8 +1226,7 @@ static void defer_cb(uv_timer_t *t)
   }
 }
 
-static void req_finish(dns_req_t *req)
-{
+static void req_finish(dns_req_t *req) {
   stls_dns_t *d = req->d;
   if (req->in_submit) {
     /* Completed before stls_dns_resolve_domain returned: the caller is
@@ -1354,16 +1248,14 @@ static void req_finish(dns_req_t *req)
 }
 
 /* One of the request's queries has called back. */
-static void req_release(dns_req_t *req)
-{
+static void req_release(dns_req_t *req) {
   if (--req->pending == 0)
     req_finish(req);
 }
 
 /* Keep a lookup's addresses: copied, sorted and de-duplicated so results
  * do not depend on the server's round-robin order. */
-static int lookup_store(dns_lookup_t *lk, const struct hostent *he)
-{
+static int lookup_store(dns_lookup_t *lk, const struct hostent *he) {
   size_t alen = lk->family == AF_INET ? 4 : 16, n = 0, u = 0;
   while (he->h_addr_list && he->h_addr_list[n])
     n++;
@@ -1384,8 +1276,7 @@ static int lookup_store(dns_lookup_t *lk, const struct hostent *he)
 
 /* Did the answer reach the address through an alias? c-ares reports the
  * end of a CNAME chain as h_name and the names on the way as aliases. */
-static bool went_through_cname(const struct hostent *he, const char *host)
-{
+static bool went_through_cname(const struct hostent *he, const char *host) {
   char *canon;
   bool differs;
   if (he->h_aliases && he->h_aliases[0])
@@ -1401,8 +1292,8 @@ static bool went_through_cname(const struct hostent *he, const char *host)
 }
 
 /* An A or AAAA answer for one MX host. */
-static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
+static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+                    int alen) {
   dns_lookup_t *lk = arg;
   dns_req_t *req = lk->req;
   stls_dns_mx_t *m = &req->res->mx[lk->idx];
@@ -1417,8 +1308,9 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
     struct hostent *he = NULL;
     int prc = parse_status(stls__dns_answer_check(abuf, (size_t)alen));
     if (prc == ARES_SUCCESS)
-      prc = lk->family == AF_INET ? ares_parse_a_reply(abuf, alen, &he, NULL, NULL)
-                                  : ares_parse_aaaa_reply(abuf, alen, &he, NULL, NULL);
+      prc = lk->family == AF_INET
+                ? ares_parse_a_reply(abuf, alen, &he, NULL, NULL)
+                : ares_parse_aaaa_reply(abuf, alen, &he, NULL, NULL);
     if (prc == ARES_SUCCESS) {
       if (went_through_cname(he, m->host))
         m->is_cname = true;
@@ -1435,7 +1327,8 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
     m->a_status = s;
   else
     m->aaaa_status = s;
-  if (failure_rank(s) > failure_rank(m->status) || (!m->error.code && s != STLS_DNS_OK)) {
+  if (failure_rank(s) > failure_rank(m->status) ||
+      (!m->error.code && s != STLS_DNS_OK)) {
     /* m->status holds the worst family status so far until settle. */
     m->status = s;
     m->error = err;
@@ -1445,8 +1338,7 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
 
 /* Start the address lookups for every MX host (called from the MX
  * callback, whose own pending count keeps req alive meanwhile). */
-static void lookups_start(dns_req_t *req)
-{
+static void lookups_start(dns_req_t *req) {
   stls_dns_result_t *res = req->res;
   stls_dns_t *d = req->d;
 
@@ -1498,8 +1390,8 @@ static void lookups_start(dns_req_t *req)
 }
 
 /* The MX answer: apply the MX rules, then look up every host. */
-static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
+static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+                  int alen) {
   dns_req_t *req = arg;
   stls_dns_result_t *res = req->res;
   stls__dns_mx_rr_t *rr = NULL;
@@ -1512,16 +1404,19 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
     req->cancelled = true;
   res->mx_secure = answer_secure(status, abuf, alen);
   if (status == ARES_SUCCESS)
-    status = parse_status(stls__dns_parse_mx(abuf, (size_t)alen, res->domain, &rr, &nrr));
+    status = parse_status(
+        stls__dns_parse_mx(abuf, (size_t)alen, res->domain, &rr, &nrr));
   /* No MX records (also an answer with only a CNAME to a name without
    * MX): the implicit-MX rule applies. */
   if (status == ARES_ENODATA)
     s = STLS_DNS_OK;
   else
     s = stls__dns_status_from_ares(status, &err);
-  if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND)
+  if (status != ARES_SUCCESS && status != ARES_ENODATA &&
+      status != ARES_ENOTFOUND)
     res->mx_secure = false; /* the answer was unusable after all */
-  if (stls__dns_classify_mx(res, res->domain, s, err, rr, nrr, req->q.max_mx) != 0)
+  if (stls__dns_classify_mx(res, res->domain, s, err, rr, nrr, req->q.max_mx) !=
+      0)
     res->status = stls__dns_status_from_ares(ARES_ENOMEM, &res->error);
   stls__dns_mx_rr_free(rr, nrr);
 
@@ -1534,9 +1429,9 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
   req_release(req);
 }
 
-int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_query_opts_t *q,
-                            stls_dns_done_cb cb, void *arg)
-{
+int stls_dns_resolve_domain(stls_dns_t *d, const char *domain,
+                            const stls_dns_query_opts_t *q, stls_dns_done_cb cb,
+                            void *arg) {
   dns_req_t *req;
 
   if (!d || !domain || !domain[0] || !cb)
@@ -1579,12 +1474,11 @@ int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_qu
   return 0;
 }
 
-
 /* The addresses of one host, as for a domain whose only MX is that host
  * (the MX step skipped): used for hosts that are not mail domains. */
-int stls_dns_resolve_host(stls_dns_t *d, const char *host, const stls_dns_query_opts_t *q,
-                          stls_dns_done_cb cb, void *arg)
-{
+int stls_dns_resolve_host(stls_dns_t *d, const char *host,
+                          const stls_dns_query_opts_t *q, stls_dns_done_cb cb,
+                          void *arg) {
   dns_req_t *req;
 
   if (!d || !host || !host[0] || !cb)
@@ -1616,8 +1510,10 @@ int stls_dns_resolve_host(stls_dns_t *d, const char *host, const stls_dns_query_
   req->in_submit = true;
 
   d->busy++;
-  if (stls__dns_classify_mx(req->res, req->res->domain, STLS_DNS_OK, no_error, NULL, 0, 1) != 0)
-    req->res->status = stls__dns_status_from_ares(ARES_ENOMEM, &req->res->error);
+  if (stls__dns_classify_mx(req->res, req->res->domain, STLS_DNS_OK, no_error,
+                            NULL, 0, 1) != 0)
+    req->res->status =
+        stls__dns_status_from_ares(ARES_ENOMEM, &req->res->error);
   else if (req->q.want_ipv4 || req->q.want_ipv6)
     lookups_start(req);
   req_release(req);
@@ -1633,8 +1529,8 @@ int stls_dns_resolve_host(stls_dns_t *d, const char *host, const stls_dns_query_
 /* The outcome of a single-type query: status, error and secure. NODATA
  * covers both an empty NOERROR answer and an answer without records of
  * the type (a CNAME to a name without them). */
-static stls_dns_status_t single_status(int status, size_t nrecords, stls_dns_error_t *err)
-{
+static stls_dns_status_t single_status(int status, size_t nrecords,
+                                       stls_dns_error_t *err) {
   stls_dns_status_t s;
   if (status == ARES_SUCCESS && nrecords == 0)
     status = ARES_ENODATA;
@@ -1650,10 +1546,10 @@ static stls_dns_status_t single_status(int status, size_t nrecords, stls_dns_err
 /* The common part of a single-name lookup's answer (TXT, TLSA): parse it,
  * settle status and error, and trust the AD bit only for an answer or a
  * validated denial. */
-static void single_answer(dns_req_t *req, int status, unsigned char *abuf, int alen,
-                          int parsed, bool *secure, stls_dns_status_t *st,
-                          stls_dns_error_t *error, size_t count)
-{
+static void single_answer(dns_req_t *req, int status, unsigned char *abuf,
+                          int alen, int parsed, bool *secure,
+                          stls_dns_status_t *st, stls_dns_error_t *error,
+                          size_t count) {
   if (status == ARES_EDESTRUCTION)
     req->cancelled = true;
   *secure = answer_secure(status, abuf, alen);
@@ -1665,40 +1561,39 @@ static void single_answer(dns_req_t *req, int status, unsigned char *abuf, int a
   req_release(req);
 }
 
-static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
+static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+                   int alen) {
   dns_req_t *req = arg;
   stls_dns_txt_result_t *res = req->txt;
   int parsed = status == ARES_SUCCESS
                    ? stls__dns_parse_txt(abuf, (size_t)alen, req->qname, res)
                    : 0;
   (void)timeouts;
-  single_answer(req, status, abuf, alen, parsed, &res->secure, &res->status, &res->error,
-                res->ntxt);
+  single_answer(req, status, abuf, alen, parsed, &res->secure, &res->status,
+                &res->error, res->ntxt);
 }
 
-static void tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
+static void tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+                    int alen) {
   dns_req_t *req = arg;
   stls_dns_tlsa_result_t *res = req->tlsa;
   int parsed = status == ARES_SUCCESS
                    ? stls__dns_parse_tlsa(abuf, (size_t)alen, req->qname, res)
                    : 0;
   (void)timeouts;
-  single_answer(req, status, abuf, alen, parsed, &res->secure, &res->status, &res->error,
-                res->nrr);
+  single_answer(req, status, abuf, alen, parsed, &res->secure, &res->status,
+                &res->error, res->nrr);
 }
 
 /* A cancelled lookup says nothing about the name. */
-static void single_cancel(stls_dns_status_t *status, stls_dns_error_t *error, bool *secure)
-{
+static void single_cancel(stls_dns_status_t *status, stls_dns_error_t *error,
+                          bool *secure) {
   *status = STLS_DNS_CANCELLED;
   *error = default_error(STLS_DNS_CANCELLED);
   *secure = false;
 }
 
-static void txt_deliver(dns_req_t *req)
-{
+static void txt_deliver(dns_req_t *req) {
   stls_dns_txt_result_t *res = req->txt;
   stls_dns_txt_cb cb = req->txt_cb;
   void *arg = req->arg;
@@ -1709,8 +1604,7 @@ static void txt_deliver(dns_req_t *req)
   cb(res, arg);
 }
 
-static void tlsa_deliver(dns_req_t *req)
-{
+static void tlsa_deliver(dns_req_t *req) {
   stls_dns_tlsa_result_t *res = req->tlsa;
   stls_dns_tlsa_cb cb = req->tlsa_cb;
   void *arg = req->arg;
@@ -1724,8 +1618,8 @@ static void tlsa_deliver(dns_req_t *req)
 
 /* Start a request of one query; the caller has filled the kind-specific
  * fields. Same delivery rules as stls_dns_resolve_domain. */
-static void single_submit(stls_dns_t *d, dns_req_t *req, int type, ares_callback cb)
-{
+static void single_submit(stls_dns_t *d, dns_req_t *req, int type,
+                          ares_callback cb) {
   req->d = d;
   req->start_ns = uv_hrtime();
   req->pending = 1;
@@ -1738,8 +1632,8 @@ static void single_submit(stls_dns_t *d, dns_req_t *req, int type, ares_callback
   ares_leave(d);
 }
 
-int stls_dns_lookup_txt(stls_dns_t *d, const char *name, stls_dns_txt_cb cb, void *arg)
-{
+int stls_dns_lookup_txt(stls_dns_t *d, const char *name, stls_dns_txt_cb cb,
+                        void *arg) {
   dns_req_t *req;
 
   if (!d || !name || !name[0] || !cb)
@@ -1764,9 +1658,8 @@ int stls_dns_lookup_txt(stls_dns_t *d, const char *name, stls_dns_txt_cb cb, voi
   return 0;
 }
 
-int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port, stls_dns_tlsa_cb cb,
-                         void *arg)
-{
+int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port,
+                         stls_dns_tlsa_cb cb, void *arg) {
   dns_req_t *req;
   char *host;
   size_t len;
@@ -1807,8 +1700,7 @@ int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port, stls_
 /* ---- the servers list ------------------------------------------------- */
 
 /* A port as the servers list writes it: 1..65535 in plain decimal. */
-static bool port_ok(const char *s, size_t len)
-{
+static bool port_ok(const char *s, size_t len) {
   unsigned long v = 0;
   if (len == 0 || len > 5)
     return false;
@@ -1821,8 +1713,7 @@ static bool port_ok(const char *s, size_t len)
 }
 
 /* Is s[0..len) an address of family af? */
-static bool addr_ok(int af, const char *s, size_t len)
-{
+static bool addr_ok(int af, const char *s, size_t len) {
   char buf[STLS_DNS_ADDRSTRLEN];
   unsigned char bin[16];
   if (len == 0 || len >= sizeof buf)
@@ -1833,8 +1724,7 @@ static bool addr_ok(int af, const char *s, size_t len)
 }
 
 /* Check one "ADDR[:PORT]" entry; NULL or why not. */
-static const char *server_check(const char *s, size_t len)
-{
+static const char *server_check(const char *s, size_t len) {
   const char *colon;
   if (len == 0)
     return "empty server";
@@ -1861,11 +1751,12 @@ static const char *server_check(const char *s, size_t len)
     return "not an address (IPv6 with a port is written [ADDR]:PORT)";
   if (!addr_ok(AF_INET, s, (size_t)(colon - s)))
     return "not an IPv4 address before ':'";
-  return port_ok(colon + 1, len - (size_t)(colon - s) - 1) ? NULL : "port must be 1..65535";
+  return port_ok(colon + 1, len - (size_t)(colon - s) - 1)
+             ? NULL
+             : "port must be 1..65535";
 }
 
-int stls_dns_servers_check(const char *servers, char *err, size_t errlen)
-{
+int stls_dns_servers_check(const char *servers, char *err, size_t errlen) {
   const char *p = servers, *why = NULL;
   size_t len = 0;
 
@@ -1893,8 +1784,7 @@ int stls_dns_servers_check(const char *servers, char *err, size_t errlen)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
-{
+int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o) {
   struct ares_options opts;
   int optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ;
   bool explicit_servers = o && o->servers && o->servers[0];
@@ -1912,7 +1802,8 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
   if (!d)
     return UV_ENOMEM;
   d->loop = loop;
-  d->max_inflight = o && o->max_inflight ? o->max_inflight : STLS_DNS_DEFAULT_MAX_INFLIGHT;
+  d->max_inflight =
+      o && o->max_inflight ? o->max_inflight : STLS_DNS_DEFAULT_MAX_INFLIGHT;
   d->ednspsz = 1232;
 
   memset(&opts, 0, sizeof opts);
@@ -1927,7 +1818,8 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
   opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOCHECKRESP;
   opts.ednspsz = d->ednspsz;
   if (explicit_servers || (o && o->timeout_ms)) {
-    opts.timeout = (int)(o && o->timeout_ms ? o->timeout_ms : STLS_DNS_DEFAULT_TIMEOUT_MS);
+    opts.timeout =
+        (int)(o && o->timeout_ms ? o->timeout_ms : STLS_DNS_DEFAULT_TIMEOUT_MS);
     optmask |= ARES_OPT_TIMEOUTMS;
   }
   if (explicit_servers || (o && o->tries)) {
@@ -1964,8 +1856,7 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o)
 }
 
 /* Cancel everything and close the handles; runs once, outside c-ares. */
-static void teardown(stls_dns_t *d)
-{
+static void teardown(stls_dns_t *d) {
   dns_req_t *req;
 
   d->torn_down = true;
@@ -1996,8 +1887,7 @@ static void teardown(stls_dns_t *d)
   uv_close((uv_handle_t *)&d->defer, handle_closed_cb);
 }
 
-void stls_dns_close(stls_dns_t *d)
-{
+void stls_dns_close(stls_dns_t *d) {
   if (!d || d->closing)
     return;
   d->closing = true;

@@ -9,72 +9,53 @@
 
 /* Locale-independent ASCII classes: names are bytes, not text in the
  * user's locale (isalpha() in a Turkish locale is not what DNS means). */
-static bool is_space(unsigned char c)
-{
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+static bool is_space(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
+         c == '\f';
 }
 
-static bool is_alpha(unsigned char c)
-{
+static bool is_alpha(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-static bool is_digit(unsigned char c)
-{
-  return c >= '0' && c <= '9';
-}
+static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
-static unsigned char to_lower(unsigned char c)
-{
+static unsigned char to_lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
 }
 
-static void set_why(const char **why, const char *reason)
-{
+static void set_why(const char **why, const char *reason) {
   if (why)
     *why = reason;
 }
 
 /* Turn a libidn2 error into a short static reason; every IDNA failure
  * starts with "bad IDN" so reports can group them. */
-static const char *idn_reason(int rc)
-{
+static const char *idn_reason(int rc) {
   switch (rc) {
-  case IDN2_MALLOC:
-    return "out of memory";
-  case IDN2_ENCODING_ERROR:
-    return "bad IDN: invalid UTF-8";
+  case IDN2_MALLOC: return "out of memory";
+  case IDN2_ENCODING_ERROR: return "bad IDN: invalid UTF-8";
   case IDN2_PUNYCODE_BAD_INPUT:
   case IDN2_PUNYCODE_BIG_OUTPUT:
-  case IDN2_PUNYCODE_OVERFLOW:
-    return "bad IDN: invalid punycode";
-  case IDN2_TOO_BIG_DOMAIN:
-    return "too long";
-  case IDN2_TOO_BIG_LABEL:
-    return "label too long";
+  case IDN2_PUNYCODE_OVERFLOW: return "bad IDN: invalid punycode";
+  case IDN2_TOO_BIG_DOMAIN: return "too long";
+  case IDN2_TOO_BIG_LABEL: return "label too long";
   case IDN2_DISALLOWED:
-  case IDN2_UNASSIGNED:
-    return "bad IDN: disallowed character";
-  case IDN2_HYPHEN_STARTEND:
-    return "leading or trailing hyphen";
-  case IDN2_2HYPHEN:
-    return "bad IDN: hyphens in 3rd and 4th position";
-  case IDN2_BIDI:
-    return "bad IDN: bidi rule";
+  case IDN2_UNASSIGNED: return "bad IDN: disallowed character";
+  case IDN2_HYPHEN_STARTEND: return "leading or trailing hyphen";
+  case IDN2_2HYPHEN: return "bad IDN: hyphens in 3rd and 4th position";
+  case IDN2_BIDI: return "bad IDN: bidi rule";
   case IDN2_CONTEXTJ:
   case IDN2_CONTEXTO:
   case IDN2_CONTEXTJ_NO_RULE:
-  case IDN2_CONTEXTO_NO_RULE:
-    return "bad IDN: context rule";
-  default:
-    return "bad IDN";
+  case IDN2_CONTEXTO_NO_RULE: return "bad IDN: context rule";
+  default: return "bad IDN";
   }
 }
 
 /* Check an ASCII, lower-cased name against the host name rules; returns a
  * reason or NULL when the name is fine. */
-static const char *check_hostname(const char *s, size_t len)
-{
+static const char *check_hostname(const char *s, size_t len) {
   size_t labels = 0;
   size_t start = 0;
 
@@ -128,8 +109,8 @@ static const char *check_hostname(const char *s, size_t len)
   return NULL;
 }
 
-int stls_domain_normalize(const char *in, char *out, size_t outlen, const char **why)
-{
+int stls_domain_normalize(const char *in, char *out, size_t outlen,
+                          const char **why) {
   const char *reason;
   char *tmp = NULL;
   char *idn = NULL;
@@ -217,8 +198,8 @@ fail:
   return -1;
 }
 
-int stls_target_line_parse(const char *line, char *out, size_t outlen, const char **why)
-{
+int stls_target_line_parse(const char *line, char *out, size_t outlen,
+                           const char **why) {
   static const char bom[] = "\xEF\xBB\xBF";
   const char *end;
   char buf[4 * (STLS_DOMAIN_MAX + 1) + 1];

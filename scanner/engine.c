@@ -243,8 +243,8 @@ static void fill_record(const job_t *j, stls_domain_record_t *d) {
     d->status = "invalid-domain";
     return;
   }
-  d->status = j->dns ? stls_dns_status_domain_name(j->dns->status)
-                     : "dns-error";
+  d->status =
+      j->dns ? stls_dns_status_domain_name(j->dns->status) : "dns-error";
   d->dns = j->dns;
   d->tlsa = j->tlsa;
   d->sts = j->sts;
@@ -303,11 +303,11 @@ static void job_finish(job_t *j) {
     j->sts = NULL;
   }
   if (j->dns && j->dns->status == STLS_DNS_OK) {
-    stls_record_facts_t f = {j->domain, j->dns,  j->tlsa,
+    stls_record_facts_t f = {j->domain, j->dns,         j->tlsa,
                              j->sts,    w->sts != NULL, w->e->cfg.dane};
-    j->has_policy = stls_record_decide_policy(&f, j->hosts, j->n_hosts,
-                                              &w->e->cfg.policy,
-                                              &j->policy) == 0;
+    j->has_policy =
+        stls_record_decide_policy(&f, j->hosts, j->n_hosts, &w->e->cfg.policy,
+                                  &j->policy) == 0;
   }
   w->jobs_inflight--;
   w->e->domains_active--;
@@ -789,8 +789,8 @@ static void answer_now(worker_t *w, msg_t *m, const stls_host_result_t *src) {
     r->shared = true;
   } else {
     stls_host_result_init(&r->res, m->sni, m->ip, w->cfg.port);
-    stls_host_result_fail(&r->res, STLS_HOST_CONNECTION_ERROR,
-                          STLS_STAGE_NONE, "ENOMEM", "out of memory");
+    stls_host_result_fail(&r->res, STLS_HOST_CONNECTION_ERROR, STLS_STAGE_NONE,
+                          "ENOMEM", "out of memory");
   }
   r->type = MSG_PROBE_RES;
   r->job = m->job;
@@ -956,8 +956,8 @@ static int worker_init(stls_engine_t *e, worker_t *w, unsigned id) {
   slim.skip_ipv6 = !o->want_ipv6 || o->ipv6_mode == STLS_IPV6_OFF;
   if (o->mta_sts &&
       (r = stls_sts_init(&w->sts, &w->loop, w->dns, w->tls, &slim)) != 0) {
-    snprintf(w->init_error, sizeof(w->init_error),
-             "cannot set up MTA-STS: %s", uv_strerror(r));
+    snprintf(w->init_error, sizeof(w->init_error), "cannot set up MTA-STS: %s",
+             uv_strerror(r));
     return -1;
   }
   w->cfg = o->probe;

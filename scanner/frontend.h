@@ -18,8 +18,17 @@
  * name, per-step timeouts, --versions, the private-address guard, debug
  * logging. One table, one handler. */
 enum {
-  OPT_C_CA = 1000, OPT_C_STORE, OPT_C_INTER, OPT_C_EHLO, OPT_C_CT, OPT_C_GT,
-  OPT_C_XT, OPT_C_TT, OPT_C_VERSIONS, OPT_C_REFUSE, OPT_C_DEBUG
+  OPT_C_CA = 1000,
+  OPT_C_STORE,
+  OPT_C_INTER,
+  OPT_C_EHLO,
+  OPT_C_CT,
+  OPT_C_GT,
+  OPT_C_XT,
+  OPT_C_TT,
+  OPT_C_VERSIONS,
+  OPT_C_REFUSE,
+  OPT_C_DEBUG
 };
 #define PROBE_COMMON_LONGOPTS                                                  \
   {"ca-file", required_argument, NULL, OPT_C_CA},                              \
@@ -31,8 +40,9 @@ enum {
       {"command-timeout", required_argument, NULL, OPT_C_XT},                  \
       {"tls-timeout", required_argument, NULL, OPT_C_TT},                      \
       {"versions", no_argument, NULL, OPT_C_VERSIONS},                         \
-      {"refuse-private", no_argument, NULL, OPT_C_REFUSE},                     \
-      {"debug", no_argument, NULL, OPT_C_DEBUG}
+      {"refuse-private", no_argument, NULL, OPT_C_REFUSE}, {                   \
+    "debug", no_argument, NULL, OPT_C_DEBUG                                    \
+  }
 
 typedef struct probe_common_s {
   stls_probe_cfg_t *cfg; /* timeouts and versions */
@@ -52,8 +62,7 @@ int stls__probe_common_opt(int c, const char *arg, const char *cmd,
 /* "starttls-scan CMD: MESSAGE (try 'starttls-scan help CMD')"; returns 2. */
 int stls__usage_error(const char *cmd, const char *fmt, const char *arg);
 int stls__parse_port(const char *s);
-int stls__parse_uint(const char *s, unsigned min, unsigned max,
-                     unsigned *out);
+int stls__parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 /* The machine's fully qualified name, as Postfix's myhostname. */
 void stls__default_ehlo(char *buf, size_t len, int warn);
 

@@ -256,8 +256,7 @@ static const suite_t *suite_find(uint16_t id) {
 const char *stls_hello_kind_name(stls_hello_kind_t kind) {
   switch (kind) {
 #define STLS_HELLO_KIND_NAME(id, name)                                         \
-  case STLS_HELLO_KIND_##id:                                                   \
-    return name;
+  case STLS_HELLO_KIND_##id: return name;
     STLS_HELLO_KIND_MAP(STLS_HELLO_KIND_NAME)
 #undef STLS_HELLO_KIND_NAME
   }
@@ -268,8 +267,7 @@ const char *stls_hello_kind_name(stls_hello_kind_t kind) {
 const char *stls_hello_kx_name(stls_hello_kx_t kx) {
   switch (kx) {
 #define STLS_HELLO_KX_NAME(id, name)                                           \
-  case STLS_HELLO_KX_##id:                                                     \
-    return name;
+  case STLS_HELLO_KX_##id: return name;
     STLS_HELLO_KX_MAP(STLS_HELLO_KX_NAME)
 #undef STLS_HELLO_KX_NAME
   }
@@ -279,20 +277,13 @@ const char *stls_hello_kx_name(stls_hello_kx_t kx) {
 /* Name of a protocol version as the JSON output spells it. */
 const char *stls_tls_version_name(uint16_t version) {
   switch (version) {
-  case 0x0002:
-    return "SSLv2";
-  case STLS_TLS_SSL3:
-    return "SSLv3";
-  case STLS_TLS_1_0:
-    return "TLSv1.0";
-  case STLS_TLS_1_1:
-    return "TLSv1.1";
-  case STLS_TLS_1_2:
-    return "TLSv1.2";
-  case STLS_TLS_1_3:
-    return "TLSv1.3";
-  default:
-    return NULL;
+  case 0x0002: return "SSLv2";
+  case STLS_TLS_SSL3: return "SSLv3";
+  case STLS_TLS_1_0: return "TLSv1.0";
+  case STLS_TLS_1_1: return "TLSv1.1";
+  case STLS_TLS_1_2: return "TLSv1.2";
+  case STLS_TLS_1_3: return "TLSv1.3";
+  default: return NULL;
   }
 }
 
@@ -616,48 +607,30 @@ static const uint8_t downgrade_tls11[8] = {0x44, 0x4f, 0x57, 0x4e,
 
 static const char *hs_name(unsigned type) {
   switch (type) {
-  case HS_HELLO_REQUEST:
-    return "HelloRequest";
-  case HS_CLIENT_HELLO:
-    return "ClientHello";
-  case HS_SERVER_HELLO:
-    return "ServerHello";
-  case HS_NEW_SESSION_TICKET:
-    return "NewSessionTicket";
-  case HS_CERTIFICATE:
-    return "Certificate";
-  case HS_SERVER_KEY_EXCHANGE:
-    return "ServerKeyExchange";
-  case HS_CERTIFICATE_REQUEST:
-    return "CertificateRequest";
-  case HS_SERVER_HELLO_DONE:
-    return "ServerHelloDone";
-  case HS_CERTIFICATE_STATUS:
-    return "CertificateStatus";
-  default:
-    return "unknown";
+  case HS_HELLO_REQUEST: return "HelloRequest";
+  case HS_CLIENT_HELLO: return "ClientHello";
+  case HS_SERVER_HELLO: return "ServerHello";
+  case HS_NEW_SESSION_TICKET: return "NewSessionTicket";
+  case HS_CERTIFICATE: return "Certificate";
+  case HS_SERVER_KEY_EXCHANGE: return "ServerKeyExchange";
+  case HS_CERTIFICATE_REQUEST: return "CertificateRequest";
+  case HS_SERVER_HELLO_DONE: return "ServerHelloDone";
+  case HS_CERTIFICATE_STATUS: return "CertificateStatus";
+  default: return "unknown";
   }
 }
 
 /* Stage a TLS <= 1.2 flight message belongs to, or -1 if none. */
 static int hs_stage(unsigned type) {
   switch (type) {
-  case HS_SERVER_HELLO:
-    return STAGE_SERVER_HELLO;
-  case HS_CERTIFICATE:
-    return STAGE_CERTIFICATE;
-  case HS_CERTIFICATE_STATUS:
-    return STAGE_CERTIFICATE_STATUS;
-  case HS_SERVER_KEY_EXCHANGE:
-    return STAGE_SERVER_KEY_EXCHANGE;
-  case HS_CERTIFICATE_REQUEST:
-    return STAGE_CERTIFICATE_REQUEST;
-  case HS_SERVER_HELLO_DONE:
-    return STAGE_SERVER_HELLO_DONE;
-  case HS_NEW_SESSION_TICKET:
-    return STAGE_NEW_SESSION_TICKET;
-  default:
-    return -1;
+  case HS_SERVER_HELLO: return STAGE_SERVER_HELLO;
+  case HS_CERTIFICATE: return STAGE_CERTIFICATE;
+  case HS_CERTIFICATE_STATUS: return STAGE_CERTIFICATE_STATUS;
+  case HS_SERVER_KEY_EXCHANGE: return STAGE_SERVER_KEY_EXCHANGE;
+  case HS_CERTIFICATE_REQUEST: return STAGE_CERTIFICATE_REQUEST;
+  case HS_SERVER_HELLO_DONE: return STAGE_SERVER_HELLO_DONE;
+  case HS_NEW_SESSION_TICKET: return STAGE_NEW_SESSION_TICKET;
+  default: return -1;
   }
 }
 
@@ -814,8 +787,7 @@ static stls_hello_rc_t server_hello_ext(stls_hello_parser_t *p,
       return parse_fail(p, "ServerHello renegotiation_info has bad lengths");
     res->secure_renegotiation = true;
     break;
-  default:
-    break;
+  default: break;
   }
   return STLS_HELLO_NEED_MORE;
 }
@@ -1101,8 +1073,7 @@ static stls_hello_rc_t hs_begin(stls_hello_parser_t *p) {
     if (len != 0)
       return parse_fail(p, "ServerHelloDone of %zu bytes", len);
     break;
-  default:
-    break;
+  default: break;
   }
   return STLS_HELLO_NEED_MORE;
 }
@@ -1112,8 +1083,7 @@ static stls_hello_rc_t hs_end(stls_hello_parser_t *p) {
   stls_hello_rc_t rc = STLS_HELLO_NEED_MORE;
 
   switch (p->hs_type) {
-  case HS_HELLO_REQUEST:
-    return STLS_HELLO_NEED_MORE;
+  case HS_HELLO_REQUEST: return STLS_HELLO_NEED_MORE;
   case HS_SERVER_HELLO:
     /* It sets the stage itself: a HelloRetryRequest leaves it at START. */
     return server_hello_parse(p, p->buf, p->buf_len);
@@ -1127,18 +1097,13 @@ static stls_hello_rc_t hs_end(stls_hello_parser_t *p) {
   case HS_CERTIFICATE_STATUS:
     rc = cert_status_parse(p, p->buf, p->buf_len);
     break;
-  case HS_SERVER_KEY_EXCHANGE:
-    rc = ske_parse(p, p->buf, p->buf_len);
-    break;
-  case HS_CERTIFICATE_REQUEST:
-    p->res.cert_request = true;
-    break;
+  case HS_SERVER_KEY_EXCHANGE: rc = ske_parse(p, p->buf, p->buf_len); break;
+  case HS_CERTIFICATE_REQUEST: p->res.cert_request = true; break;
   case HS_SERVER_HELLO_DONE:
     p->res.server_hello_done = true;
     p->stage = STAGE_SERVER_HELLO_DONE;
     return parse_done(p);
-  default:
-    break;
+  default: break;
   }
   if (rc == STLS_HELLO_NEED_MORE)
     p->stage = hs_stage(p->hs_type);
@@ -1170,11 +1135,8 @@ static stls_hello_rc_t hs_feed(stls_hello_parser_t *p, const uint8_t *data,
       memcpy(p->buf + p->buf_len, data, k); /* hs_begin checked the size */
       p->buf_len += k;
       break;
-    case HS_CERTIFICATE:
-      k = cert_walk(p, data, k);
-      break;
-    default:
-      break; /* skipped by length */
+    case HS_CERTIFICATE: k = cert_walk(p, data, k); break;
+    default: break; /* skipped by length */
     }
     data += k;
     n -= k;
@@ -1246,8 +1208,7 @@ static stls_hello_rc_t record_begin(stls_hello_parser_t *p) {
     if (p->res.kind != STLS_HELLO_KIND_SERVER_HELLO && !p->res.hello_retry)
       return parse_fail(p, "ChangeCipherSpec before the ServerHello");
     break;
-  default:
-    break;
+  default: break;
   }
   p->in_record = true;
   return STLS_HELLO_NEED_MORE;

@@ -53,8 +53,8 @@ struct conn_s {
   conn_state_t state;
   int handles; /* open libuv handles */
   int closing;
-  int dead;    /* closed while a handler holds the request */
-  int reject;  /* status to answer with instead of dispatching */
+  int dead;   /* closed while a handler holds the request */
+  int reject; /* status to answer with instead of dispatching */
   int got_bytes;
   char client[64]; /* peer address */
   /* The request being read. */
@@ -196,8 +196,12 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   if (over_header(c, len))
     return -1;
   switch (c->hv) {
-  case HV_CTYPE: dst = c->ctype, n = &c->ctype_len, cap = sizeof(c->ctype); break;
-  case HV_ACCEPT: dst = c->accept, n = &c->accept_len, cap = sizeof(c->accept); break;
+  case HV_CTYPE:
+    dst = c->ctype, n = &c->ctype_len, cap = sizeof(c->ctype);
+    break;
+  case HV_ACCEPT:
+    dst = c->accept, n = &c->accept_len, cap = sizeof(c->accept);
+    break;
   case HV_AUTH: dst = c->auth, n = &c->auth_len, cap = sizeof(c->auth); break;
   default: return 0;
   }
@@ -852,9 +856,9 @@ int stls_http_new(stls_http_t **out, uv_loop_t *loop,
     struct sockaddr_storage b;
     int len = sizeof(b);
     if (uv_tcp_getsockname(&h->listener, (struct sockaddr *)&b, &len) == 0)
-      h->port = ntohs(b.ss_family == AF_INET6
-                          ? ((struct sockaddr_in6 *)&b)->sin6_port
-                          : ((struct sockaddr_in *)&b)->sin_port);
+      h->port =
+          ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+                                        : ((struct sockaddr_in *)&b)->sin_port);
   }
   *out = h;
   return 0;

@@ -114,7 +114,8 @@ static int take_line(const char *line, size_t len, bool too_long,
   if (r > 0)
     return deliver(o, sink, c, name, NULL, NULL);
   raw_text(line, len, raw, sizeof(raw));
-  snprintf(why, sizeof(why), "line %lu: %s", lineno, w ? w : "not a domain name");
+  snprintf(why, sizeof(why), "line %lu: %s", lineno,
+           w ? w : "not a domain name");
   return deliver(o, sink, c, raw, raw, why);
 }
 
@@ -172,8 +173,7 @@ int stls_input_read(FILE *f, const stls_input_opts_t *o,
 }
 
 int stls_input_take_arg(const char *arg, const stls_input_opts_t *o,
-                        const stls_input_sink_t *sink,
-                        stls_input_counts_t *c) {
+                        const stls_input_sink_t *sink, stls_input_counts_t *c) {
   char name[STLS_DOMAIN_MAX + 2], raw[300];
   const char *why = NULL;
   c->lines++;

@@ -24,7 +24,6 @@
 #define STLS_VERSION "dev"
 #endif
 
-
 static const char usage_main[] =
     "usage: starttls-scan COMMAND [OPTIONS]\n"
     "\n"
@@ -50,7 +49,8 @@ static const char usage_probe[] =
     "\n"
     "Connects to HOST (port 25 by default), reads the greeting, sends EHLO\n"
     "(HELO if EHLO is refused), STARTTLS, performs the TLS handshake (TLS 1.2\n"
-    "or 1.3), sends EHLO again inside TLS and QUITs. Never sends MAIL, RCPT or\n"
+    "or 1.3), sends EHLO again inside TLS and QUITs. Never sends MAIL, RCPT "
+    "or\n"
     "DATA. Prints one JSON object (see docs/output.md) and exits 0 whatever\n"
     "the server did; exits 2 on bad usage, 1 if the probe could not run.\n"
     "\n"
@@ -69,9 +69,11 @@ static const char usage_probe[] =
     "                          (repeatable): tls.trust.stores.NAME\n"
     "  --intermediates FILE    intermediates to fill gaps with, for\n"
     "                          tls.chain_quality.missing_intermediate\n"
-    "  --ehlo NAME             name sent in EHLO/HELO (default: this machine's\n"
+    "  --ehlo NAME             name sent in EHLO/HELO (default: this "
+    "machine's\n"
     "                          fully qualified name; use one that resolves)\n"
-    "  --domain DOMAIN         recipient domain, for tls.names.recipient_domain\n"
+    "  --domain DOMAIN         recipient domain, for "
+    "tls.names.recipient_domain\n"
     "  --versions              also find which of TLS 1.3, 1.2, 1.1, 1.0 and\n"
     "                          SSLv3 the server accepts (up to 4 more\n"
     "                          connections, one after the other)\n"
@@ -152,7 +154,7 @@ static int parse_target(const char *arg, probe_opts_t *o) {
   }
   if (is_ipv6(arg))
     return stls_strlcpy(o->host, arg, sizeof(o->host)) < sizeof(o->host) ? 0
-                                                                          : -1;
+                                                                         : -1;
   colon = strchr(arg, ':');
   hl = colon ? (size_t)(colon - arg) : strlen(arg);
   if (hl == 0 || hl >= sizeof(o->host))
@@ -240,7 +242,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai) {
 /* 1 when c is a common option (handled), 0 when it is not one, -1 after a
  * usage error was printed. */
 int stls__probe_common_opt(int c, const char *arg, const char *cmd,
-                            probe_common_t *pc) {
+                           probe_common_t *pc) {
   int64_t *tmo;
   switch (c) {
   case OPT_C_CA: *pc->ca_file = arg; return 1;
@@ -291,8 +293,9 @@ static int cmd_probe(int argc, char **argv) {
   memset(&o, 0, sizeof(o));
   memset(&run, 0, sizeof(run));
   stls_probe_cfg_defaults(&o.cfg);
-  pc = (probe_common_t){&o.cfg,           &o.ca_file,       o.trust_stores,
-                        &o.n_trust_stores, &o.intermediates, &o.ehlo};
+  pc = (probe_common_t){&o.cfg,           &o.ca_file,
+                        o.trust_stores,   &o.n_trust_stores,
+                        &o.intermediates, &o.ehlo};
   o.port = 25;
   while ((c = stls_cli_getopt(&cli, argc, argv)) != -1) {
     switch (c) {
@@ -311,24 +314,25 @@ static int cmd_probe(int argc, char **argv) {
       switch (stls__probe_common_opt(c, optarg, "probe", &pc)) {
       case 1: break;
       case 0:
-        return stls__usage_error("probe", "unknown option or missing argument: '%s'",
-                           argv[optind - 1]);
+        return stls__usage_error("probe",
+                                 "unknown option or missing argument: '%s'",
+                                 argv[optind - 1]);
       default: return EXIT_USAGE;
       }
     }
   }
   if (optind != argc - 1)
-    return stls__usage_error("probe", "%s", optind >= argc
-                                          ? "missing HOST"
-                                          : "exactly one HOST expected");
+    return stls__usage_error("probe", "%s",
+                             optind >= argc ? "missing HOST"
+                                            : "exactly one HOST expected");
   if (parse_target(argv[optind], &o) != 0)
     return stls__usage_error("probe", "bad HOST[:PORT] '%s'", argv[optind]);
   if (port_opt > 0)
     o.port = port_opt;
   if (ip_opt) {
     if (!is_ipv4(ip_opt) && !is_ipv6(ip_opt))
-      return stls__usage_error("probe", "--ip wants an IPv4 or IPv6 address, not '%s'",
-                         ip_opt);
+      return stls__usage_error(
+          "probe", "--ip wants an IPv4 or IPv6 address, not '%s'", ip_opt);
     stls_strlcpy(o.ip, ip_opt, sizeof(o.ip));
   } else if (is_ipv4(o.host) || is_ipv6(o.host)) {
     stls_strlcpy(o.ip, o.host, sizeof(o.ip));
@@ -353,8 +357,9 @@ static int cmd_probe(int argc, char **argv) {
   } else {
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));
-    hints.ai_family = o.family == 4 ? AF_INET : o.family == 6 ? AF_INET6
-                                                              : AF_UNSPEC;
+    hints.ai_family = o.family == 4   ? AF_INET
+                      : o.family == 6 ? AF_INET6
+                                      : AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     run.gai.data = &run;
     if (uv_getaddrinfo(&loop, &run.gai, gai_cb, o.host, NULL, &hints) != 0) {
@@ -369,8 +374,7 @@ static int cmd_probe(int argc, char **argv) {
   return run.exit_code;
 }
 
-int stls__parse_uint(const char *s, unsigned min, unsigned max,
-                      unsigned *out) {
+int stls__parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {
   char *end;
   unsigned long v = strtoul(s, &end, 10);
   if (!*s || *end || *s == '-' || v < min || v > max)
@@ -413,17 +417,18 @@ static int cmd_simple(int argc, char **argv, int help) {
   if (!help) {
     if (optind < argc)
       return stls__usage_error(NULL, "version: unexpected argument '%s'",
-                         argv[optind]);
+                               argv[optind]);
     stls_cli_print_version(stdout);
     return 0;
   }
   if (optind + 1 < argc)
     return stls__usage_error(NULL, "help: one COMMAND at most, not also '%s'",
-                       argv[optind + 1]);
+                             argv[optind + 1]);
   text = optind < argc ? usage_of(argv[optind]) : usage_main;
   if (!text)
-    return stls__usage_error(NULL, "help: no command '%s' (probe, scan, check, serve, ingest)",
-                       argv[optind]);
+    return stls__usage_error(
+        NULL, "help: no command '%s' (probe, scan, check, serve, ingest)",
+        argv[optind]);
   fputs(text, stdout);
   return 0;
 }

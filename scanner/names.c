@@ -196,20 +196,15 @@ static bool postfix_below(const char *id, const char *ref) {
          name_eq(id + il - rl, ref, rl);
 }
 
-bool stls_name_matches(stls_name_rule_t rule, const char *id,
-                       const char *ref) {
+bool stls_name_matches(stls_name_rule_t rule, const char *id, const char *ref) {
   if (id == NULL || ref == NULL)
     return false;
   switch (rule) {
   case STLS_NAME_RFC6125:
-  case STLS_NAME_STS_MX:
-    return stls_name_match(id, ref);
-  case STLS_NAME_POSTFIX:
-    return postfix_match(id, ref);
-  case STLS_NAME_POSTFIX_BELOW:
-    return postfix_below(id, ref);
-  default:
-    return false;
+  case STLS_NAME_STS_MX: return stls_name_match(id, ref);
+  case STLS_NAME_POSTFIX: return postfix_match(id, ref);
+  case STLS_NAME_POSTFIX_BELOW: return postfix_below(id, ref);
+  default: return false;
   }
 }
 

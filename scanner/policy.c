@@ -136,10 +136,8 @@ static outcome_t host_outcome(stls_level_t lvl, const stls_policy_input_t *in,
   const stls_host_result_t *r = h->res;
   const stls_cert_t *leaf = leaf_of(r);
   switch (lvl) {
-  case STLS_LEVEL_MAY:
-    return lvl_may(r);
-  case STLS_LEVEL_ENCRYPT:
-    return lvl_encrypt(r);
+  case STLS_LEVEL_MAY: return lvl_may(r);
+  case STLS_LEVEL_ENCRYPT: return lvl_encrypt(r);
   case STLS_LEVEL_VERIFY:
     /* smtp_tls_verify_cert_match = hostname: the MX name from DNS. */
     return lvl_certified(
@@ -165,14 +163,12 @@ static outcome_t host_outcome(stls_level_t lvl, const stls_policy_input_t *in,
                            : out_fail(h->dane_result_type ? h->dane_result_type
                                                           : "tlsa-invalid");
     }
-    case STLS_DANE_UNUSABLE:
-      return lvl_encrypt(r);
+    case STLS_DANE_UNUSABLE: return lvl_encrypt(r);
     case STLS_DANE_LOOKUP_FAILED:
       if (r->status == STLS_HOST_SKIPPED)
         return (outcome_t){false, false, true, NULL, false};
       return out_nosession("dnssec-invalid");
-    default:
-      return lvl_may(r);
+    default: return lvl_may(r);
     }
   case STLS_LEVEL_MTA_STS:
     /* Only called for an enforced (or tested) policy: the MX must match
@@ -182,8 +178,7 @@ static outcome_t host_outcome(stls_level_t lvl, const stls_policy_input_t *in,
     if (!h->sts_mx_match)
       return out_nosession("validation-failure");
     return lvl_certified(r, r->tls.name_mx);
-  default:
-    return lvl_may(r);
+  default: return lvl_may(r);
   }
 }
 
@@ -349,7 +344,8 @@ int stls_policy_evaluate(const stls_policy_input_t *in,
   {
     stls_verdict_t *s = &v[STLS_LEVEL_MTA_STS];
     const stls_verdict_t *may = &v[STLS_LEVEL_MAY];
-    if (in->sts == STLS_POLICY_STS_OK && in->sts_mode == STLS_STS_MODE_ENFORCE) {
+    if (in->sts == STLS_POLICY_STS_OK &&
+        in->sts_mode == STLS_STS_MODE_ENFORCE) {
       snprintf(s->note, sizeof(s->note),
                "policy in enforce mode: MX must match and chains must be "
                "WebPKI-valid for the MX name");
@@ -488,8 +484,9 @@ size_t stls_policy_map_line(const char *domain, const stls_policy_t *p,
                nv->failing.n ? nv->failing.v[0] : "",
                nv->failing.n > 1 ? " and others" : "");
     }
-    n = snprintf(buf, len, "# %s: every reachable MX address passes %s%s%s\n"
-                           "%s %s%s\n",
+    n = snprintf(buf, len,
+                 "# %s: every reachable MX address passes %s%s%s\n"
+                 "%s %s%s\n",
                  domain, stls_level_name((stls_level_t)rec),
                  p->unreachable.n ? " (some addresses were unreachable)" : "",
                  why, domain, stls_level_name((stls_level_t)rec), match);
@@ -497,9 +494,8 @@ size_t stls_policy_map_line(const char *domain, const stls_policy_t *p,
     /* Say why the domain stays at the default, using the weakest level
      * that was asked for and fails. */
     const stls_verdict_t *v = &p->v[min_level];
-    n = snprintf(buf, len,
-                 "# %s: left at the default: %s %s (%s%s%s)\n", domain,
-                 stls_level_name((stls_level_t)min_level),
+    n = snprintf(buf, len, "# %s: left at the default: %s %s (%s%s%s)\n",
+                 domain, stls_level_name((stls_level_t)min_level),
                  v->pass ? "does not pass on every address" : "would defer",
                  v->result_type ? v->result_type : "no SMTP session",
                  v->failing.n ? " on " : "",
@@ -569,16 +565,13 @@ static void sts_input(const stls_record_facts_t *f, stls_policy_input_t *in) {
     in->sts = STLS_POLICY_STS_FAILED;
     in->sts_result_type = stls_sts_status_result_type(r->status);
     break;
-  default:
-    in->sts = STLS_POLICY_STS_NONE;
-    break;
+  default: in->sts = STLS_POLICY_STS_NONE; break;
   }
 }
 
 int stls_record_decide_policy(const stls_record_facts_t *f,
                               stls_domain_host_t *hosts, size_t n_hosts,
-                              const stls_policy_opts_t *o,
-                              stls_policy_t *out) {
+                              const stls_policy_opts_t *o, stls_policy_t *out) {
   stls_policy_input_t in;
   stls_policy_host_t *ph = calloc(n_hosts ? n_hosts : 1, sizeof(*ph));
   int rc;
@@ -598,8 +591,7 @@ int stls_record_decide_policy(const stls_record_facts_t *f,
     if (f->tlsa)
       dane_host(f, h, &ph[i]);
     if (f->sts && f->sts->status == STLS_STS_OK)
-      ph[i].sts_mx_match = stls_sts_policy_mx_match(&f->sts->policy,
-                                                    h->res.mx);
+      ph[i].sts_mx_match = stls_sts_policy_mx_match(&f->sts->policy, h->res.mx);
   }
   rc = stls_policy_evaluate(&in, o, out);
   free(ph);

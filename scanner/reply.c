@@ -202,16 +202,11 @@ size_t stls_reply_line_text(const stls_reply_t *r, size_t i, char *buf,
 /* Human-readable name of a parser result. */
 const char *stls_reply_strerror(stls_reply_rc_t rc) {
   switch (rc) {
-  case STLS_REPLY_NEED_MORE:
-    return "incomplete reply";
-  case STLS_REPLY_DONE:
-    return "reply complete";
-  case STLS_REPLY_ERR_LINE_TOO_LONG:
-    return "reply line too long";
-  case STLS_REPLY_ERR_TOO_LONG:
-    return "reply too long";
-  case STLS_REPLY_ERR_SYNTAX:
-    return "malformed reply";
+  case STLS_REPLY_NEED_MORE: return "incomplete reply";
+  case STLS_REPLY_DONE: return "reply complete";
+  case STLS_REPLY_ERR_LINE_TOO_LONG: return "reply line too long";
+  case STLS_REPLY_ERR_TOO_LONG: return "reply too long";
+  case STLS_REPLY_ERR_SYNTAX: return "malformed reply";
   }
   return "unknown reply parser result";
 }

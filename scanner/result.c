@@ -98,8 +98,8 @@ int stls_strlist_copy(stls_strlist_t *dst, const stls_strlist_t *src) {
   return 0;
 }
 
-int stls_host_result_init(stls_host_result_t *r, const char *mx,
-                          const char *ip, int port) {
+int stls_host_result_init(stls_host_result_t *r, const char *mx, const char *ip,
+                          int port) {
   memset(r, 0, sizeof(*r));
   r->mx = stls_strdup(mx ? mx : ip);
   stls_strlcpy(r->ip, ip ? ip : "", sizeof(r->ip));
@@ -216,9 +216,7 @@ const char *stls_error_code(const stls_error_t *e, char *buf, size_t len) {
       snprintf(buf, len, "ERRNO_%d", e->detail < 0 ? -e->detail : e->detail);
     break;
   }
-  case STLS_CAUSE_SMTP_REPLY:
-    snprintf(buf, len, "SMTP_%d", e->detail);
-    break;
+  case STLS_CAUSE_SMTP_REPLY: snprintf(buf, len, "SMTP_%d", e->detail); break;
   case STLS_CAUSE_TLS_ALERT: {
     const char *name = stls_tls_alert_name(e->detail);
     size_t o = (size_t)snprintf(buf, len, "TLS_ALERT_");
@@ -228,8 +226,8 @@ const char *stls_error_code(const stls_error_t *e, char *buf, size_t len) {
       break;
     }
     for (size_t i = 0; name[i] && o + 1 < len; i++)
-      buf[o++] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32
-                                                         : name[i]);
+      buf[o++] =
+          (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
     buf[o < len ? o : len - 1] = '\0';
     break;
   }
@@ -290,9 +288,9 @@ void stls_host_result_fail(stls_host_result_t *r, stls_host_status_t st,
 }
 
 bool stls_host_result_retryable(const stls_host_result_t *r) {
-  return r->error.set && ((r->error.cause == STLS_CAUSE_SMTP_REPLY &&
-                           r->error.detail == 421) ||
-                          r->error.cause == STLS_CAUSE_ECONNRESET);
+  return r->error.set &&
+         ((r->error.cause == STLS_CAUSE_SMTP_REPLY && r->error.detail == 421) ||
+          r->error.cause == STLS_CAUSE_ECONNRESET);
 }
 
 static int cert_copy(stls_cert_t *d, const stls_cert_t *s) {
@@ -387,8 +385,7 @@ int stls_host_result_copy(stls_host_result_t *d, const stls_host_result_t *s) {
   return 0;
 }
 
-bool stls_host_result_has_finding(const stls_host_result_t *r,
-                                  const char *id) {
+bool stls_host_result_has_finding(const stls_host_result_t *r, const char *id) {
   for (size_t i = 0; i < r->n_findings; i++)
     if (strcmp(r->findings[i].id, id) == 0)
       return true;

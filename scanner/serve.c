@@ -32,13 +32,13 @@
 #define JOBS_DEFAULT_LIMIT 20
 #define JOBS_MAX_LIMIT 1000
 #define MAX_HOSTS_FACTS 256
-#define SCAN_MAX_DOMAINS 10000   /* per POST /v1/scans */
-#define DEFAULT_QUEUE 50000      /* domains waiting in the service */
+#define SCAN_MAX_DOMAINS 10000 /* per POST /v1/scans */
+#define DEFAULT_QUEUE 50000    /* domains waiting in the service */
 #define QUEUE_RETRY_AFTER "Retry-After: 30\r\n"
 
 /* Scan duration buckets (seconds), for the histogram. */
-static const double duration_buckets[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-                                          60, 120};
+static const double duration_buckets[] = {0.1, 0.25, 0.5, 1,  2.5,
+                                          5,   10,   30,  60, 120};
 #define N_BUCKETS (sizeof(duration_buckets) / sizeof(duration_buckets[0]))
 
 /* A growable byte buffer for response bodies. */
@@ -234,7 +234,8 @@ static size_t host_facts(const cJSON *rec, stls_store_host_t *out, size_t max) {
     const cJSON *tls = jget(h, "tls");
     const cJSON *tr = jget(jget(tls, "trust"), "trusted");
     const cJSON *chain = jget(tls, "chain");
-    const cJSON *leaf = cJSON_IsArray(chain) ? cJSON_GetArrayItem(chain, 0) : NULL;
+    const cJSON *leaf =
+        cJSON_IsArray(chain) ? cJSON_GetArrayItem(chain, 0) : NULL;
     time_t na = 0;
     if (n == max)
       break;
@@ -284,11 +285,12 @@ static int put_record(serve_t *sv, const cJSON *rec, const char *text,
   if (stls_diff_records(prev, rec, &ch) != 0)
     goto out;
   for (size_t i = 0; i < ch.n; i++) {
-    char *before = ch.v[i].before ? cJSON_PrintUnformatted(ch.v[i].before) : NULL;
+    char *before =
+        ch.v[i].before ? cJSON_PrintUnformatted(ch.v[i].before) : NULL;
     char *after = ch.v[i].after ? cJSON_PrintUnformatted(ch.v[i].after) : NULL;
-    stls_store_event_t ev = {0, (int64_t)at, domain,
-                             stls_change_type_name(ch.v[i].type),
-                             ch.v[i].mx, ch.v[i].ip, before, after};
+    stls_store_event_t ev = {
+        0,          (int64_t)at, domain, stls_change_type_name(ch.v[i].type),
+        ch.v[i].mx, ch.v[i].ip,  before, after};
     int e = ((ch.v[i].before && !before) || (ch.v[i].after && !after))
                 ? -1
                 : stls_store_event_add(sv->store, &ev);
@@ -536,7 +538,6 @@ static void h_ingest(stls_http_req_t *req, void *arg) {
     feed_wake(sv);
 }
 
-
 /* --- scanning: the service's queue in front of the engine --- */
 
 static void random_id(char *buf, size_t len) {
@@ -655,8 +656,7 @@ static void domain_wake(serve_t *sv, const char *domain) {
     if (stls_store_latest(sv->store, domain, &json, &len, NULL) == 1)
       stls_http_respond(w->req, 200, "application/json", json, len, NULL);
     else
-      stls_http_error(w->req, 500, "internal", "the scan left no record",
-                      NULL);
+      stls_http_error(w->req, 500, "internal", "the scan left no record", NULL);
     free(json);
     free(w);
   }
@@ -729,8 +729,8 @@ static void engine_record_cb(stls_engine_t *e, const stls_domain_record_t *rec,
     fprintf(stderr, "starttls-scan serve: cannot store the record of %s\n",
             rec->domain);
   } else {
-    int rc = put_record(sv, j, text, strlen(text), rec->scanned_at, SRC_SCAN,
-                        &id);
+    int rc =
+        put_record(sv, j, text, strlen(text), rec->scanned_at, SRC_SCAN, &id);
     job_t *job = it ? it->job : NULL;
     if (rc == 0 && job && !job->cancelled) {
       rc = stls_store_job_item_done(sv->store, job->id, it->idx, id);
@@ -742,7 +742,8 @@ static void engine_record_cb(stls_engine_t *e, const stls_domain_record_t *rec,
     else
       stls_store_rollback(sv->store);
     if (rc != 0)
-      fprintf(stderr, "starttls-scan serve: cannot store the record of %s: %s\n",
+      fprintf(stderr,
+              "starttls-scan serve: cannot store the record of %s: %s\n",
               rec->domain, stls_store_errmsg(sv->store));
   }
   cJSON_free(text);
@@ -1228,7 +1229,6 @@ static void h_history(stls_http_req_t *req, void *arg) {
   cJSON_free(out);
 }
 
-
 /* --- health, stats, metrics, page --- */
 
 /* Domains waiting (here and in the engine's queue) and being scanned. */
@@ -1290,9 +1290,11 @@ static cJSON *stats_json(serve_t *sv) {
   }
   if ((x = cJSON_AddObjectToObject(o, "certificates_expiring"))) {
     cJSON_AddNumberToObject(
-        x, "14d", (double)stls_store_count_expiring(sv->store, now + 14 * 86400));
+        x, "14d",
+        (double)stls_store_count_expiring(sv->store, now + 14 * 86400));
     cJSON_AddNumberToObject(
-        x, "30d", (double)stls_store_count_expiring(sv->store, now + 30 * 86400));
+        x, "30d",
+        (double)stls_store_count_expiring(sv->store, now + 30 * 86400));
   }
   {
     char cur[24];
@@ -1414,16 +1416,20 @@ static void h_metrics(stls_http_req_t *req, void *arg) {
   metric_head(&b, "starttls_scan_target_rounds_total", "counter",
               "Rounds of --targets rescans started, and skipped because the "
               "previous round had not finished");
-  buf_printf(&b, "starttls_scan_target_rounds_total{outcome=\"started\"} %llu\n",
+  buf_printf(&b,
+             "starttls_scan_target_rounds_total{outcome=\"started\"} %llu\n",
              (unsigned long long)sv->rounds);
-  buf_printf(&b, "starttls_scan_target_rounds_total{outcome=\"skipped\"} %llu\n",
+  buf_printf(&b,
+             "starttls_scan_target_rounds_total{outcome=\"skipped\"} %llu\n",
              (unsigned long long)sv->rounds_skipped);
   metric_head(&b, "starttls_scan_scan_duration_seconds", "histogram",
               "Time to scan one domain");
   for (size_t i = 0; i < N_BUCKETS; i++)
-    buf_printf(&b, "starttls_scan_scan_duration_seconds_bucket{le=\"%g\"} %llu\n",
+    buf_printf(&b,
+               "starttls_scan_scan_duration_seconds_bucket{le=\"%g\"} %llu\n",
                duration_buckets[i], (unsigned long long)sv->dur_buckets[i]);
-  buf_printf(&b, "starttls_scan_scan_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+  buf_printf(&b,
+             "starttls_scan_scan_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
              (unsigned long long)sv->dur_count);
   buf_printf(&b, "starttls_scan_scan_duration_seconds_sum %.3f\n", sv->dur_sum);
   buf_printf(&b, "starttls_scan_scan_duration_seconds_count %llu\n",
@@ -1628,11 +1634,31 @@ static void free_queue(serve_t *sv) {
 
 int stls_cmd_serve(int argc, char **argv) {
   enum {
-    OPT_DB = 256, OPT_LISTEN, OPT_TOKEN, OPT_MAXBODY, OPT_MAXCONNS,
-    OPT_MAXCONNSIP, OPT_POSTRATE, OPT_READTMO, OPT_TARGETS, OPT_EVERY,
-    OPT_PRIVATE, OPT_QUEUE, OPT_RESOLVER, OPT_IPV6, OPT_DNSTMO, OPT_DNSTRIES,
-    OPT_MAXMX, OPT_MAXADDR, OPT_PERIP, OPT_RATE, OPT_RETRY, OPT_NORETRY,
-    OPT_DANE, OPT_STS, OPT_SECMATCH
+    OPT_DB = 256,
+    OPT_LISTEN,
+    OPT_TOKEN,
+    OPT_MAXBODY,
+    OPT_MAXCONNS,
+    OPT_MAXCONNSIP,
+    OPT_POSTRATE,
+    OPT_READTMO,
+    OPT_TARGETS,
+    OPT_EVERY,
+    OPT_PRIVATE,
+    OPT_QUEUE,
+    OPT_RESOLVER,
+    OPT_IPV6,
+    OPT_DNSTMO,
+    OPT_DNSTRIES,
+    OPT_MAXMX,
+    OPT_MAXADDR,
+    OPT_PERIP,
+    OPT_RATE,
+    OPT_RETRY,
+    OPT_NORETRY,
+    OPT_DANE,
+    OPT_STS,
+    OPT_SECMATCH
   };
   static const struct option longopts[] = {
       {"db", required_argument, NULL, OPT_DB},
@@ -1686,15 +1712,18 @@ int stls_cmd_serve(int argc, char **argv) {
   o = &sv->ecfg;
   stls_engine_cfg_defaults(o);
   o->limits.workers = ncpu > 0 ? (unsigned)ncpu : 1;
-  pc = (probe_common_t){&o->probe,       &o->ca_file,       o->trust_stores,
-                        &o->n_trust_stores, &o->intermediates,
-                        &o->probe.ehlo_name};
+  pc = (probe_common_t){&o->probe,         &o->ca_file,
+                        o->trust_stores,   &o->n_trust_stores,
+                        &o->intermediates, &o->probe.ehlo_name};
   stls_http_cfg_defaults(&sv->http_cfg);
   sv->q_cap = DEFAULT_QUEUE;
   sv->every_ms = 86400ULL * 1000;
   while (rc < 0 && (c = stls_cli_getopt(&cli, argc, argv)) != -1) {
     switch (c) {
-    case STLS_CLI_VERSION: stls_cli_print_version(stdout); rc = 0; break;
+    case STLS_CLI_VERSION:
+      stls_cli_print_version(stdout);
+      rc = 0;
+      break;
     case STLS_CLI_USAGE: rc = EXIT_USAGE; break;
     case OPT_DB: db = optarg; break;
     case OPT_LISTEN: sv->http_cfg.listen = optarg; break;
@@ -1744,7 +1773,8 @@ int stls_cmd_serve(int argc, char **argv) {
     case OPT_READTMO: {
       int64_t ms = stls_parse_seconds_ms(optarg);
       if (ms <= 0)
-        rc = stls__usage_error(cmd, "bad --read-timeout '%s' (seconds)", optarg);
+        rc =
+            stls__usage_error(cmd, "bad --read-timeout '%s' (seconds)", optarg);
       sv->http_cfg.read_timeout_ms = (uint64_t)ms;
       break;
     }
@@ -1771,8 +1801,8 @@ int stls_cmd_serve(int argc, char **argv) {
     case OPT_DNSTMO: {
       int64_t ms = stls_parse_seconds_ms(optarg);
       if (ms < 1 || ms > 60000)
-        rc = stls__usage_error(cmd, "bad --dns-timeout '%s' (seconds, up to 60)",
-                               optarg);
+        rc = stls__usage_error(
+            cmd, "bad --dns-timeout '%s' (seconds, up to 60)", optarg);
       o->limits.dns_timeout_ms = (unsigned)ms;
       break;
     }
@@ -1826,7 +1856,10 @@ int stls_cmd_serve(int argc, char **argv) {
     }
     case '4': only4 = 1; break;
     case '6': only6 = 1; break;
-    case 'h': fputs(stls_serve_usage, stdout); rc = 0; break;
+    case 'h':
+      fputs(stls_serve_usage, stdout);
+      rc = 0;
+      break;
     default:
       switch (stls__probe_common_opt(c, optarg, cmd, &pc)) {
       case 1: break;
@@ -1905,8 +1938,10 @@ int stls_cmd_serve(int argc, char **argv) {
   {
     int n = requeue_jobs(sv);
     if (n > 0)
-      fprintf(stderr, "starttls-scan serve: %d domains of unfinished jobs "
-                      "queued again\n", n);
+      fprintf(stderr,
+              "starttls-scan serve: %d domains of unfinished jobs "
+              "queued again\n",
+              n);
   }
   uv_signal_init(&loop, &sv->sigterm);
   uv_signal_init(&loop, &sv->sigint);

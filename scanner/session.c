@@ -41,7 +41,7 @@ typedef enum {
 #define XX(name, text, stage) ST_##name,
   SESSION_STATE_MAP(XX)
 #undef XX
-  ST_COUNT
+      ST_COUNT
 } session_state_t;
 
 static const char *const state_names[] = {
@@ -67,23 +67,23 @@ static const char *const mode_names[] = {"main", "legacy", "version"};
 
 typedef struct attempt_s {
   int mode;
-  int tls12_only;        /* offer TLS 1.2 alone (the RSA-PSS workaround) */
-  int again_tls12;       /* when closed, reconnect with tls12_only */
-  uint16_t raw_version;  /* legacy_version of the raw hello we send */
+  int tls12_only;          /* offer TLS 1.2 alone (the RSA-PSS workaround) */
+  int again_tls12;         /* when closed, reconnect with tls12_only */
+  uint16_t raw_version;    /* legacy_version of the raw hello we send */
   stls_host_result_t *res; /* the main result, or the session's scratch */
   int64_t t0;
 } attempt_t;
 
 typedef struct session_s {
   uv_loop_t *loop;
-  stls_conn_t *conn;    /* the attempt's connection; NULL between them */
+  stls_conn_t *conn; /* the attempt's connection; NULL between them */
   session_state_t state;
   attempt_t a;
-  int closing;          /* the attempt is over; waiting for conn to close */
+  int closing; /* the attempt is over; waiting for conn to close */
   int want_versions;
   unsigned version_next; /* next STLS_VER_ to probe */
   int legacy_tried;
-  int main_tls12_only;  /* the main attempt offered TLS 1.2 alone */
+  int main_tls12_only; /* the main attempt offered TLS 1.2 alone */
   int guard_private;
   stls_host_result_t *main_res;
   stls_host_result_t scratch;
@@ -156,7 +156,8 @@ static void send_command(session_t *s, const char *fmt, ...) {
   line[n++] = '\r';
   line[n++] = '\n';
   if (stls_conn_write(s->conn, line, (size_t)n) != 0) {
-    fail(s, STLS_HOST_CONNECTION_ERROR, STLS_CAUSE_EIO, 0, "cannot send command");
+    fail(s, STLS_HOST_CONNECTION_ERROR, STLS_CAUSE_EIO, 0,
+         "cannot send command");
     finish(s);
   }
 }
@@ -272,8 +273,8 @@ static void finish(session_t *s) {
   s->a.res->timing.total = stls_now_ms() - s->a.t0;
   free(s->hello);
   s->hello = NULL;
-  stls_debug("probe %s [%s]: %s attempt ends in %s (%s)", s->mx,
-             s->a.res->ip, mode_names[s->a.mode], state_names[s->state],
+  stls_debug("probe %s [%s]: %s attempt ends in %s (%s)", s->mx, s->a.res->ip,
+             mode_names[s->a.mode], state_names[s->state],
              stls_host_status_name(s->a.res->status));
   stls_conn_close(s->conn);
 }
@@ -286,8 +287,7 @@ static void conn_timeout_cb(stls_conn_t *c, void *arg) {
   if (s->closing)
     return;
   switch (s->state) {
-  case ST_QUIT:
-    break; /* the server did not close after QUIT: we do */
+  case ST_QUIT: break; /* the server did not close after QUIT: we do */
   case ST_RAW_HELLO:
     raw_done(s); /* no (complete) answer to our hello in time */
     return;
@@ -420,8 +420,7 @@ static void on_reply(session_t *s, const stls_reply_t *r) {
     }
     break;
 
-  default:
-    break; /* QUIT's answer, or anything after it, is not interesting */
+  default: break; /* QUIT's answer, or anything after it, is not interesting */
   }
 }
 
@@ -438,10 +437,10 @@ static void feed_replies(session_t *s, const char *data, size_t len) {
     if (rc == STLS_REPLY_NEED_MORE)
       return;
     if (rc < 0) {
-      stls_cause_t cause = rc == STLS_REPLY_ERR_LINE_TOO_LONG
-                               ? STLS_CAUSE_LINE_TOO_LONG
-                           : rc == STLS_REPLY_ERR_TOO_LONG ? STLS_CAUSE_REPLY_TOO_LONG
-                                                           : STLS_CAUSE_BAD_REPLY;
+      stls_cause_t cause =
+          rc == STLS_REPLY_ERR_LINE_TOO_LONG ? STLS_CAUSE_LINE_TOO_LONG
+          : rc == STLS_REPLY_ERR_TOO_LONG    ? STLS_CAUSE_REPLY_TOO_LONG
+                                             : STLS_CAUSE_BAD_REPLY;
       fail(s, STLS_HOST_PROTOCOL_ERROR, cause, 0, "%s",
            stls_reply_strerror(rc));
       finish(s);
@@ -525,15 +524,9 @@ static void describe_answer(const stls_hello_result_t *r, char *buf,
   case STLS_HELLO_KIND_ALERT:
     snprintf(buf, len, "alert %s", a ? a : "?");
     break;
-  case STLS_HELLO_KIND_SSL2:
-    snprintf(buf, len, "SSLv2 reply");
-    break;
-  case STLS_HELLO_KIND_GARBAGE:
-    snprintf(buf, len, "not TLS");
-    break;
-  default:
-    snprintf(buf, len, "no answer");
-    break;
+  case STLS_HELLO_KIND_SSL2: snprintf(buf, len, "SSLv2 reply"); break;
+  case STLS_HELLO_KIND_GARBAGE: snprintf(buf, len, "not TLS"); break;
+  default: snprintf(buf, len, "no answer"); break;
   }
 }
 
@@ -608,8 +601,8 @@ static void raw_done(session_t *s) {
 static void raw_feed(session_t *s, const char *data, size_t n) {
   stls_hello_rc_t rc;
   if (s->raw && s->raw_len < RAW_CAPTURE_MAX) {
-    size_t take = n < RAW_CAPTURE_MAX - s->raw_len ? n
-                                                   : RAW_CAPTURE_MAX - s->raw_len;
+    size_t take =
+        n < RAW_CAPTURE_MAX - s->raw_len ? n : RAW_CAPTURE_MAX - s->raw_len;
     memcpy(s->raw + s->raw_len, data, take);
     s->raw_len += take;
   }
@@ -653,8 +646,8 @@ static unsigned result_version(const stls_tls_result_t *t) {
 /* Fill in the versions the main attempt already tells us about. fallback:
  * the main attempt offered TLS 1.2 alone (tls12-fallback). */
 static void versions_from_main(stls_host_result_t *m, int fallback) {
-  unsigned got = m->tls_done || m->tls_legacy ? result_version(&m->tls)
-                                              : STLS_VER_COUNT;
+  unsigned got =
+      m->tls_done || m->tls_legacy ? result_version(&m->tls) : STLS_VER_COUNT;
   m->versions_probed = true;
   if (m->tls_done && got == STLS_VER_TLS13) {
     m->versions[STLS_VER_TLS13].accepted = 1;
@@ -691,14 +684,12 @@ static int legacy_candidate(const stls_host_result_t *m) {
     return 0;
   switch (m->error.cause) {
   case STLS_CAUSE_TLS_ALERT:
-    return m->error.detail == 70 ||  /* protocol_version */
-           m->error.detail == 40 ||  /* handshake_failure */
-           m->error.detail == 71;    /* insufficient_security */
+    return m->error.detail == 70 || /* protocol_version */
+           m->error.detail == 40 || /* handshake_failure */
+           m->error.detail == 71;   /* insufficient_security */
   case STLS_CAUSE_EOF:
-  case STLS_CAUSE_ECONNRESET:
-    return 1;
-  default:
-    return 0;
+  case STLS_CAUSE_ECONNRESET: return 1;
+  default: return 0;
   }
 }
 
@@ -712,8 +703,8 @@ static int next_attempt(session_t *s) {
     /* That attempt never reached STARTTLS: say why, once. */
     unsigned v = version_index(s->a.raw_version);
     if (v < STLS_VER_COUNT && m->versions[v].accepted < 0)
-      snprintf(m->versions[v].how, sizeof(m->versions[v].how),
-               "not probed: %s", stls_host_status_name(s->scratch.status));
+      snprintf(m->versions[v].how, sizeof(m->versions[v].how), "not probed: %s",
+               stls_host_status_name(s->scratch.status));
   }
   if (s->a.mode == MODE_MAIN)
     s->main_tls12_only = s->a.tls12_only;
@@ -776,17 +767,10 @@ static void conn_read_cb(stls_conn_t *c, ssize_t nread, const char *buf,
      * FIN as well can cost a delayed-ACK round (40 ms) per session. */
     finish(s);
     return;
-  case ST_RAW_HELLO:
-    raw_feed(s, buf, (size_t)nread);
-    return;
-  case ST_HANDSHAKE:
-    step_handshake(s);
-    return;
-  case ST_EHLO_TLS:
-    pump_tls(s);
-    return;
-  default:
-    feed_replies(s, buf, (size_t)nread);
+  case ST_RAW_HELLO: raw_feed(s, buf, (size_t)nread); return;
+  case ST_HANDSHAKE: step_handshake(s); return;
+  case ST_EHLO_TLS: pump_tls(s); return;
+  default: feed_replies(s, buf, (size_t)nread);
   }
 }
 
@@ -803,11 +787,8 @@ static void session_enter(session_t *s, session_state_t state) {
   s->state = state;
   s->state_t0 = stls_now_ms();
   switch (state) {
-  case ST_CONNECT:
-    break; /* attempt_connect() opened the connection */
-  case ST_GREETING:
-    arm_timer(s, s->greeting_timeout_ms);
-    break;
+  case ST_CONNECT: break; /* attempt_connect() opened the connection */
+  case ST_GREETING: arm_timer(s, s->greeting_timeout_ms); break;
   case ST_EHLO:
     arm_timer(s, s->command_timeout_ms);
     send_command(s, "EHLO %s", s->ehlo_name);
@@ -820,14 +801,11 @@ static void session_enter(session_t *s, session_state_t state) {
     arm_timer(s, s->command_timeout_ms);
     send_command(s, "STARTTLS");
     break;
-  case ST_RAW_HELLO:
-    raw_start(s);
-    break;
+  case ST_RAW_HELLO: raw_start(s); break;
   case ST_HANDSHAKE:
     arm_timer(s, s->tls_timeout_ms);
     /* TLS state exists only from here to QUIT (about 40 KB with buffers). */
-    if (stls_conn_tls_start(s->conn, s->tls_ctx, s->mx, s->a.tls12_only) !=
-        0) {
+    if (stls_conn_tls_start(s->conn, s->tls_ctx, s->mx, s->a.tls12_only) != 0) {
       fail(s, STLS_HOST_CONNECTION_ERROR, STLS_CAUSE_ENOMEM, 0,
            "out of memory");
       finish(s);
@@ -849,9 +827,7 @@ static void session_enter(session_t *s, session_state_t state) {
     /* Half-close after QUIT, then wait for the server to close. */
     stls_conn_shutdown(s->conn);
     break;
-  default:
-    finish(s);
-    break;
+  default: finish(s); break;
   }
 }
 

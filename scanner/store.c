@@ -64,15 +64,16 @@ static const char *const migrations[] = {
   XX(DOM_FACTS, "SELECT status, recommended, facts FROM domains"               \
                 " WHERE domain = ?1")                                          \
   XX(ALL_FACTS, "SELECT status, recommended, facts FROM domains")              \
-  XX(HISTORY, "SELECT r.json FROM records r WHERE r.domain = ?1 AND r.id <>"   \
-              " coalesce((SELECT record_id FROM domains WHERE domain = ?1), 0)"\
-              " ORDER BY r.scanned_at DESC, r.id DESC LIMIT ?2")               \
+  XX(HISTORY,                                                                  \
+     "SELECT r.json FROM records r WHERE r.domain = ?1 AND r.id <>"            \
+     " coalesce((SELECT record_id FROM domains WHERE domain = ?1), 0)"         \
+     " ORDER BY r.scanned_at DESC, r.id DESC LIMIT ?2")                        \
   XX(EVENT_INSERT, "INSERT INTO events(at, domain, type, mx, ip, before,"      \
                    " after) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")               \
   XX(EVENTS, "SELECT cursor, at, domain, type, mx, ip, before, after"          \
              " FROM events WHERE cursor > ?1 ORDER BY cursor LIMIT ?2")        \
   XX(LAST_CURSOR, "SELECT coalesce(max(cursor), 0) FROM events")               \
-  XX(COUNT_EXPIRING, "SELECT count(*) FROM domains WHERE not_after_min"      \
+  XX(COUNT_EXPIRING, "SELECT count(*) FROM domains WHERE not_after_min"        \
                      " IS NOT NULL AND not_after_min < ?1")                    \
   XX(COUNT_DOMAINS, "SELECT count(*) FROM domains")                            \
   XX(JOB_INSERT, "INSERT INTO jobs(id, created_at, state, total)"              \
@@ -98,7 +99,7 @@ enum {
 #define XX(name, sql) ST_##name,
   STMT_MAP(XX)
 #undef XX
-  ST_COUNT
+      ST_COUNT
 };
 
 static const char *const stmt_sql[] = {
@@ -427,7 +428,9 @@ int stls_store_put(stls_store_t *s, const stls_store_record_t *r, bool latest,
       int n = snprintf(facts + fl, sizeof(facts) - fl, "%s%.39s%c%.15s%c%c",
                        i ? "\x1e" : "", h->status ? h->status : "unknown",
                        FACT_US, h->tls_version ? h->tls_version : "", FACT_US,
-                       h->trusted > 0 ? '1' : h->trusted == 0 ? '0' : '-');
+                       h->trusted > 0    ? '1'
+                       : h->trusted == 0 ? '0'
+                                         : '-');
       if (n < 0 || (size_t)n >= sizeof(facts) - fl) {
         facts[fl] = '\0'; /* hosts past the room are not counted */
         break;

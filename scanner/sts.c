@@ -41,61 +41,51 @@
 
 const char *stls_sts_status_name(stls_sts_status_t s) {
   switch (s) {
-#define XX(name, json, rt, msg)                                                                    \
-  case STLS_STS_##name:                                                                            \
-    return json;
+#define XX(name, json, rt, msg)                                                \
+  case STLS_STS_##name: return json;
     STLS_STS_STATUS_MAP(XX)
 #undef XX
-  default:
-    return "unknown";
+  default: return "unknown";
   }
 }
 
 const char *stls_sts_status_result_type(stls_sts_status_t s) {
   switch (s) {
-#define XX(name, json, rt, msg)                                                                    \
-  case STLS_STS_##name:                                                                            \
-    return rt;
+#define XX(name, json, rt, msg)                                                \
+  case STLS_STS_##name: return rt;
     STLS_STS_STATUS_MAP(XX)
 #undef XX
-  default:
-    return NULL;
+  default: return NULL;
   }
 }
 
 const char *stls_sts_status_message(stls_sts_status_t s) {
   switch (s) {
-#define XX(name, json, rt, msg)                                                                    \
-  case STLS_STS_##name:                                                                            \
-    return msg;
+#define XX(name, json, rt, msg)                                                \
+  case STLS_STS_##name: return msg;
     STLS_STS_STATUS_MAP(XX)
 #undef XX
-  default:
-    return "unknown";
+  default: return "unknown";
   }
 }
 
 const char *stls_sts_mode_name(stls_sts_mode_t m) {
   switch (m) {
-#define XX(name, json)                                                                             \
-  case STLS_STS_MODE_##name:                                                                       \
-    return json;
+#define XX(name, json)                                                         \
+  case STLS_STS_MODE_##name: return json;
     STLS_STS_MODE_MAP(XX)
 #undef XX
-  default:
-    return "unknown";
+  default: return "unknown";
   }
 }
 
 const char *stls_sts_stage_name(stls_sts_stage_t s) {
   switch (s) {
-#define XX(name, json)                                                                             \
-  case STLS_STS_STAGE_##name:                                                                      \
-    return json;
+#define XX(name, json)                                                         \
+  case STLS_STS_STAGE_##name: return json;
     STLS_STS_STAGE_MAP(XX)
 #undef XX
-  default:
-    return "unknown";
+  default: return "unknown";
   }
 }
 
@@ -173,8 +163,8 @@ bool stls_sts_policy_mx_match(const stls_sts_policy_t *p, const char *mxhost) {
  *   sts-extension = sts-ext-name "=" sts-ext-value
  *   sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E)
  * Returns true and fills id, or false with err. */
-static bool txt_fields(const char *s, size_t n, size_t p, char id[STS_ID_MAX + 1], char *err,
-                       size_t errlen) {
+static bool txt_fields(const char *s, size_t n, size_t p,
+                       char id[STS_ID_MAX + 1], char *err, size_t errlen) {
   size_t nfields = 0;
   bool have_id = false;
 
@@ -213,12 +203,14 @@ static bool txt_fields(const char *s, size_t n, size_t p, char id[STS_ID_MAX + 1
       return false;
     }
     size_t name_len = q - name, val = ++q;
-    while (q < n && (unsigned char)s[q] >= 0x21 && (unsigned char)s[q] <= 0x7e && s[q] != ';' &&
-           s[q] != '=')
+    while (q < n && (unsigned char)s[q] >= 0x21 &&
+           (unsigned char)s[q] <= 0x7e && s[q] != ';' && s[q] != '=')
       q++;
     size_t val_len = q - val;
-    if (val_len == 0 || (q < n && s[q] != ';' && !is_wsp((unsigned char)s[q]))) {
-      set_err(err, errlen, "malformed value of field \"%.*s\"", (int)name_len, s + name);
+    if (val_len == 0 ||
+        (q < n && s[q] != ';' && !is_wsp((unsigned char)s[q]))) {
+      set_err(err, errlen, "malformed value of field \"%.*s\"", (int)name_len,
+              s + name);
       return false;
     }
     if (name_len == 2 && memcmp(s + name, "id", 2) == 0) {
@@ -249,8 +241,9 @@ static bool txt_fields(const char *s, size_t n, size_t p, char id[STS_ID_MAX + 1
   return true;
 }
 
-stls_sts_status_t stls_sts_txt_parse(char *const *txt, const size_t *txt_len, size_t n,
-                                     char id[33], size_t *which, char *err, size_t errlen) {
+stls_sts_status_t stls_sts_txt_parse(char *const *txt, const size_t *txt_len,
+                                     size_t n, char id[33], size_t *which,
+                                     char *err, size_t errlen) {
   static const char prefix[] = "v=STSv1;";
   const size_t plen = sizeof(prefix) - 1;
   size_t cand = 0, idx = 0;
@@ -263,20 +256,24 @@ stls_sts_status_t stls_sts_txt_parse(char *const *txt, const size_t *txt_len, si
     if (txt_len[i] >= plen && memcmp(txt[i], prefix, plen) == 0) {
       if (cand++ == 0)
         idx = i;
-    } else if (txt_len[i] >= plen - 1 && memcmp(txt[i], prefix, plen - 1) == 0) {
+    } else if (txt_len[i] >= plen - 1 &&
+               memcmp(txt[i], prefix, plen - 1) == 0) {
       near = true;
     }
   }
   if (cand == 0) {
     if (near) {
       set_err(err, errlen,
-              "a record begins with \"v=STSv1\" but not \"v=STSv1;\", so it is discarded");
+              "a record begins with \"v=STSv1\" but not \"v=STSv1;\", so it is "
+              "discarded");
       return STLS_STS_TXT_INVALID;
     }
     return STLS_STS_NONE;
   }
   if (cand > 1) {
-    set_err(err, errlen, "%zu records begin with \"v=STSv1;\"; exactly one is allowed", cand);
+    set_err(err, errlen,
+            "%zu records begin with \"v=STSv1;\"; exactly one is allowed",
+            cand);
     return STLS_STS_TXT_INVALID;
   }
   if (which)
@@ -364,8 +361,8 @@ static int policy_push_mx(stls_sts_policy_t *p, char *mx) {
   return 0;
 }
 
-int stls_sts_policy_parse(const char *text, size_t len, stls_sts_policy_t *out, char *err,
-                          size_t errlen) {
+int stls_sts_policy_parse(const char *text, size_t len, stls_sts_policy_t *out,
+                          char *err, size_t errlen) {
   bool have_version = false, have_mode = false, have_max_age = false;
   size_t pos = 0, lineno = 0;
   int rc;
@@ -395,8 +392,8 @@ int stls_sts_policy_parse(const char *text, size_t len, stls_sts_policy_t *out, 
     }
     size_t klen = (size_t)(colon - line);
     if (!ext_name_ok(line, klen)) {
-      set_err(err, errlen, "line %zu: malformed key \"%.*s\"", lineno, (int)(klen > 40 ? 40 : klen),
-              line);
+      set_err(err, errlen, "line %zu: malformed key \"%.*s\"", lineno,
+              (int)(klen > 40 ? 40 : klen), line);
       goto invalid;
     }
     const char *v = colon + 1;
@@ -406,8 +403,8 @@ int stls_sts_policy_parse(const char *text, size_t len, stls_sts_policy_t *out, 
     while (vlen > 0 && is_wsp((unsigned char)v[vlen - 1]))
       vlen--;
     if (!policy_value_ok(v, vlen)) {
-      set_err(err, errlen, "line %zu: %s value of \"%.*s\"", lineno, vlen ? "malformed" : "empty",
-              (int)klen, line);
+      set_err(err, errlen, "line %zu: %s value of \"%.*s\"", lineno,
+              vlen ? "malformed" : "empty", (int)klen, line);
       goto invalid;
     }
 
@@ -436,8 +433,9 @@ int stls_sts_policy_parse(const char *text, size_t len, stls_sts_policy_t *out, 
       else if (VAL_IS("none"))
         out->mode = STLS_STS_MODE_NONE;
       else {
-        set_err(err, errlen, "line %zu: mode \"%.*s\" is not enforce, testing or none", lineno,
-                (int)(vlen > 40 ? 40 : vlen), v);
+        set_err(err, errlen,
+                "line %zu: mode \"%.*s\" is not enforce, testing or none",
+                lineno, (int)(vlen > 40 ? 40 : vlen), v);
         goto invalid;
       }
       have_mode = true;
@@ -456,13 +454,14 @@ int stls_sts_policy_parse(const char *text, size_t len, stls_sts_policy_t *out, 
           age = age * 10 + (uint64_t)(v[i] - '0');
       }
       if (!digits) {
-        set_err(err, errlen, "line %zu: max_age \"%.*s\" is not a number of seconds", lineno,
+        set_err(err, errlen,
+                "line %zu: max_age \"%.*s\" is not a number of seconds", lineno,
                 (int)(vlen > 40 ? 40 : vlen), v);
         goto invalid;
       }
       if (age > STS_MAX_AGE_LIMIT) {
-        set_err(err, errlen, "line %zu: max_age %llu exceeds %u", lineno, (unsigned long long)age,
-                STS_MAX_AGE_LIMIT);
+        set_err(err, errlen, "line %zu: max_age %llu exceeds %u", lineno,
+                (unsigned long long)age, STS_MAX_AGE_LIMIT);
         goto invalid;
       }
       out->max_age = (uint32_t)age;
@@ -473,8 +472,9 @@ int stls_sts_policy_parse(const char *text, size_t len, stls_sts_policy_t *out, 
       if (rc == UV_ENOMEM)
         goto nomem;
       if (rc != 0) {
-        set_err(err, errlen, "line %zu: mx \"%.*s\" is not a host name or \"*.\" pattern", lineno,
-                (int)(vlen > 60 ? 60 : vlen), v);
+        set_err(err, errlen,
+                "line %zu: mx \"%.*s\" is not a host name or \"*.\" pattern",
+                lineno, (int)(vlen > 60 ? 60 : vlen), v);
         goto invalid;
       }
       if (policy_push_mx(out, mx) != 0)
@@ -548,7 +548,7 @@ struct stls_sts_s {
   stls_sts_limits_t lim;
   fetch_t *fetches; /* in flight, doubly linked */
   size_t nfetches;
-  int in_cb;        /* completion callbacks running (close from inside one) */
+  int in_cb; /* completion callbacks running (close from inside one) */
   int closing;
 };
 
@@ -600,7 +600,9 @@ static _Thread_local char sts_read_buf[16384];
 static void fetch_finish(fetch_t *f);
 static void connect_next(fetch_t *f);
 
-static int64_t stage_elapsed(const fetch_t *f) { return stls_now_ms() - f->stage_t0; }
+static int64_t stage_elapsed(const fetch_t *f) {
+  return stls_now_ms() - f->stage_t0;
+}
 
 static void enter(fetch_t *f, stls_sts_stage_t stage) {
   f->stage = stage;
@@ -608,9 +610,11 @@ static void enter(fetch_t *f, stls_sts_stage_t stage) {
 }
 
 /* Settle the result as a failure (the first one wins) and wind down. */
-static void fetch_fail(fetch_t *f, stls_sts_status_t st, const char *code, const char *fmt, ...)
+static void fetch_fail(fetch_t *f, stls_sts_status_t st, const char *code,
+                       const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void fetch_fail(fetch_t *f, stls_sts_status_t st, const char *code, const char *fmt, ...) {
+static void fetch_fail(fetch_t *f, stls_sts_status_t st, const char *code,
+                       const char *fmt, ...) {
   va_list ap;
   if (f->done)
     return;
@@ -673,11 +677,11 @@ static void conn_close_cb(stls_conn_t *c, void *arg) {
 }
 
 /* Close the current connection (its TLS state with it). */
-static void conn_close(fetch_t *f) {
-  stls_conn_close(f->conn);
-}
+static void conn_close(fetch_t *f) { stls_conn_close(f->conn); }
 
-static stls_tls_conn_t *ftls(const fetch_t *f) { return stls_conn_tls(f->conn); }
+static stls_tls_conn_t *ftls(const fetch_t *f) {
+  return stls_conn_tls(f->conn);
+}
 
 static void fetch_finish(fetch_t *f) {
   if (f->done)
@@ -696,15 +700,17 @@ static void timer_cb(uv_timer_t *t) {
   fetch_t *f = t->data;
   if (f->done)
     return;
-  fetch_fail(f, STLS_STS_FETCH_ERROR, "ETIMEDOUT", "no policy from %s within %u ms", f->host,
-             f->sts->lim.timeout_ms);
+  fetch_fail(f, STLS_STS_FETCH_ERROR, "ETIMEDOUT",
+             "no policy from %s within %u ms", f->host, f->sts->lim.timeout_ms);
 }
 
 /* ---- HTTP (llhttp callbacks) ---- */
 
-static int http_error(fetch_t *f, stls_sts_status_t st, const char *code, const char *fmt, ...)
+static int http_error(fetch_t *f, stls_sts_status_t st, const char *code,
+                      const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int http_error(fetch_t *f, stls_sts_status_t st, const char *code, const char *fmt, ...) {
+static int http_error(fetch_t *f, stls_sts_status_t st, const char *code,
+                      const char *fmt, ...) {
   va_list ap;
   f->herr_status = st;
   stls_strlcpy(f->herr_code, code, sizeof(f->herr_code));
@@ -718,7 +724,8 @@ static int count_head(fetch_t *f, size_t n) {
   f->head_bytes += n;
   if (f->head_bytes > f->sts->lim.max_header_bytes)
     return http_error(f, STLS_STS_FETCH_ERROR, "HEADERS_TOO_LARGE",
-                      "response head longer than %zu bytes", f->sts->lim.max_header_bytes);
+                      "response head longer than %zu bytes",
+                      f->sts->lim.max_header_bytes);
   return 0;
 }
 
@@ -748,10 +755,12 @@ static int on_header_field_complete(llhttp_t *p) {
   if (rc != 0)
     return rc;
   f->hval = NULL;
-  if (!f->hname_long && f->hname_len == 12 && eq_nocase(f->hname, "content-type", 12)) {
+  if (!f->hname_long && f->hname_len == 12 &&
+      eq_nocase(f->hname, "content-type", 12)) {
     f->hval = f->res->content_type;
     f->hval_cap = sizeof(f->res->content_type);
-  } else if (!f->hname_long && f->hname_len == 8 && eq_nocase(f->hname, "location", 8)) {
+  } else if (!f->hname_long && f->hname_len == 8 &&
+             eq_nocase(f->hname, "location", 8)) {
     f->hval = f->res->location;
     f->hval_cap = sizeof(f->res->location);
   }
@@ -771,7 +780,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
     /* Keep it printable: these strings end up in reports. */
     for (size_t i = 0; i < k; i++)
       f->hval[f->hval_len++] =
-          (unsigned char)at[i] >= 0x20 && (unsigned char)at[i] < 0x7f ? at[i] : '?';
+          (unsigned char)at[i] >= 0x20 && (unsigned char)at[i] < 0x7f ? at[i]
+                                                                      : '?';
     f->hval[f->hval_len] = '\0';
   }
   return count_head(f, n);
@@ -790,7 +800,8 @@ static int on_headers_complete(llhttp_t *p) {
                       "HTTP %d redirect%s%s not followed (RFC 8461 3.3)", code,
                       f->res->location[0] ? " to " : "", f->res->location);
   if (code != 200)
-    return http_error(f, STLS_STS_FETCH_ERROR, c, "HTTP status %d, not 200", code);
+    return http_error(f, STLS_STS_FETCH_ERROR, c, "HTTP status %d, not 200",
+                      code);
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > lim->max_body)
     return http_error(f, STLS_STS_FETCH_ERROR, "BODY_TOO_LARGE",
                       "policy of %llu bytes is larger than the %zu-byte limit",
@@ -798,7 +809,8 @@ static int on_headers_complete(llhttp_t *p) {
   if (!lim->lax_content_type && !stls_sts_content_type_ok(f->res->content_type))
     return http_error(f, STLS_STS_INVALID, "BAD_CONTENT_TYPE",
                       "media type is \"%s\", not text/plain (RFC 8461 3.3)",
-                      f->res->content_type[0] ? f->res->content_type : "(none)");
+                      f->res->content_type[0] ? f->res->content_type
+                                              : "(none)");
   return 0;
 }
 
@@ -848,8 +860,8 @@ static void http_complete(fetch_t *f) {
   res->timing.http = stage_elapsed(f);
   res->body_len = f->body_len;
   enter(f, STLS_STS_STAGE_POLICY);
-  int rc = stls_sts_policy_parse(f->body ? f->body : "", f->body_len, &res->policy, err,
-                                 sizeof(err));
+  int rc = stls_sts_policy_parse(f->body ? f->body : "", f->body_len,
+                                 &res->policy, err, sizeof(err));
   if (rc == UV_ENOMEM) {
     fetch_fail(f, STLS_STS_FETCH_ERROR, "ENOMEM", "out of memory");
     return;
@@ -872,8 +884,9 @@ static void http_result(fetch_t *f, llhttp_errno_t e) {
     fetch_fail(f, f->herr_status, f->herr_code, "%s", f->herr_msg);
   } else if (e != HPE_OK) {
     const char *why = llhttp_get_error_reason(&f->http);
-    fetch_fail(f, STLS_STS_FETCH_ERROR, "BAD_HTTP", "malformed HTTP response: %s (%s)",
-               llhttp_errno_name(e), why ? why : "");
+    fetch_fail(f, STLS_STS_FETCH_ERROR, "BAD_HTTP",
+               "malformed HTTP response: %s (%s)", llhttp_errno_name(e),
+               why ? why : "");
   }
 }
 
@@ -885,7 +898,8 @@ static void http_eof(fetch_t *f, const char *code, const char *msg) {
     http_result(f, e);
     return;
   }
-  fetch_fail(f, STLS_STS_FETCH_ERROR, code, "%s before the response was complete", msg);
+  fetch_fail(f, STLS_STS_FETCH_ERROR, code,
+             "%s before the response was complete", msg);
 }
 
 /* Decrypt what has arrived and feed it to the HTTP parser. */
@@ -936,8 +950,9 @@ static bool webpki_check(fetch_t *f) {
     }
   if (!res->tls_trusted)
     fetch_fail(f, STLS_STS_WEBPKI_INVALID,
-               res->tls_trust_reasons & STLS_TRUST_REASON(EXPIRED) ? "CERT_EXPIRED"
-                                                                   : "CERT_UNTRUSTED",
+               res->tls_trust_reasons & STLS_TRUST_REASON(EXPIRED)
+                   ? "CERT_EXPIRED"
+                   : "CERT_UNTRUSTED",
                "certificate of %s is not trusted (%s)%s", f->host, reasons,
                res->tls_name_ok ? "" : " and does not name it");
   else
@@ -958,7 +973,8 @@ static void send_request(fetch_t *f) {
   enter(f, STLS_STS_STAGE_HTTP);
   llhttp_init(&f->http, HTTP_RESPONSE, &http_settings);
   f->http.data = f;
-  if (n < 0 || (size_t)n >= sizeof(req) || stls_conn_write(f->conn, req, (size_t)n) != 0) {
+  if (n < 0 || (size_t)n >= sizeof(req) ||
+      stls_conn_write(f->conn, req, (size_t)n) != 0) {
     fetch_fail(f, STLS_STS_FETCH_ERROR, "EIO", "cannot send the HTTP request");
     return;
   }
@@ -978,7 +994,8 @@ static void step_handshake(fetch_t *f) {
       return;
     }
     stls_tls_conn_error(ftls(f), code, sizeof(code), msg, sizeof(msg));
-    fetch_fail(f, STLS_STS_FETCH_ERROR, code, "TLS handshake with %s failed: %s", f->host, msg);
+    fetch_fail(f, STLS_STS_FETCH_ERROR, code,
+               "TLS handshake with %s failed: %s", f->host, msg);
     return;
   }
   f->res->timing.tls = stage_elapsed(f);
@@ -995,16 +1012,19 @@ static void on_read(stls_conn_t *c, ssize_t nread, const char *buf, void *arg) {
   if (f->done || nread == 0)
     return;
   if (nread == STLS_CONN_ETLSFEED) {
-    fetch_fail(f, STLS_STS_FETCH_ERROR, "TLS_ERROR", "peer sent more than a TLS record's worth");
+    fetch_fail(f, STLS_STS_FETCH_ERROR, "TLS_ERROR",
+               "peer sent more than a TLS record's worth");
     return;
   }
   if (nread < 0) {
     const char *code = nread == UV_EOF ? "EOF" : uv_err_name((int)nread);
-    const char *msg = nread == UV_EOF ? "server closed the connection" : uv_strerror((int)nread);
+    const char *msg = nread == UV_EOF ? "server closed the connection"
+                                      : uv_strerror((int)nread);
     if (f->stage == STLS_STS_STAGE_HTTP)
       http_eof(f, code, msg);
     else
-      fetch_fail(f, STLS_STS_FETCH_ERROR, code, "%s during the TLS handshake", msg);
+      fetch_fail(f, STLS_STS_FETCH_ERROR, code, "%s during the TLS handshake",
+                 msg);
     return;
   }
   if (f->stage == STLS_STS_STAGE_TLS)
@@ -1020,16 +1040,18 @@ static void on_connect(stls_conn_t *c, int status, const char *why, void *arg) {
     return; /* settled meanwhile; the close is under way */
   if (status == STLS_CONN_EBLOCKED) {
     stls_strlcpy(f->last_code, "ADDRESS_NOT_ALLOWED", sizeof(f->last_code));
-    snprintf(f->last_msg, sizeof(f->last_msg), "not connecting to %s: %s", f->res->ip,
-             why ? why : "refused");
+    snprintf(f->last_msg, sizeof(f->last_msg), "not connecting to %s: %s",
+             f->res->ip, why ? why : "refused");
   } else if (status == UV_ETIMEDOUT) {
     stls_strlcpy(f->last_code, "ETIMEDOUT", sizeof(f->last_code));
-    snprintf(f->last_msg, sizeof(f->last_msg), "no TCP connection to %s within %lld ms",
-             f->res->ip, (long long)stage_elapsed(f));
+    snprintf(f->last_msg, sizeof(f->last_msg),
+             "no TCP connection to %s within %lld ms", f->res->ip,
+             (long long)stage_elapsed(f));
   } else if (status < 0) {
     stls_strlcpy(f->last_code, uv_err_name(status), sizeof(f->last_code));
-    snprintf(f->last_msg, sizeof(f->last_msg), "cannot connect to %s port %u: %s", f->res->ip,
-             lim->port, uv_strerror(status));
+    snprintf(f->last_msg, sizeof(f->last_msg),
+             "cannot connect to %s port %u: %s", f->res->ip, lim->port,
+             uv_strerror(status));
   }
   if (status < 0) {
     f->addr_i++;
@@ -1059,7 +1081,8 @@ static void connect_next(fetch_t *f) {
   stls_conn_opts_t o = {lim->connect_timeout_ms, lim->guard_private};
 
   if (f->addr_i >= f->naddrs) {
-    fetch_fail(f, STLS_STS_FETCH_ERROR, f->last_code[0] ? f->last_code : "ECONNREFUSED", "%s",
+    fetch_fail(f, STLS_STS_FETCH_ERROR,
+               f->last_code[0] ? f->last_code : "ECONNREFUSED", "%s",
                f->last_msg[0] ? f->last_msg : "no address to connect to");
     return;
   }
@@ -1082,12 +1105,9 @@ static const char *addr_error_code(stls_dns_status_t st) {
   case STLS_DNS_NXDOMAIN:
   case STLS_DNS_NO_ADDRESS:
   case STLS_DNS_NODATA:
-  case STLS_DNS_OK:
-    return "EAI_NONAME";
-  case STLS_DNS_CANCELLED:
-    return "ECANCELED";
-  default:
-    return "EAI_AGAIN";
+  case STLS_DNS_OK: return "EAI_NONAME";
+  case STLS_DNS_CANCELLED: return "ECANCELED";
+  default: return "EAI_AGAIN";
   }
 }
 
@@ -1111,8 +1131,11 @@ static void addr_cb(stls_dns_result_t *dr, void *arg) {
     const char *msg = h && h->error.message ? h->error.message
                       : dr->error.message   ? dr->error.message
                                             : stls_dns_status_message(st);
-    fetch_fail(f, STLS_STS_FETCH_ERROR, addr_error_code(st), "cannot resolve %s: %s", f->host,
-               st == STLS_DNS_OK || st == STLS_DNS_NODATA ? "no IPv4 or IPv6 address" : msg);
+    fetch_fail(f, STLS_STS_FETCH_ERROR, addr_error_code(st),
+               "cannot resolve %s: %s", f->host,
+               st == STLS_DNS_OK || st == STLS_DNS_NODATA
+                   ? "no IPv4 or IPv6 address"
+                   : msg);
     stls_dns_result_free(dr);
     return;
   }
@@ -1127,13 +1150,16 @@ static void addr_cb(stls_dns_result_t *dr, void *arg) {
   for (size_t i = 0; i < h->naddrs && f->naddrs < lim->max_addrs; i++) {
     struct sockaddr_storage *ss = &f->addrs[f->naddrs];
     if (h->addrs[i].family == AF_INET6
-            ? uv_ip6_addr(h->addrs[i].text, (int)lim->port, (struct sockaddr_in6 *)ss) == 0
-            : uv_ip4_addr(h->addrs[i].text, (int)lim->port, (struct sockaddr_in *)ss) == 0)
+            ? uv_ip6_addr(h->addrs[i].text, (int)lim->port,
+                          (struct sockaddr_in6 *)ss) == 0
+            : uv_ip4_addr(h->addrs[i].text, (int)lim->port,
+                          (struct sockaddr_in *)ss) == 0)
       f->naddrs++;
   }
   stls_dns_result_free(dr);
   if (f->naddrs == 0) {
-    fetch_fail(f, STLS_STS_FETCH_ERROR, "EAI_NONAME", "%s has no IPv4 or IPv6 address", f->host);
+    fetch_fail(f, STLS_STS_FETCH_ERROR, "EAI_NONAME",
+               "%s has no IPv4 or IPv6 address", f->host);
     return;
   }
   connect_next(f);
@@ -1162,8 +1188,8 @@ static void start_https(fetch_t *f) {
   r = stls_dns_resolve_host(s->dns, f->host, &q, addr_cb, f);
   if (r < 0) {
     f->addr_pending = 0;
-    fetch_fail(f, STLS_STS_FETCH_ERROR, uv_err_name(r), "cannot resolve %s: %s", f->host,
-               uv_strerror(r));
+    fetch_fail(f, STLS_STS_FETCH_ERROR, uv_err_name(r), "cannot resolve %s: %s",
+               f->host, uv_strerror(r));
   }
 }
 
@@ -1191,15 +1217,18 @@ static void txt_cb(stls_dns_txt_result_t *tr, void *arg) {
     return;
   }
   if (tr->status != STLS_DNS_OK) {
-    const char *code = tr->error.code ? tr->error.code : stls_dns_status_name(tr->status);
-    const char *msg = tr->error.message ? tr->error.message : stls_dns_status_message(tr->status);
+    const char *code =
+        tr->error.code ? tr->error.code : stls_dns_status_name(tr->status);
+    const char *msg = tr->error.message ? tr->error.message
+                                        : stls_dns_status_message(tr->status);
     stls_dns_txt_result_free(tr);
-    fetch_fail(f, STLS_STS_DNS_ERROR, code, "TXT _mta-sts.%s: %s", res->domain, msg);
+    fetch_fail(f, STLS_STS_DNS_ERROR, code, "TXT _mta-sts.%s: %s", res->domain,
+               msg);
     return;
   }
   res->txt_secure = tr->secure;
-  stls_sts_status_t st =
-      stls_sts_txt_parse(tr->txt, tr->txt_len, tr->ntxt, res->id, &which, err, sizeof(err));
+  stls_sts_status_t st = stls_sts_txt_parse(tr->txt, tr->txt_len, tr->ntxt,
+                                            res->id, &which, err, sizeof(err));
   /* Keep the record when there was exactly one candidate (valid or not). */
   if (which < tr->ntxt)
     res->txt = stls_strndup(tr->txt[which], tr->txt_len[which]);
@@ -1216,8 +1245,8 @@ static void txt_cb(stls_dns_txt_result_t *tr, void *arg) {
 
 /* ---- the object ---- */
 
-int stls_sts_init(stls_sts_t **out, uv_loop_t *loop, stls_dns_t *dns, stls_tls_ctx_t *tls,
-                  const stls_sts_limits_t *lim) {
+int stls_sts_init(stls_sts_t **out, uv_loop_t *loop, stls_dns_t *dns,
+                  stls_tls_ctx_t *tls, const stls_sts_limits_t *lim) {
   stls_sts_t *s;
   *out = NULL;
   if (!loop || !dns || !tls)
@@ -1267,7 +1296,8 @@ void stls_sts_close(stls_sts_t *s) {
   sts_maybe_free(s);
 }
 
-int stls_sts_fetch(stls_sts_t *s, const char *domain, stls_sts_done_cb cb, void *arg) {
+int stls_sts_fetch(stls_sts_t *s, const char *domain, stls_sts_done_cb cb,
+                   void *arg) {
   char qname[300];
   fetch_t *f;
   size_t dlen;

@@ -438,8 +438,8 @@ void stls_tls_conn_error(const stls_tls_conn_t *c, char *code, size_t codelen,
     size_t i;
     if (name) {
       for (i = 0; name[i] && i < sizeof(upper) - 1; i++)
-        upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32
-                                                          : name[i]);
+        upper[i] =
+            (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
       upper[i] = '\0';
       snprintf(code, codelen, "TLS_ALERT_%s", upper);
       snprintf(msg, msglen, "server sent TLS alert %s (%d)", name,

@@ -300,8 +300,8 @@ cJSON *stls_json_host(const stls_host_result_t *r,
         jnull(&j, pv, "accepted");
       else
         jbool(&j, pv, "accepted", r->versions[v].accepted);
-      jstr(&j, pv, "how", r->versions[v].how[0] ? r->versions[v].how
-                                               : "not probed");
+      jstr(&j, pv, "how",
+           r->versions[v].how[0] ? r->versions[v].how : "not probed");
     }
   }
   if ((x = jobj(&j, o, "timing_ms"))) {
@@ -321,8 +321,7 @@ cJSON *stls_json_host(const stls_host_result_t *r,
 }
 
 cJSON *stls_json_probe_record(const stls_host_result_t *r,
-                              const char *recipient_domain,
-                              time_t scanned_at) {
+                              const char *recipient_domain, time_t scanned_at) {
   char ts[32];
   jctx_t j = {1};
   cJSON *host = stls_json_host(r, recipient_domain), *rec, *c;
@@ -526,9 +525,10 @@ static void add_sts(jctx_t *j, cJSON *o, const stls_sts_result_t *r) {
   }
   if ((y = jobj(j, x, "timing_ms"))) {
     jms(j, y, "txt", r->timing.txt);
-    jms(j, y, "fetch", r->timing.total >= 0 && r->timing.txt >= 0
-                           ? r->timing.total - r->timing.txt
-                           : -1);
+    jms(j, y, "fetch",
+        r->timing.total >= 0 && r->timing.txt >= 0
+            ? r->timing.total - r->timing.txt
+            : -1);
     jms(j, y, "total", r->timing.total);
   }
 }
@@ -727,17 +727,15 @@ static void count_host(stls_summary_t *s, const stls_domain_host_t *h) {
 /* Domain status names are static strings, except for records whose
  * status came from elsewhere: map them onto the static table. */
 static const char *static_status(const char *st) {
-  static const char *const known[] = {"ok",        "null-mx",
-                                      "nxdomain",  "dns-error",
-                                      "invalid-domain", "no-address"};
+  static const char *const known[] = {
+      "ok", "null-mx", "nxdomain", "dns-error", "invalid-domain", "no-address"};
   for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
     if (strcmp(st, known[i]) == 0)
       return known[i];
   return "other";
 }
 
-void stls_summary_add_record(stls_summary_t *s,
-                             const stls_domain_record_t *d) {
+void stls_summary_add_record(stls_summary_t *s, const stls_domain_record_t *d) {
   s->domains++;
   stls_counts_add(&s->domain_status, static_status(d->status), 1);
   if (d->dns) {
@@ -761,19 +759,18 @@ bool stls_summary_rate_bound(const stls_summary_t *s) {
 }
 
 void stls_summary_print(FILE *f, const stls_summary_t *s) {
-  fprintf(f,
-          "starttls-scan: %llu domains in %.1fs; %llu MX hosts, %llu "
-          "addresses; probes %llu made, %llu shared, %llu skipped; "
-          "STARTTLS offered %llu, TLS %llu, trusted %llu, MX name match "
-          "%llu\n",
-          (unsigned long long)s->domains, (double)s->duration_ms / 1000.0,
-          (unsigned long long)s->mx_hosts, (unsigned long long)s->addresses,
-          (unsigned long long)s->probes_made,
-          (unsigned long long)s->probes_shared,
-          (unsigned long long)s->probes_skipped,
-          (unsigned long long)s->starttls_offered,
-          (unsigned long long)s->tls_ok, (unsigned long long)s->trusted,
-          (unsigned long long)s->mx_hostname_match);
+  fprintf(
+      f,
+      "starttls-scan: %llu domains in %.1fs; %llu MX hosts, %llu "
+      "addresses; probes %llu made, %llu shared, %llu skipped; "
+      "STARTTLS offered %llu, TLS %llu, trusted %llu, MX name match "
+      "%llu\n",
+      (unsigned long long)s->domains, (double)s->duration_ms / 1000.0,
+      (unsigned long long)s->mx_hosts, (unsigned long long)s->addresses,
+      (unsigned long long)s->probes_made, (unsigned long long)s->probes_shared,
+      (unsigned long long)s->probes_skipped,
+      (unsigned long long)s->starttls_offered, (unsigned long long)s->tls_ok,
+      (unsigned long long)s->trusted, (unsigned long long)s->mx_hostname_match);
   fprintf(f, "starttls-scan: domains by status:");
   for (size_t i = 0; i < s->domain_status.n; i++)
     fprintf(f, " %s=%llu", s->domain_status.v[i].key,
@@ -826,8 +823,7 @@ static void prom_counts(FILE *f, const char *name, const char *help,
             (unsigned long long)c->v[i].n);
 }
 
-static void prom_gauge(FILE *f, const char *name, const char *help,
-                       double v) {
+static void prom_gauge(FILE *f, const char *name, const char *help, double v) {
   fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name,
           name, v);
 }
@@ -848,14 +844,14 @@ int stls_summary_write_prom(const char *path, const stls_summary_t *s) {
     if (!(f = fopen(tmp, "w")))
       return -1;
   }
-  fprintf(f, "# HELP starttls_scan_last_run_info The last batch run: "
-             "scanner version and run id.\n"
-             "# TYPE starttls_scan_last_run_info gauge\n"
-             "starttls_scan_last_run_info{version=\"%s\",run_id=\"%s\"} 1\n",
+  fprintf(f,
+          "# HELP starttls_scan_last_run_info The last batch run: "
+          "scanner version and run id.\n"
+          "# TYPE starttls_scan_last_run_info gauge\n"
+          "starttls_scan_last_run_info{version=\"%s\",run_id=\"%s\"} 1\n",
           STLS_VERSION, s->run_id ? s->run_id : "");
   prom_gauge(f, "starttls_scan_last_run_timestamp_seconds",
-             "When the last run finished (Unix time).",
-             (double)s->finished_at);
+             "When the last run finished (Unix time).", (double)s->finished_at);
   prom_gauge(f, "starttls_scan_last_run_duration_seconds",
              "How long the last run took.", (double)s->duration_ms / 1000.0);
   prom_gauge(f, "starttls_scan_last_run_interrupted",
@@ -876,12 +872,13 @@ int stls_summary_write_prom(const char *path, const stls_summary_t *s) {
   prom_counts(f, "starttls_scan_last_run_tls_hosts",
               "Hosts of the last run by negotiated TLS version.", "version",
               &s->tls_versions);
-  fprintf(f, "# HELP starttls_scan_last_run_probes Probes of the last run: "
-             "made, shared with another domain, skipped.\n"
-             "# TYPE starttls_scan_last_run_probes gauge\n"
-             "starttls_scan_last_run_probes{kind=\"made\"} %llu\n"
-             "starttls_scan_last_run_probes{kind=\"shared\"} %llu\n"
-             "starttls_scan_last_run_probes{kind=\"skipped\"} %llu\n",
+  fprintf(f,
+          "# HELP starttls_scan_last_run_probes Probes of the last run: "
+          "made, shared with another domain, skipped.\n"
+          "# TYPE starttls_scan_last_run_probes gauge\n"
+          "starttls_scan_last_run_probes{kind=\"made\"} %llu\n"
+          "starttls_scan_last_run_probes{kind=\"shared\"} %llu\n"
+          "starttls_scan_last_run_probes{kind=\"skipped\"} %llu\n",
           (unsigned long long)s->probes_made,
           (unsigned long long)s->probes_shared,
           (unsigned long long)s->probes_skipped);
@@ -902,9 +899,8 @@ int stls_summary_write_prom(const char *path, const stls_summary_t *s) {
   return rc;
 }
 
-void stls_progress_print(FILE *f, uint64_t written, uint64_t total,
-                         double secs, uint64_t not_ok, bool rate_bound,
-                         bool final) {
+void stls_progress_print(FILE *f, uint64_t written, uint64_t total, double secs,
+                         uint64_t not_ok, bool rate_bound, bool final) {
   double rate = secs > 0 ? (double)written / secs : 0;
   if (total > 0 && rate > 0) {
     double eta = (double)(total > written ? total - written : 0) / rate;

@@ -55,8 +55,9 @@ typedef struct stls_conn_opts_s {
 /* Start connecting to addr (AF_INET or AF_INET6, port set). cbs is copied.
  * Returns 0 (then on_connect comes, and the caller must close c at the
  * end) or UV_ENOMEM / UV_EINVAL (no c, no callback). */
-int stls_conn_open(stls_conn_t **out, uv_loop_t *loop, const struct sockaddr *addr,
-                   const stls_conn_opts_t *o, const stls_conn_cbs_t *cbs, void *arg);
+int stls_conn_open(stls_conn_t **out, uv_loop_t *loop,
+                   const struct sockaddr *addr, const stls_conn_opts_t *o,
+                   const stls_conn_cbs_t *cbs, void *arg);
 
 /* Arm the one timer for ms (replacing any earlier one); 0 disarms it. */
 void stls_conn_set_timeout(stls_conn_t *c, int64_t ms);
@@ -67,7 +68,8 @@ int stls_conn_write(stls_conn_t *c, const void *buf, size_t len);
 /* Start TLS over the connection (TLS state is created only now). sni and
  * tls12_only as stls_tls_conn_new(). 0, or -1 on ENOMEM. The owner then
  * calls stls_tls_conn_handshake(stls_conn_tls(c)). */
-int stls_conn_tls_start(stls_conn_t *c, stls_tls_ctx_t *ctx, const char *sni, int tls12_only);
+int stls_conn_tls_start(stls_conn_t *c, stls_tls_ctx_t *ctx, const char *sni,
+                        int tls12_only);
 /* The TLS state, or NULL when TLS is off. */
 stls_tls_conn_t *stls_conn_tls(stls_conn_t *c);
 /* Drop the TLS state (after close_notify when notify is set); later bytes

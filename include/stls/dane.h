@@ -28,13 +28,15 @@ enum {
 
 /* Whether one TLSA record can be used for SMTP, and why not.
  * XX(NAME, json_name, message) */
-#define STLS_DANE_RR_MAP(XX)                                                                   \
-  XX(USABLE, "usable", "usable")                                                               \
-  XX(PKIX_USAGE, "pkix-usage", "PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP (RFC 7672 3.1.3)") \
-  XX(BAD_USAGE, "unknown-usage", "unknown certificate usage")                                  \
-  XX(BAD_SELECTOR, "unknown-selector", "unknown selector")                                     \
-  XX(BAD_MTYPE, "unknown-matching-type", "unknown matching type")                             \
-  XX(BAD_LENGTH, "bad-digest-length", "digest length does not fit the matching type")        \
+#define STLS_DANE_RR_MAP(XX)                                                   \
+  XX(USABLE, "usable", "usable")                                               \
+  XX(PKIX_USAGE, "pkix-usage",                                                 \
+     "PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP (RFC 7672 3.1.3)")       \
+  XX(BAD_USAGE, "unknown-usage", "unknown certificate usage")                  \
+  XX(BAD_SELECTOR, "unknown-selector", "unknown selector")                     \
+  XX(BAD_MTYPE, "unknown-matching-type", "unknown matching type")              \
+  XX(BAD_LENGTH, "bad-digest-length",                                          \
+     "digest length does not fit the matching type")                           \
   XX(BAD_DATA, "bad-data", "full data is not a certificate or public key")
 
 typedef enum {
@@ -58,11 +60,15 @@ char *stls_dane_rr_format(const stls_dns_tlsa_rr_t *rr);
 
 /* What an MX host's TLSA lookup means for the dane level, before any
  * connection (RFC 7672 2.2). XX(NAME, json_name, message) */
-#define STLS_TLSA_STATE_MAP(XX)                                                              \
-  XX(INSECURE, "insecure", "no DNSSEC-validated TLSA answer: DANE does not apply (as may)")   \
-  XX(NO_TLSA, "no-tlsa", "validated: no TLSA records; DANE does not apply (as may)")          \
-  XX(FAILED, "failed", "TLSA lookup failed (bogus or unanswered): delivery to the host defers") \
-  XX(UNUSABLE, "unusable", "TLSA records, none usable: mandatory unauthenticated TLS (as encrypt)") \
+#define STLS_TLSA_STATE_MAP(XX)                                                \
+  XX(INSECURE, "insecure",                                                     \
+     "no DNSSEC-validated TLSA answer: DANE does not apply (as may)")          \
+  XX(NO_TLSA, "no-tlsa",                                                       \
+     "validated: no TLSA records; DANE does not apply (as may)")               \
+  XX(FAILED, "failed",                                                         \
+     "TLSA lookup failed (bogus or unanswered): delivery to the host defers")  \
+  XX(UNUSABLE, "unusable",                                                     \
+     "TLSA records, none usable: mandatory unauthenticated TLS (as encrypt)")  \
   XX(USABLE, "usable", "usable TLSA records: the server must match one")
 
 typedef enum {
@@ -82,7 +88,8 @@ const char *stls_tlsa_state_name(stls_tlsa_state_t s);
  *   - OK/NODATA/NXDOMAIN not secure: INSECURE;
  *   - anything else (SERVFAIL - what a validating resolver answers for
  *     bogus data -, TIMEOUT, ...): FAILED, RFC 8460 "dnssec-invalid". */
-stls_tlsa_state_t stls_tlsa_state(const stls_dns_tlsa_result_t *t, size_t *usable);
+stls_tlsa_state_t stls_tlsa_state(const stls_dns_tlsa_result_t *t,
+                                  size_t *usable);
 
 /* RFC 8460 result type for a state: "dnssec-invalid" for FAILED, NULL for
  * the others (INSECURE/NO_TLSA mean "dane-required" only for a sender
@@ -97,17 +104,21 @@ const char *stls_dane_required_type(stls_tlsa_state_t s);
  * XX(NAME, json_name, rfc8460_result_type, message). NO_MATCH, TA_CHAIN,
  * TA_EXPIRED and TA_NAME are in the order the checks run: a later one
  * means a record got further. */
-#define STLS_DANE_FAIL_MAP(XX)                                                                 \
-  XX(NONE, "none", NULL, "matched")                                                            \
-  XX(NO_USABLE, "no-usable-tlsa", "tlsa-invalid", "no usable TLSA records")                    \
-  XX(NO_CHAIN, "no-certificate", "validation-failure", "the server sent no certificate")      \
-  XX(NO_MATCH, "no-match", "tlsa-invalid", "no TLSA record matches the certificate chain")     \
-  XX(TA_CHAIN, "ta-chain-invalid", "validation-failure",                                      \
-     "the chain does not verify up to the DANE-TA trust anchor")                               \
-  XX(TA_EXPIRED, "ta-chain-expired", "certificate-expired",                                   \
-     "a certificate between the leaf and the DANE-TA trust anchor is expired or not yet valid") \
-  XX(TA_NAME, "ta-name-mismatch", "certificate-host-mismatch",                                \
-     "DANE-TA matched, but the certificate names neither the MX host nor the domain")          \
+#define STLS_DANE_FAIL_MAP(XX)                                                 \
+  XX(NONE, "none", NULL, "matched")                                            \
+  XX(NO_USABLE, "no-usable-tlsa", "tlsa-invalid", "no usable TLSA records")    \
+  XX(NO_CHAIN, "no-certificate", "validation-failure",                         \
+     "the server sent no certificate")                                         \
+  XX(NO_MATCH, "no-match", "tlsa-invalid",                                     \
+     "no TLSA record matches the certificate chain")                           \
+  XX(TA_CHAIN, "ta-chain-invalid", "validation-failure",                       \
+     "the chain does not verify up to the DANE-TA trust anchor")               \
+  XX(TA_EXPIRED, "ta-chain-expired", "certificate-expired",                    \
+     "a certificate between the leaf and the DANE-TA trust anchor is expired " \
+     "or not yet valid")                                                       \
+  XX(TA_NAME, "ta-name-mismatch", "certificate-host-mismatch",                 \
+     "DANE-TA matched, but the certificate names neither the MX host nor the " \
+     "domain")                                                                 \
   XX(NOMEM, "error", "validation-failure", "out of memory")
 
 typedef enum {
@@ -160,7 +171,8 @@ typedef struct {
  * EE records are tried first; a failure reports the furthest a TA record
  * got (name > expiry > chain > no match). Returns 0, or -1 on ENOMEM
  * (out->fail NOMEM). */
-int stls_dane_verify(const stls_dns_tlsa_rr_t *rr, size_t nrr, const stls_cert_t *chain,
-                     size_t nchain, const stls_dane_opts_t *o, stls_dane_verdict_t *out);
+int stls_dane_verify(const stls_dns_tlsa_rr_t *rr, size_t nrr,
+                     const stls_cert_t *chain, size_t nchain,
+                     const stls_dane_opts_t *o, stls_dane_verdict_t *out);
 
 #endif

@@ -23,7 +23,7 @@ typedef enum {
 #define XX(name, json) STLS_CHANGE_##name,
   STLS_CHANGE_MAP(XX)
 #undef XX
-  STLS_CHANGE_COUNT
+      STLS_CHANGE_COUNT
 } stls_change_type_t;
 
 /* A certificate is "expiring" when its leaf ends within this window of the
@@ -32,7 +32,7 @@ typedef enum {
 
 typedef struct stls_change_s {
   stls_change_type_t type;
-  char *mx, *ip;        /* the host, for per-host changes; else NULL */
+  char *mx, *ip;         /* the host, for per-host changes; else NULL */
   cJSON *before, *after; /* the compared values; NULL stands for null */
 } stls_change_t;
 

@@ -15,18 +15,20 @@
  * "status" becomes (SCHEMA.md: ok | null-mx | nxdomain | dns-error |
  * no-address), so transient failures stay apart here but share one
  * domain-level value. */
-#define STLS_DNS_STATUS_MAP(XX)                                                           \
-  XX(OK, "ok", "ok", "resolved")                                                          \
-  XX(NULL_MX, "null-mx", "null-mx", "domain accepts no mail (null MX, RFC 7505)")         \
-  XX(NXDOMAIN, "nxdomain", "nxdomain", "name does not exist")                             \
-  XX(NO_ADDRESS, "no-address", "no-address", "no address records")                      \
-  XX(SERVFAIL, "servfail", "dns-error", "DNS server failure")                             \
-  XX(REFUSED, "refused", "dns-error", "DNS query refused")                                \
-  XX(TIMEOUT, "timeout", "dns-error", "DNS query timed out")                              \
-  XX(BAD_RESPONSE, "bad-response", "dns-error", "malformed or unusable DNS response")     \
-  XX(ERROR, "error", "dns-error", "DNS resolution failed")                                \
-  XX(CANCELLED, "cancelled", "dns-error", "DNS lookup cancelled")                         \
-  XX(NOT_QUERIED, "not-queried", "dns-error", "not queried")                              \
+#define STLS_DNS_STATUS_MAP(XX)                                                \
+  XX(OK, "ok", "ok", "resolved")                                               \
+  XX(NULL_MX, "null-mx", "null-mx",                                            \
+     "domain accepts no mail (null MX, RFC 7505)")                             \
+  XX(NXDOMAIN, "nxdomain", "nxdomain", "name does not exist")                  \
+  XX(NO_ADDRESS, "no-address", "no-address", "no address records")             \
+  XX(SERVFAIL, "servfail", "dns-error", "DNS server failure")                  \
+  XX(REFUSED, "refused", "dns-error", "DNS query refused")                     \
+  XX(TIMEOUT, "timeout", "dns-error", "DNS query timed out")                   \
+  XX(BAD_RESPONSE, "bad-response", "dns-error",                                \
+     "malformed or unusable DNS response")                                     \
+  XX(ERROR, "error", "dns-error", "DNS resolution failed")                     \
+  XX(CANCELLED, "cancelled", "dns-error", "DNS lookup cancelled")              \
+  XX(NOT_QUERIED, "not-queried", "dns-error", "not queried")                   \
   XX(NODATA, "nodata", "no-address", "no records of the type asked for")
 
 typedef enum {
@@ -60,43 +62,43 @@ typedef struct {
  * addresses in ascending order, without duplicates. */
 typedef struct {
   unsigned preference;
-  char *host;                /* lower case, no trailing dot; "" never */
+  char *host; /* lower case, no trailing dot; "" never */
   stls_dns_addr_t *addrs;
   size_t naddrs;
-  stls_dns_status_t status;  /* OK when naddrs > 0, else why not */
-  stls_dns_error_t error;    /* why status is not OK (code NULL if OK) */
+  stls_dns_status_t status;      /* OK when naddrs > 0, else why not */
+  stls_dns_error_t error;        /* why status is not OK (code NULL if OK) */
   stls_dns_status_t a_status;    /* the A lookup; NOT_QUERIED if not asked */
   stls_dns_status_t aaaa_status; /* the AAAA lookup */
-  bool is_cname;             /* an address answer came through a CNAME
-                                (RFC 2181 10.3: an MX must not name an alias) */
-  bool is_ip_literal;        /* the MX target is an IP address written as a
-                                name (RFC violation); used as the address */
-  bool addrs_truncated;      /* more addresses existed than max_addrs_per_host */
-  bool addr_secure;          /* every address lookup made for this host got
-                                an answer (records or a NODATA/NXDOMAIN
-                                proof) with the AD bit: the resolver
-                                validated it with DNSSEC. false for IP
-                                literals and when nothing was queried */
+  bool is_cname;                 /* an address answer came through a CNAME
+                                    (RFC 2181 10.3: an MX must not name an alias) */
+  bool is_ip_literal;            /* the MX target is an IP address written as a
+                                    name (RFC violation); used as the address */
+  bool addrs_truncated; /* more addresses existed than max_addrs_per_host */
+  bool addr_secure;     /* every address lookup made for this host got
+                           an answer (records or a NODATA/NXDOMAIN
+                           proof) with the AD bit: the resolver
+                           validated it with DNSSEC. false for IP
+                           literals and when nothing was queried */
 } stls_dns_mx_t;
 
 typedef struct {
-  char *domain;              /* as asked, lower case, no trailing dot */
+  char *domain; /* as asked, lower case, no trailing dot */
   stls_dns_status_t status;
-  stls_dns_error_t error;    /* code NULL for OK and NULL_MX */
-  bool implicit_mx;          /* no MX records: the domain is its own MX
-                                (RFC 5321 5.1), mx[0].preference 0 */
-  bool null_mx;              /* RFC 7505 null MX; nmx is 0 */
-  bool null_mx_mixed;        /* a "." MX next to real ones: RFC 7505 says it
-                                must stand alone; MTAs honour it anyway, so
-                                the domain is NULL_MX and the others unused */
-  bool mx_truncated;         /* more MX hosts existed than max_mx */
-  bool mx_secure;            /* the MX answer (or the NODATA/NXDOMAIN proof)
-                                had the AD bit: DNSSEC-validated by the
-                                resolver, which is trusted as Postfix trusts
-                                it (RFC 7672 2.1.1) */
-  stls_dns_mx_t *mx;         /* in delivery order, see stls__dns_mx_sort */
+  stls_dns_error_t error; /* code NULL for OK and NULL_MX */
+  bool implicit_mx;       /* no MX records: the domain is its own MX
+                             (RFC 5321 5.1), mx[0].preference 0 */
+  bool null_mx;           /* RFC 7505 null MX; nmx is 0 */
+  bool null_mx_mixed;     /* a "." MX next to real ones: RFC 7505 says it
+                             must stand alone; MTAs honour it anyway, so
+                             the domain is NULL_MX and the others unused */
+  bool mx_truncated;      /* more MX hosts existed than max_mx */
+  bool mx_secure;         /* the MX answer (or the NODATA/NXDOMAIN proof)
+                             had the AD bit: DNSSEC-validated by the
+                             resolver, which is trusted as Postfix trusts
+                             it (RFC 7672 2.1.1) */
+  stls_dns_mx_t *mx;      /* in delivery order, see stls__dns_mx_sort */
   size_t nmx;
-  uint64_t duration_ms;      /* from the call to the callback */
+  uint64_t duration_ms; /* from the call to the callback */
 } stls_dns_result_t;
 
 void stls_dns_result_free(stls_dns_result_t *r);
@@ -117,9 +119,9 @@ typedef struct {
    * server is tried when one does not answer; a SERVFAIL or REFUSED
    * answer is final (it is what we report). */
   const char *servers;
-  unsigned timeout_ms; /* per try and server; 0 = default; with NULL
-                          servers, 0 keeps resolv.conf's value */
-  unsigned tries;      /* 0 = default (resolv.conf's with NULL servers) */
+  unsigned timeout_ms;   /* per try and server; 0 = default; with NULL
+                            servers, 0 keeps resolv.conf's value */
+  unsigned tries;        /* 0 = default (resolv.conf's with NULL servers) */
   unsigned max_inflight; /* queries on the wire at once, more wait in a
                             queue (a burst of thousands overflows socket
                             buffers and turns into timeouts); 0 = default */
@@ -166,14 +168,16 @@ typedef void (*stls_dns_done_cb)(stls_dns_result_t *res, void *arg);
  * before this function has returned; or returns a negative UV error code
  * (UV_EINVAL, UV_ENOMEM, UV_ECANCELED when the resolver is closing) and
  * never calls cb. */
-int stls_dns_resolve_domain(stls_dns_t *d, const char *domain, const stls_dns_query_opts_t *q,
-                            stls_dns_done_cb cb, void *arg);
+int stls_dns_resolve_domain(stls_dns_t *d, const char *domain,
+                            const stls_dns_query_opts_t *q, stls_dns_done_cb cb,
+                            void *arg);
 
 /* The A and/or AAAA addresses of one host name (not a mail domain: no MX
  * step). The result looks like a domain's whose implicit MX is the host:
  * mx[0] holds the addresses, status and error. Same contract as above. */
-int stls_dns_resolve_host(stls_dns_t *d, const char *host, const stls_dns_query_opts_t *q,
-                          stls_dns_done_cb cb, void *arg);
+int stls_dns_resolve_host(stls_dns_t *d, const char *host,
+                          const stls_dns_query_opts_t *q, stls_dns_done_cb cb,
+                          void *arg);
 
 /* ---- single-type lookups: TXT and TLSA ------------------------------- *
  *
@@ -209,7 +213,8 @@ typedef void (*stls_dns_txt_cb)(stls_dns_txt_result_t *res, void *arg);
 
 void stls_dns_txt_result_free(stls_dns_txt_result_t *r);
 
-int stls_dns_lookup_txt(stls_dns_t *d, const char *name, stls_dns_txt_cb cb, void *arg);
+int stls_dns_lookup_txt(stls_dns_t *d, const char *name, stls_dns_txt_cb cb,
+                        void *arg);
 
 /* One TLSA record (RFC 6698 2.1): certificate usage, selector, matching
  * type and the certificate association data. */
@@ -225,11 +230,11 @@ typedef struct {
  * mtype, data) and de-duplicated, so indexes are stable across runs
  * whatever order the server answers in. */
 typedef struct {
-  char *qname;               /* "_25._tcp.mx.example.com", lower case */
+  char *qname; /* "_25._tcp.mx.example.com", lower case */
   stls_dns_status_t status;
   stls_dns_error_t error;
   bool secure;
-  bool is_cname;             /* the records were reached through a CNAME */
+  bool is_cname; /* the records were reached through a CNAME */
   stls_dns_tlsa_rr_t *rr;
   size_t nrr;
   uint64_t duration_ms;
@@ -241,17 +246,17 @@ void stls_dns_tlsa_result_free(stls_dns_tlsa_result_t *r);
 
 /* mxhost as in stls_dns_mx_t.host (no trailing dot needed); port is the
  * SMTP port, 25 for MX delivery. */
-int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port, stls_dns_tlsa_cb cb,
-                         void *arg);
+int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port,
+                         stls_dns_tlsa_cb cb, void *arg);
 
 /* Internal: the answer parsers as pure functions, for unit tests. abuf is
  * a whole DNS response; qname the name asked for. Return 0, UV_ENOMEM or
  * UV_EINVAL (malformed answer). They fill rr/nrr (resp. txt) and
  * is_cname, not status. */
-int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen, const char *qname,
-                         stls_dns_tlsa_result_t *r);
-int stls__dns_parse_txt(const unsigned char *abuf, size_t alen, const char *qname,
-                        stls_dns_txt_result_t *r);
+int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen,
+                         const char *qname, stls_dns_tlsa_result_t *r);
+int stls__dns_parse_txt(const unsigned char *abuf, size_t alen,
+                        const char *qname, stls_dns_txt_result_t *r);
 
 /* Check the structure of a whole response: header, question, answer
  * records within the buffer, and every owner name and CNAME target
@@ -277,8 +282,8 @@ typedef struct {
  * for the root). Returns 0, UV_ENOMEM or UV_EINVAL (malformed answer,
  * among them a name with a compression pointer into the header). Free
  * the array with stls__dns_mx_rr_free. */
-int stls__dns_parse_mx(const unsigned char *abuf, size_t alen, const char *qname,
-                       stls__dns_mx_rr_t **rr, size_t *nrr);
+int stls__dns_parse_mx(const unsigned char *abuf, size_t alen,
+                       const char *qname, stls__dns_mx_rr_t **rr, size_t *nrr);
 void stls__dns_mx_rr_free(stls__dns_mx_rr_t *rr, size_t n);
 
 /* Apply the MX rules to the MX lookup's outcome and fill r->status,
@@ -287,8 +292,10 @@ void stls__dns_mx_rr_free(stls__dns_mx_rr_t *rr, size_t n);
  * -> sorted, de-duplicated hosts, capped at max_mx; OK with no records
  * (NODATA) -> the domain itself as implicit MX; a lone "." -> NULL_MX;
  * any other status -> that status and error. Returns 0 or UV_ENOMEM. */
-int stls__dns_classify_mx(stls_dns_result_t *r, const char *domain, stls_dns_status_t mx_status,
-                          stls_dns_error_t mx_error, const stls__dns_mx_rr_t *rr, size_t nrr,
+int stls__dns_classify_mx(stls_dns_result_t *r, const char *domain,
+                          stls_dns_status_t mx_status,
+                          stls_dns_error_t mx_error,
+                          const stls__dns_mx_rr_t *rr, size_t nrr,
                           unsigned max_mx);
 
 /* Sort MX hosts into delivery order: preference ascending, ties by host
@@ -297,7 +304,8 @@ int stls__dns_classify_mx(stls_dns_result_t *r, const char *domain, stls_dns_sta
 void stls__dns_mx_sort(stls_dns_mx_t *mx, size_t n);
 
 /* Status and error for a c-ares status code. */
-stls_dns_status_t stls__dns_status_from_ares(int ares_status, stls_dns_error_t *err);
+stls_dns_status_t stls__dns_status_from_ares(int ares_status,
+                                             stls_dns_error_t *err);
 
 /* Settle a host's status from its per-family lookups, and the domain's
  * status from its hosts (OK if any host has an address; else a transient

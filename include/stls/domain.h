@@ -24,7 +24,8 @@
  * Returns 0 with the NUL-terminated name in out, or -1 with *why (when why
  * is not NULL) set to a short static reason, e.g. "empty label", "too long",
  * "bad character", "bad IDN: disallowed character". */
-int stls_domain_normalize(const char *in, char *out, size_t outlen, const char **why);
+int stls_domain_normalize(const char *in, char *out, size_t outlen,
+                          const char **why);
 
 /* Parse one line of a target file: one domain per line; blank lines and
  * lines starting with '#' are skipped, and "# ..." after the domain is a
@@ -33,6 +34,7 @@ int stls_domain_normalize(const char *in, char *out, size_t outlen, const char *
  * Returns 1 with the normalised domain in out, 0 for a line to skip, or -1
  * for an invalid line with *why set (the caller records it as an
  * invalid-domain result rather than dropping it). */
-int stls_target_line_parse(const char *line, char *out, size_t outlen, const char **why);
+int stls_target_line_parse(const char *line, char *out, size_t outlen,
+                           const char **why);
 
 #endif

@@ -25,9 +25,9 @@
 #include "stls/session.h"
 
 /* Politeness defaults (documented in --help and the README). */
-#define STLS_DEFAULT_CONCURRENCY 100  /* probes at once, whole engine */
-#define STLS_DEFAULT_PER_IP 2         /* probes at once per address */
-#define STLS_DEFAULT_RATE 100.0       /* new connections per second */
+#define STLS_DEFAULT_CONCURRENCY 100 /* probes at once, whole engine */
+#define STLS_DEFAULT_PER_IP 2        /* probes at once per address */
+#define STLS_DEFAULT_RATE 100.0      /* new connections per second */
 #define STLS_DEFAULT_RETRY_DELAY_MS 10000
 #define STLS_DEFAULT_CACHE_MAX 100000 /* endpoint results kept for sharing */
 #define STLS_DEFAULT_DNS_TIMEOUT_MS 2000
@@ -47,8 +47,8 @@ typedef struct stls_scan_limits_s {
   unsigned max_mx;        /* MX hosts per domain; 0 = no cap */
   unsigned max_addrs;     /* addresses per MX host; 0 = no cap */
   unsigned dns_timeout_ms, dns_tries; /* per try; tries per server */
-  size_t cache_max;       /* endpoint results kept for sharing */
-  size_t queue_cap;       /* domains accepted but not yet started */
+  size_t cache_max;                   /* endpoint results kept for sharing */
+  size_t queue_cap;                   /* domains accepted but not yet started */
 } stls_scan_limits_t;
 
 /* Everything that shapes a record. Strings must outlive the engine. */

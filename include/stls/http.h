@@ -47,10 +47,10 @@ typedef struct stls_http_route_s {
  * response has been given (or the abort callback has run). */
 struct stls_http_req_s {
   const char *method;
-  const char *path;       /* without the query */
-  const char *query;      /* after '?', or "" */
-  const char *params[2];  /* the {} segments of the route, decoded */
-  const char *body;       /* NUL-terminated copy of the body */
+  const char *path;      /* without the query */
+  const char *query;     /* after '?', or "" */
+  const char *params[2]; /* the {} segments of the route, decoded */
+  const char *body;      /* NUL-terminated copy of the body */
   size_t body_len;
   const char *content_type; /* or "" */
   const char *accept;       /* or "" */

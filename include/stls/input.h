@@ -32,9 +32,9 @@ typedef struct stls_input_sink_s {
 } stls_input_sink_t;
 
 typedef struct stls_input_opts_s {
-  unsigned shard_k, shard_n;             /* 0: no sharding */
-  const stls_strmap_t *resume_set;       /* domains done already, or NULL */
-  volatile int *stop;                    /* set to non-zero to stop early */
+  unsigned shard_k, shard_n;       /* 0: no sharding */
+  const stls_strmap_t *resume_set; /* domains done already, or NULL */
+  volatile int *stop;              /* set to non-zero to stop early */
 } stls_input_opts_t;
 
 typedef struct stls_input_counts_s {
@@ -55,8 +55,7 @@ int stls_input_read(FILE *f, const stls_input_opts_t *o,
 /* One target given on the command line (not a list line: '#' is just a
  * bad character here). Same returns as a sink call. */
 int stls_input_take_arg(const char *arg, const stls_input_opts_t *o,
-                        const stls_input_sink_t *sink,
-                        stls_input_counts_t *c);
+                        const stls_input_sink_t *sink, stls_input_counts_t *c);
 
 /* Count the target lines of a regular file (for the progress ETA); 0 when
  * it cannot be read. */

@@ -50,7 +50,7 @@ typedef enum {
 #define XX(name, desc) STLS_NAME_##name,
   STLS_NAME_RULE_MAP(XX)
 #undef XX
-  STLS_NAME_RULE_COUNT
+      STLS_NAME_RULE_COUNT
 } stls_name_rule_t;
 
 /* Does the identifier id (a certificate name, or an MTA-STS pattern for

@@ -25,7 +25,7 @@ typedef enum {
 #define XX(name, json) STLS_LEVEL_##name,
   STLS_LEVEL_MAP(XX)
 #undef XX
-  STLS_LEVEL_COUNT
+      STLS_LEVEL_COUNT
 } stls_level_t;
 
 const char *stls_level_name(stls_level_t l);
@@ -45,9 +45,9 @@ typedef enum {
 /* MTA-STS for the domain (RFC 8461). */
 typedef enum {
   STLS_POLICY_STS_NOT_CHECKED = 0,
-  STLS_POLICY_STS_NONE,   /* no usable _mta-sts TXT record: no policy */
-  STLS_POLICY_STS_OK,     /* policy fetched and valid */
-  STLS_POLICY_STS_FAILED  /* TXT present, policy unusable (see result_type) */
+  STLS_POLICY_STS_NONE,  /* no usable _mta-sts TXT record: no policy */
+  STLS_POLICY_STS_OK,    /* policy fetched and valid */
+  STLS_POLICY_STS_FAILED /* TXT present, policy unusable (see result_type) */
 } stls_policy_sts_t;
 
 typedef struct stls_policy_host_s {

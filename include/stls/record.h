@@ -55,8 +55,7 @@ typedef struct stls_record_facts_s {
  * every level into out. Returns 0, or -1 on ENOMEM. (policy.c) */
 int stls_record_decide_policy(const stls_record_facts_t *f,
                               stls_domain_host_t *hosts, size_t n_hosts,
-                              const stls_policy_opts_t *o,
-                              stls_policy_t *out);
+                              const stls_policy_opts_t *o, stls_policy_t *out);
 
 /* Run counters, filled by the writer side of `scan` under its lock. */
 #define STLS_SUMMARY_MAX_KEYS 24

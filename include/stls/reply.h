@@ -16,9 +16,9 @@
  * keep a session that waits for a slow greeting at a few KB. RFC 5321
  * 4.5.3.1.5 limits a reply line to 512 bytes; real EHLO replies stay far
  * below 4 KB in all. */
-#define STLS_REPLY_MAX_LINE 1000  /* bytes in one line, CRLF excluded */
-#define STLS_REPLY_MAX_LINES 128  /* lines in one multi-line reply */
-#define STLS_REPLY_MAX_TEXT 4096  /* bytes of one whole reply text */
+#define STLS_REPLY_MAX_LINE 1000 /* bytes in one line, CRLF excluded */
+#define STLS_REPLY_MAX_LINES 128 /* lines in one multi-line reply */
+#define STLS_REPLY_MAX_TEXT 4096 /* bytes of one whole reply text */
 
 typedef enum {
   STLS_REPLY_NEED_MORE = 0, /* all input consumed, no complete reply yet */

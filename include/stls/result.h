@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* One list of host statuses: enum, JSON name, human message. */
-#define STLS_HOST_STATUS_MAP(XX)                                                \
+#define STLS_HOST_STATUS_MAP(XX)                                               \
   XX(SUCCESS, "success", "STARTTLS and TLS handshake completed")               \
   XX(SKIPPED, "skipped", "probe not attempted")                                \
   XX(NETWORK_UNREACHABLE, "network-unreachable", "network is unreachable")     \
@@ -24,14 +24,14 @@
   XX(PROTOCOL_ERROR, "protocol-error", "SMTP protocol error")                  \
   XX(STARTTLS_NOT_SUPPORTED, "starttls-not-supported", "STARTTLS not offered") \
   XX(STARTTLS_REJECTED, "starttls-rejected", "STARTTLS command rejected")      \
-  XX(HANDSHAKE_ERROR, "handshake-error", "TLS handshake failed")              \
+  XX(HANDSHAKE_ERROR, "handshake-error", "TLS handshake failed")               \
   XX(BLOCKED, "blocked", "address not allowed (private or special-purpose)")
 
 typedef enum {
 #define XX(name, json, msg) STLS_HOST_##name,
   STLS_HOST_STATUS_MAP(XX)
 #undef XX
-  STLS_HOST_STATUS_COUNT
+      STLS_HOST_STATUS_COUNT
 } stls_host_status_t;
 
 /* Session stages; every error and timeout is tagged with one. */
@@ -51,7 +51,7 @@ typedef enum {
 #define XX(name, json) STLS_STAGE_##name,
   STLS_STAGE_MAP(XX)
 #undef XX
-  STLS_STAGE_COUNT
+      STLS_STAGE_COUNT
 } stls_stage_t;
 
 const char *stls_host_status_name(stls_host_status_t s);
@@ -87,19 +87,19 @@ const char *stls_stage_name(stls_stage_t s);
   XX(BAD_REPLY, "BAD_REPLY", "malformed reply")                                \
   XX(TLS_ERROR, "TLS_ERROR", "TLS failure")                                    \
   XX(CERT_MESSAGE_TOO_LARGE, "CERTIFICATE_MESSAGE_TOO_LARGE",                  \
-     "the server's certificate message is larger than this client receives")  \
+     "the server's certificate message is larger than this client receives")   \
   XX(TLS_LEGACY_ONLY, "TLS_LEGACY_ONLY",                                       \
      "the server speaks only a TLS version older than 1.2")                    \
   XX(ADDRESS_NOT_ALLOWED, "ADDRESS_NOT_ALLOWED",                               \
      "address not allowed (private or special-purpose)")                       \
-  XX(NO_IPV6_ROUTE, "NO_IPV6_ROUTE", "no IPv6 route")                         \
+  XX(NO_IPV6_ROUTE, "NO_IPV6_ROUTE", "no IPv6 route")                          \
   XX(IPV6_DISABLED, "IPV6_DISABLED", "IPv6 turned off (--ipv6 off)")
 
 typedef enum {
 #define XX(name, code, msg) STLS_CAUSE_##name,
   STLS_CAUSE_MAP(XX)
 #undef XX
-  STLS_CAUSE_COUNT
+      STLS_CAUSE_COUNT
 } stls_cause_t;
 
 typedef struct stls_error_s {
@@ -143,11 +143,11 @@ typedef struct stls_cert_s {
   char not_after[24];
   char key_type[16]; /* "RSA", "EC", ... */
   int key_bits;
-  char sig_alg[48];  /* OpenSSL-style name */
-  char serial[132];  /* hex */
-  char sha256[65];   /* of the DER certificate */
+  char sig_alg[48]; /* OpenSSL-style name */
+  char serial[132]; /* hex */
+  char sha256[65];  /* of the DER certificate */
   char spki_sha256[65];
-  bool self_issued;  /* subject == issuer */
+  bool self_issued; /* subject == issuer */
   /* The certificate as sent (DER), for DANE matching; the SPKI is
    * der[spki_off .. spki_off + spki_len). Not written to JSON. */
   unsigned char *der;
@@ -169,7 +169,7 @@ enum {
 #define XX(name, json) STLS_TRUST_BIT_##name,
   STLS_TRUST_REASON_MAP(XX)
 #undef XX
-  STLS_TRUST_REASON_COUNT
+      STLS_TRUST_REASON_COUNT
 };
 #define STLS_TRUST_REASON(name) (1u << STLS_TRUST_BIT_##name)
 const char *stls_trust_reason_name(unsigned bit);
@@ -185,18 +185,18 @@ typedef struct stls_store_trust_s {
 struct stls_chain_facts_s; /* chain.h */
 
 typedef struct stls_tls_result_s {
-  char version[16];      /* "TLSv1.3" */
-  char cipher_name[64];  /* IANA name */
-  uint16_t cipher_id;    /* IANA two-byte id */
-  stls_cert_t *chain;    /* as sent by the server, leaf first */
+  char version[16];     /* "TLSv1.3" */
+  char cipher_name[64]; /* IANA name */
+  uint16_t cipher_id;   /* IANA two-byte id */
+  stls_cert_t *chain;   /* as sent by the server, leaf first */
   size_t n_chain;
-  bool trusted;          /* chain verifies against the trust store(s) */
+  bool trusted;           /* chain verifies against the trust store(s) */
   unsigned trust_reasons; /* STLS_TRUST_REASON() bits when not trusted */
   /* Leaf names the MX host (RFC 6125, names.h). Whether it names the
    * recipient domain is not kept here: one probe serves every domain
    * whose MX it is, so the writer asks names.h per domain. */
   bool name_mx;
-  bool expired;          /* leaf is past notAfter */
+  bool expired; /* leaf is past notAfter */
   /* The server only speaks this older version ("TLSv1.0"); the facts
    * above then come from a hand-built handshake read off the wire. */
   char legacy_only[16];
@@ -205,8 +205,8 @@ typedef struct stls_tls_result_s {
    * signature scheme, and TLS 1.2 extensions. 0 / false when unknown. */
   uint16_t group;
   uint16_t sigalg;
-  bool handshake_seen;     /* the fields below were observed */
-  bool ocsp_stapled;       /* TLS 1.2: CertificateStatus with a response */
+  bool handshake_seen; /* the fields below were observed */
+  bool ocsp_stapled;   /* TLS 1.2: CertificateStatus with a response */
   bool secure_renegotiation;
   bool extended_master_secret;
   stls_store_trust_t *stores; /* every trust store, [0] is `trusted` */
@@ -238,7 +238,7 @@ enum {
 #define XX(name, json, wire) STLS_VER_##name,
   STLS_VERSION_MAP(XX)
 #undef XX
-  STLS_VER_COUNT
+      STLS_VER_COUNT
 };
 const char *stls_version_label(unsigned v); /* "TLSv1.0" */
 uint16_t stls_version_wire(unsigned v);     /* 0x0301 */
@@ -255,7 +255,7 @@ typedef struct stls_host_result_s {
   int family; /* 4 or 6 */
   stls_host_status_t status;
   stls_error_t error;
-  char *banner;              /* greeting reply text, or NULL */
+  char *banner; /* greeting reply text, or NULL */
   bool ehlo_done;
   bool used_helo;
   char *ehlo_reply;
@@ -278,8 +278,8 @@ typedef struct stls_host_result_s {
 } stls_host_result_t;
 
 /* Initialise an empty result for mx/ip/port. Returns 0 or -1 (ENOMEM). */
-int stls_host_result_init(stls_host_result_t *r, const char *mx,
-                          const char *ip, int port);
+int stls_host_result_init(stls_host_result_t *r, const char *mx, const char *ip,
+                          int port);
 void stls_host_result_free(stls_host_result_t *r);
 /* Record a finding (silently dropped past the fixed capacity). */
 void stls_host_result_add_finding(stls_host_result_t *r, const char *id,

@@ -56,7 +56,6 @@ typedef void (*stls_probe_done_cb)(stls_host_result_t *res, void *arg);
  * are copied. Returns 0, or a negative libuv error (then cb is not called
  * and res holds the failure). */
 int stls_probe_start(uv_loop_t *loop, const stls_probe_cfg_t *cfg,
-                     stls_host_result_t *res, stls_probe_done_cb cb,
-                     void *arg);
+                     stls_host_result_t *res, stls_probe_done_cb cb, void *arg);
 
 #endif

@@ -102,7 +102,7 @@ typedef enum {
 #define XX(name, s) STLS_STORE_AGG_##name,
   STLS_STORE_AGG_MAP(XX)
 #undef XX
-  STLS_STORE_AGG_COUNT
+      STLS_STORE_AGG_COUNT
 } stls_store_agg_t;
 
 int stls_store_aggregate(stls_store_t *s, stls_store_agg_t agg,

@@ -10,9 +10,9 @@
  *   2. the addresses of mta-sts.<domain>, through the same resolver (so
  *      --resolver and the address families apply);
  *   3. TCP to port 443 (conn.h: the private-address guard, when on, is
- *      checked just before each connect), TLS 1.2+ with SNI mta-sts.<domain>, and the WebPKI
- *      check: the chain must verify against the TLS context's trust store
- *      and the leaf must name mta-sts.<domain> (RFC 8461 3.3);
+ *      checked just before each connect), TLS 1.2+ with SNI mta-sts.<domain>,
+ * and the WebPKI check: the chain must verify against the TLS context's trust
+ * store and the leaf must name mta-sts.<domain> (RFC 8461 3.3);
  *   4. GET /.well-known/mta-sts.txt, parsed with llhttp: only a 200 answer
  *      counts, redirects are not followed, the body is size-capped;
  *   5. the policy body (RFC 8461 3.2).
@@ -42,22 +42,23 @@
  * domain announced a policy (valid TXT record) that a sender cannot use;
  * RFC 8461 5 then says to deliver as if there were no policy, and RFC 8460
  * reports it with the result type given here. */
-#define STLS_STS_STATUS_MAP(XX)                                                          \
-  XX(NONE, "none", NULL, "no MTA-STS TXT record: MTA-STS does not apply")                \
-  XX(TXT_INVALID, "txt-invalid", NULL,                                                   \
-     "MTA-STS TXT record unusable, treated as no policy (RFC 8461 3.1)")                 \
-  XX(DNS_ERROR, "dns-error", NULL, "the MTA-STS TXT lookup failed")                      \
-  XX(OK, "ok", NULL, "policy fetched and valid")                                         \
-  XX(FETCH_ERROR, "fetch-error", "sts-policy-fetch-error", "policy could not be fetched") \
-  XX(INVALID, "invalid", "sts-policy-invalid", "policy is not valid")                    \
-  XX(WEBPKI_INVALID, "webpki-invalid", "sts-webpki-invalid",                             \
+#define STLS_STS_STATUS_MAP(XX)                                                \
+  XX(NONE, "none", NULL, "no MTA-STS TXT record: MTA-STS does not apply")      \
+  XX(TXT_INVALID, "txt-invalid", NULL,                                         \
+     "MTA-STS TXT record unusable, treated as no policy (RFC 8461 3.1)")       \
+  XX(DNS_ERROR, "dns-error", NULL, "the MTA-STS TXT lookup failed")            \
+  XX(OK, "ok", NULL, "policy fetched and valid")                               \
+  XX(FETCH_ERROR, "fetch-error", "sts-policy-fetch-error",                     \
+     "policy could not be fetched")                                            \
+  XX(INVALID, "invalid", "sts-policy-invalid", "policy is not valid")          \
+  XX(WEBPKI_INVALID, "webpki-invalid", "sts-webpki-invalid",                   \
      "policy host certificate is not valid for it")
 
 typedef enum {
 #define XX(name, json, rt, msg) STLS_STS_##name,
   STLS_STS_STATUS_MAP(XX)
 #undef XX
-  STLS_STS_STATUS_COUNT
+      STLS_STS_STATUS_COUNT
 } stls_sts_status_t;
 
 /* JSON name, RFC 8460 result type (or NULL), message. "unknown" (resp.
@@ -65,7 +66,6 @@ typedef enum {
 const char *stls_sts_status_name(stls_sts_status_t s);
 const char *stls_sts_status_result_type(stls_sts_status_t s);
 const char *stls_sts_status_message(stls_sts_status_t s);
-
 
 /* Where a discovery stopped; every error is tagged with one. */
 #define STLS_STS_STAGE_MAP(XX)                                                 \
@@ -81,7 +81,7 @@ typedef enum {
 #define XX(name, json) STLS_STS_STAGE_##name,
   STLS_STS_STAGE_MAP(XX)
 #undef XX
-  STLS_STS_STAGE_COUNT
+      STLS_STS_STAGE_COUNT
 } stls_sts_stage_t;
 
 const char *stls_sts_stage_name(stls_sts_stage_t s);
@@ -104,7 +104,7 @@ typedef struct {
 } stls_sts_timing_t;
 
 typedef struct {
-  char *domain;             /* as asked */
+  char *domain; /* as asked */
   stls_sts_status_t status;
   struct {
     stls_sts_stage_t stage; /* NONE when there is no error */
@@ -112,21 +112,21 @@ typedef struct {
                                BODY_TOO_LARGE, CERT_UNTRUSTED, ... ("" none) */
     char message[256];
   } error;
-  char *txt;                /* the "v=STSv1;" record used, or NULL */
-  char id[33];              /* its id= value, "" when none */
-  bool txt_secure;          /* the TXT answer had the AD bit */
+  char *txt;       /* the "v=STSv1;" record used, or NULL */
+  char id[33];     /* its id= value, "" when none */
+  bool txt_secure; /* the TXT answer had the AD bit */
   /* The HTTPS fetch; zero / "" when not reached. */
-  char ip[46];              /* address the policy was fetched from */
-  char tls_version[16];     /* "TLSv1.3" */
-  char tls_cipher[64];      /* IANA name */
-  bool tls_trusted;         /* chain verifies against the trust store */
+  char ip[46];                /* address the policy was fetched from */
+  char tls_version[16];       /* "TLSv1.3" */
+  char tls_cipher[64];        /* IANA name */
+  bool tls_trusted;           /* chain verifies against the trust store */
   unsigned tls_trust_reasons; /* STLS_TRUST_REASON() bits when not trusted */
-  bool tls_name_ok;         /* leaf names mta-sts.<domain> */
-  int http_status;          /* 0 when no response head was read */
-  char content_type[128];   /* as sent, "" when absent */
-  char location[256];       /* Location of a (refused) redirect, or "" */
-  size_t body_len;          /* bytes of body read */
-  stls_sts_policy_t policy; /* filled when status is OK */
+  bool tls_name_ok;           /* leaf names mta-sts.<domain> */
+  int http_status;            /* 0 when no response head was read */
+  char content_type[128];     /* as sent, "" when absent */
+  char location[256];         /* Location of a (refused) redirect, or "" */
+  size_t body_len;            /* bytes of body read */
+  stls_sts_policy_t policy;   /* filled when status is OK */
   stls_sts_timing_t timing;
 } stls_sts_result_t;
 
@@ -146,10 +146,10 @@ typedef struct {
    * suggests a minute; a scanner that must not stall uses less. */
   unsigned timeout_ms;
   unsigned connect_timeout_ms; /* per address tried */
-  size_t max_body;         /* RFC 8461 3.3 suggests 64 KiB */
-  size_t max_header_bytes; /* status line plus headers */
-  unsigned max_addrs;      /* addresses of mta-sts.<domain> tried in turn */
-  unsigned port;           /* 443; other values only for tests */
+  size_t max_body;             /* RFC 8461 3.3 suggests 64 KiB */
+  size_t max_header_bytes;     /* status line plus headers */
+  unsigned max_addrs;          /* addresses of mta-sts.<domain> tried in turn */
+  unsigned port;               /* 443; other values only for tests */
   /* RFC 8461 3.3: senders SHOULD check that the media type is text/plain.
    * We do by default (a body of another type is INVALID); set this to
    * accept any type, as some senders do. */
@@ -167,8 +167,8 @@ typedef struct stls_sts_s stls_sts_t;
 
 /* dns and tls must outlive the object (close it before them). lim may be
  * NULL (defaults). Returns 0, UV_EINVAL or UV_ENOMEM. */
-int stls_sts_init(stls_sts_t **out, uv_loop_t *loop, stls_dns_t *dns, stls_tls_ctx_t *tls,
-                  const stls_sts_limits_t *lim);
+int stls_sts_init(stls_sts_t **out, uv_loop_t *loop, stls_dns_t *dns,
+                  stls_tls_ctx_t *tls, const stls_sts_limits_t *lim);
 
 /* Close: fetches in flight are cancelled and complete from the loop with
  * status FETCH_ERROR (DNS_ERROR while in the TXT step) and code
@@ -184,7 +184,8 @@ typedef void (*stls_sts_done_cb)(stls_sts_result_t *res, void *arg);
  * loop and never before this function has returned; or returns a negative
  * UV error code (UV_EINVAL for a name that is not a host name, UV_ENOMEM,
  * UV_ECANCELED when closing) and never calls cb. */
-int stls_sts_fetch(stls_sts_t *s, const char *domain, stls_sts_done_cb cb, void *arg);
+int stls_sts_fetch(stls_sts_t *s, const char *domain, stls_sts_done_cb cb,
+                   void *arg);
 
 /* Does MX host name mxhost match one policy mx pattern (RFC 8461 4.1)?
  * Case-insensitive, a trailing dot on either side ignored; "*." as the
@@ -204,14 +205,15 @@ bool stls_sts_policy_mx_match(const stls_sts_policy_t *p, const char *mxhost);
  * id of 1-32 letters and digits. Returns OK (id filled, *which = index of
  * the record), NONE (no candidate), or TXT_INVALID (several candidates,
  * bad syntax, bad or missing id; err says why). */
-stls_sts_status_t stls_sts_txt_parse(char *const *txt, const size_t *txt_len, size_t n,
-                                     char id[33], size_t *which, char *err, size_t errlen);
+stls_sts_status_t stls_sts_txt_parse(char *const *txt, const size_t *txt_len,
+                                     size_t n, char id[33], size_t *which,
+                                     char *err, size_t errlen);
 
 /* Parse a policy body (RFC 8461 3.2). Returns 0 (out filled; free it with
  * stls_sts_policy_free), -1 when the policy is invalid (err says which
  * line and why), or UV_ENOMEM. See sts.c for the strictness choices. */
-int stls_sts_policy_parse(const char *text, size_t len, stls_sts_policy_t *out, char *err,
-                          size_t errlen);
+int stls_sts_policy_parse(const char *text, size_t len, stls_sts_policy_t *out,
+                          char *err, size_t errlen);
 
 /* Is a Content-Type header value the text/plain media type (parameters
  * ignored, RFC 8461 3.3)? */

@@ -13,7 +13,7 @@ typedef enum {
 #define XX(name, json) STLS_STS_MODE_##name,
   STLS_STS_MODE_MAP(XX)
 #undef XX
-  STLS_STS_MODE_COUNT
+      STLS_STS_MODE_COUNT
 } stls_sts_mode_t;
 
 /* The JSON name ("enforce"), or "unknown" for an out-of-range value. */

@@ -28,7 +28,6 @@ size_t stls_strlcpy(char *dst, const char *src, size_t len);
 /* Parse seconds ("10", "0.5") into milliseconds; -1 on bad input. */
 int64_t stls_parse_seconds_ms(const char *s);
 
-
 /* Length of the longest valid UTF-8 sequence at s (1..4), or 0 when the
  * bytes at s are not valid UTF-8 (overlong, surrogate, > U+10FFFF, cut). */
 size_t stls_utf8_seq_len(const unsigned char *s);

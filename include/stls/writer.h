@@ -16,7 +16,8 @@
 
 /* A HOST object (SCHEMA.md). recipient_domain, when not NULL, is used for
  * tls.names.recipient_domain (else that is null). NULL on ENOMEM. */
-cJSON *stls_json_host(const stls_host_result_t *r, const char *recipient_domain);
+cJSON *stls_json_host(const stls_host_result_t *r,
+                      const char *recipient_domain);
 
 /* The record printed by `probe`: a HOST object plus schema and scanned_at. */
 cJSON *stls_json_probe_record(const stls_host_result_t *r,
@@ -35,9 +36,8 @@ int stls_summary_write_json(const char *path, const stls_summary_t *s);
 int stls_summary_write_prom(const char *path, const stls_summary_t *s);
 
 /* One progress line (\r, no newline unless final) for a terminal. */
-void stls_progress_print(FILE *f, uint64_t written, uint64_t total,
-                         double secs, uint64_t not_ok, bool rate_bound,
-                         bool final);
+void stls_progress_print(FILE *f, uint64_t written, uint64_t total, double secs,
+                         uint64_t not_ok, bool rate_bound, bool final);
 
 /* Print one record as a single line and flush, so a killed run leaves only
  * whole lines. Returns 0, or -1 on ENOMEM or a write error. */

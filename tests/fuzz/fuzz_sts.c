@@ -87,8 +87,8 @@ static char *policy_text(const stls_sts_policy_t *p, size_t *n) {
     cap += strlen(p->mx[i]) + 8;
   t = malloc(cap);
   CHECK(t != NULL);
-  w = snprintf(t, cap, "version: STSv1\nmode: %s\nmax_age: %u\n", stls_sts_mode_name(p->mode),
-               (unsigned)p->max_age);
+  w = snprintf(t, cap, "version: STSv1\nmode: %s\nmax_age: %u\n",
+               stls_sts_mode_name(p->mode), (unsigned)p->max_age);
   CHECK(w > 0 && (size_t)w < cap);
   *n = (size_t)w;
   for (size_t i = 0; i < p->nmx; i++)

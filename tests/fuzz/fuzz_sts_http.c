@@ -41,8 +41,8 @@ typedef struct {
 
 /* Feed the response to a fresh fetch in pieces of 1..16 bytes chosen by
  * seed (0: all at once), as reads would deliver it, then EOF. */
-static void run(const stls_sts_limits_t *lim, const uint8_t *p, size_t n, unsigned seed,
-                outcome_t *o) {
+static void run(const stls_sts_limits_t *lim, const uint8_t *p, size_t n,
+                unsigned seed, outcome_t *o) {
   stls_sts_t s;
   fetch_t *f = calloc(1, sizeof *f);
   stls_sts_result_t *res = calloc(1, sizeof *res);

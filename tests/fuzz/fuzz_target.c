@@ -58,7 +58,8 @@ static bool is_hostname(const char *s) {
 }
 
 /* Parse line with dressing around it; the answer must not change. */
-static void same_answer(const char *fmt, const char *line, int rc, const char *out) {
+static void same_answer(const char *fmt, const char *line, int rc,
+                        const char *out) {
   size_t n = strlen(line) + strlen(fmt) + 1;
   char *l = malloc(n), o[OUT];
   const char *why = NULL;

@@ -117,8 +117,8 @@ static void fill_host(stls_host_result_t *h, fields_t *fs) {
   h->tls.n_chain = 1;
   h->ehlo_tls_reply = dup_field(fs);
   stls_host_result_add_finding(h, field(fs), "%s", field(fs));
-  stls_host_result_fail(h, STLS_HOST_HANDSHAKE_ERROR, STLS_STAGE_HANDSHAKE, field(fs), "%s",
-                        field(fs));
+  stls_host_result_fail(h, STLS_HOST_HANDSHAKE_ERROR, STLS_STAGE_HANDSHAKE,
+                        field(fs), "%s", field(fs));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -164,7 +164,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(dns->mx[0].addrs != NULL);
   dns->mx[0].naddrs = 1;
   dns->mx[0].addrs[0].family = AF_INET;
-  stls_strlcpy(dns->mx[0].addrs[0].text, field(&fs), sizeof dns->mx[0].addrs[0].text);
+  stls_strlcpy(dns->mx[0].addrs[0].text, field(&fs),
+               sizeof dns->mx[0].addrs[0].text);
   dns->mx[0].status = STLS_DNS_OK;
   d.dns = dns;
 
@@ -198,7 +199,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   back = write_and_check(rec);
   same_string(back, "domain", domain);
   same_string(back, "status", status);
-  same_string(cJSON_GetObjectItemCaseSensitive(back, "error"), "message", input_error);
+  same_string(cJSON_GetObjectItemCaseSensitive(back, "error"), "message",
+              input_error);
   cJSON_Delete(back);
   cJSON_Delete(rec);
 

@@ -166,9 +166,9 @@ static void test_records_by_callback(void **state) {
   cfg_lab(&cfg);
   atomic_store(&smtp_connections, 0);
   uv_loop_init(&r->loop);
-  assert_int_equal(stls_engine_new(&r->e, &r->loop, &cfg, record_cb, r, err,
-                                   sizeof(err)),
-                   0);
+  assert_int_equal(
+      stls_engine_new(&r->e, &r->loop, &cfg, record_cb, r, err, sizeof(err)),
+      0);
   r->expect = 5;
   /* Two domains on one endpoint: one connection, one shared result. */
   assert_int_equal(stls_engine_submit(r->e, "PLAIN.lab.test.", (void *)1), 0);
@@ -257,8 +257,7 @@ static void test_queue_and_stop(void **state) {
   }
   assert_true(eagain > 0);
   stls_engine_stop(e, drop_cb, &dropped);
-  assert_int_equal(stls_engine_submit(e, "plain.lab.test", NULL),
-                   UV_ECANCELED);
+  assert_int_equal(stls_engine_submit(e, "plain.lab.test", NULL), UV_ECANCELED);
   assert_int_equal(stls_engine_queued(e), 0);
   /* What was started still ends with a record. */
   while (stls_engine_pending(e) > 0)

@@ -273,20 +273,25 @@ static void test_names_host(void **state) {
   describe("leaf-rsa", &c);
   assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx.example.com"));
   assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "MX.Example.COM."));
-  assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "smtp.mail.example.com"));
+  assert_true(
+      stls_name_cert_matches(&c, STLS_NAME_RFC6125, "smtp.mail.example.com"));
+  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125,
+                                      "a.b.mail.example.com")); /* one label */
   assert_false(
-      stls_name_cert_matches(&c, STLS_NAME_RFC6125, "a.b.mail.example.com")); /* one label */
-  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mail.example.com"));
+      stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mail.example.com"));
   assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "example.com"));
-  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx2.example.com"));
+  assert_false(
+      stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx2.example.com"));
   assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "192.0.2.25"));
   assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, NULL));
-  assert_false(stls_name_cert_matches(NULL, STLS_NAME_RFC6125, "mx.example.com"));
+  assert_false(
+      stls_name_cert_matches(NULL, STLS_NAME_RFC6125, "mx.example.com"));
   stls_cert_free(&c);
 
   /* No SAN at all: the CN is used. */
   describe("leaf-ec", &c);
-  assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "cn-only.example.net"));
+  assert_true(
+      stls_name_cert_matches(&c, STLS_NAME_RFC6125, "cn-only.example.net"));
   assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "example.net"));
   stls_cert_free(&c);
 
@@ -294,8 +299,10 @@ static void test_names_host(void **state) {
   {
     static const char *const sans[] = {"other.example.com", NULL};
     make_leaf(&c, "mx.example.com", sans);
-    assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx.example.com"));
-    assert_true(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "other.example.com"));
+    assert_false(
+        stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx.example.com"));
+    assert_true(
+        stls_name_cert_matches(&c, STLS_NAME_RFC6125, "other.example.com"));
     stls_cert_free(&c);
   }
   /* A wildcard CN is honoured like a wildcard SAN; a partial one is not. */
@@ -304,7 +311,8 @@ static void test_names_host(void **state) {
   assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "example.org"));
   stls_cert_free(&c);
   make_leaf(&c, "mx*.example.org", NULL);
-  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx1.example.org"));
+  assert_false(
+      stls_name_cert_matches(&c, STLS_NAME_RFC6125, "mx1.example.org"));
   stls_cert_free(&c);
   /* Neither SAN nor CN. */
   make_leaf(&c, NULL, NULL);
@@ -318,32 +326,48 @@ static void test_names_domain(void **state) {
   stls_cert_t c;
   (void)state;
   describe("leaf-rsa", &c); /* mx.example.com, *.mail.example.com */
-  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.com", NULL)); /* dot-nexthop */
-  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "EXAMPLE.com", NULL));
-  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "mx.example.com", NULL)); /* nexthop */
-  assert_true(
-      stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "mail.example.com", NULL)); /* *.mail... is below */
-  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "com", NULL));      /* Postfix agrees */
-  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.org", NULL));
-  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "ample.com", NULL)); /* label boundary */
-  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "other.example.com", NULL));
-  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "x.mx.example.com", NULL));
-  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, NULL, NULL));
-  assert_false(stls_name_cert_matches_list(NULL, STLS_SECURE_CERT_MATCH, "example.com", NULL));
+  assert_true(stls_name_cert_matches_list(
+      &c, STLS_SECURE_CERT_MATCH, "example.com", NULL)); /* dot-nexthop */
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                          "EXAMPLE.com", NULL));
+  assert_true(stls_name_cert_matches_list(
+      &c, STLS_SECURE_CERT_MATCH, "mx.example.com", NULL)); /* nexthop */
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                          "mail.example.com",
+                                          NULL)); /* *.mail... is below */
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "com",
+                                          NULL)); /* Postfix agrees */
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                           "example.org", NULL));
+  assert_false(stls_name_cert_matches_list(
+      &c, STLS_SECURE_CERT_MATCH, "ample.com", NULL)); /* label boundary */
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                           "other.example.com", NULL));
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                           "x.mx.example.com", NULL));
+  assert_false(
+      stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, NULL, NULL));
+  assert_false(stls_name_cert_matches_list(NULL, STLS_SECURE_CERT_MATCH,
+                                           "example.com", NULL));
   stls_cert_free(&c);
 
   describe("leaf-ec", &c); /* CN cn-only.example.net, no SAN */
-  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.net", NULL));
-  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "cn-only.example.net", NULL));
-  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.com", NULL));
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                          "example.net", NULL));
+  assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                          "cn-only.example.net", NULL));
+  assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                           "example.com", NULL));
   stls_cert_free(&c);
 
   /* The CN is ignored when a dNSName exists, as for the host check. */
   {
     static const char *const sans[] = {"mx.other.example", NULL};
     make_leaf(&c, "mx.example.com", sans);
-    assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "example.com", NULL));
-    assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH, "other.example", NULL));
+    assert_false(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                             "example.com", NULL));
+    assert_true(stls_name_cert_matches_list(&c, STLS_SECURE_CERT_MATCH,
+                                            "other.example", NULL));
     stls_cert_free(&c);
   }
 }
@@ -361,12 +385,17 @@ static void test_names_domain_wildcard_postfix_parity(void **state) {
   static const char *const sans[] = {"*.example.com", NULL};
   (void)state;
   make_leaf(c, NULL, sans);
-  assert_true(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "example.com", NULL)); /* dot-nexthop */
-  assert_false(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "example.org", NULL));
-  assert_false(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "example.com.evil", NULL)); /* no suffix */
-  assert_true(
-      stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "mx.example.com", NULL)); /* nexthop wildcard */
-  assert_true(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH, "a.b.example.com", NULL)); /* multi-label */
+  assert_true(stls_name_cert_matches_list(
+      c, STLS_SECURE_CERT_MATCH, "example.com", NULL)); /* dot-nexthop */
+  assert_false(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH,
+                                           "example.org", NULL));
+  assert_false(stls_name_cert_matches_list(
+      c, STLS_SECURE_CERT_MATCH, "example.com.evil", NULL)); /* no suffix */
+  assert_true(stls_name_cert_matches_list(c, STLS_SECURE_CERT_MATCH,
+                                          "mx.example.com",
+                                          NULL)); /* nexthop wildcard */
+  assert_true(stls_name_cert_matches_list(
+      c, STLS_SECURE_CERT_MATCH, "a.b.example.com", NULL)); /* multi-label */
   stls_cert_free(c);
 }
 
@@ -380,11 +409,13 @@ static void test_hostile_san_nul_byte(void **state) {
   (void)state;
   describe("hostile-san",
            &cur); /* CN=good.example, so the CN must not rescue */
-  assert_true(stls_name_cert_matches(&cur, STLS_NAME_RFC6125, "hostile.example"));
+  assert_true(
+      stls_name_cert_matches(&cur, STLS_NAME_RFC6125, "hostile.example"));
   for (size_t i = 0; i < cur.san_dns.n; i++)
     assert_string_not_equal(cur.san_dns.v[i], "good.example");
   assert_false(stls_name_cert_matches(&cur, STLS_NAME_RFC6125, "good.example"));
-  assert_false(stls_name_cert_matches_list(&cur, STLS_SECURE_CERT_MATCH, "good.example", NULL));
+  assert_false(stls_name_cert_matches_list(&cur, STLS_SECURE_CERT_MATCH,
+                                           "good.example", NULL));
   stls_cert_free(&cur);
 }
 
@@ -419,8 +450,7 @@ static void test_nul_in_cn_and_san(void **state) {
   snprintf(want, sizeof(want), "good%sexample", sym);
   assert_non_null(cur.subject_cn);
   assert_string_equal(cur.subject_cn, want);
-  assert_string_equal(cur.issuer,
-                      "C=US, O=Fixture Trust, CN=Fixture RSA Root");
+  assert_string_equal(cur.issuer, "C=US, O=Fixture Trust, CN=Fixture RSA Root");
   snprintf(want, sizeof(want), "good.example%s.evil.example", sym);
   for (size_t i = 0; i < cur.san_dns.n; i++)
     found |= strcmp(cur.san_dns.v[i], want) == 0;
@@ -428,15 +458,15 @@ static void test_nul_in_cn_and_san(void **state) {
   assert_int_equal(cur.san_dns.n, 3);
 
   for (int r = 0; r < STLS_NAME_RULE_COUNT; r++) {
-    assert_false(stls_name_cert_matches(&cur, (stls_name_rule_t)r,
-                                        "good.example"));
-    assert_false(stls_name_cert_matches(&cur, (stls_name_rule_t)r,
-                                        "evil.example"));
+    assert_false(
+        stls_name_cert_matches(&cur, (stls_name_rule_t)r, "good.example"));
+    assert_false(
+        stls_name_cert_matches(&cur, (stls_name_rule_t)r, "evil.example"));
   }
   assert_false(stls_name_cert_matches_list(&cur, STLS_SECURE_CERT_MATCH,
                                            "evil.example", NULL));
-  assert_true(stls_name_cert_matches(&cur, STLS_NAME_RFC6125,
-                                     "hostile.example"));
+  assert_true(
+      stls_name_cert_matches(&cur, STLS_NAME_RFC6125, "hostile.example"));
   mbedtls_x509_crt_free(&patched);
   mbedtls_x509_crt_free(&crt);
   free(der);

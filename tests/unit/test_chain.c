@@ -561,7 +561,8 @@ static void test_bad_der(void **state) {
  * otherwise) and, past that, gives up with every flag bit set; Postfix's
  * verify depth is 9. Only true reasons may come out: chain-too-long, plus
  * what is really wrong with the chain. */
-#define LONG8 "long-8", "long-7", "long-6", "long-5", "long-4", "long-3", "long-2", "long-1"
+#define LONG8                                                                  \
+  "long-8", "long-7", "long-6", "long-5", "long-4", "long-3", "long-2", "long-1"
 static void test_chain_too_long(void **state) {
   const unsigned limit = MBEDTLS_X509_MAX_INTERMEDIATE_CA < 9
                              ? MBEDTLS_X509_MAX_INTERMEDIATE_CA
@@ -591,20 +592,19 @@ static void test_chain_too_long(void **state) {
 
   /* Eleven, every certificate fine: the length is the only reason. */
   flags = 0;
-  assert_int_equal(verify_of(CHAIN("leaf-long11", "long-11", "long-10",
-                                   "long-9", LONG8),
-                             "long-root", NULL, &flags),
-                   1);
+  assert_int_equal(
+      verify_of(CHAIN("leaf-long11", "long-11", "long-10", "long-9", LONG8),
+                "long-root", NULL, &flags),
+      1);
   assert_int_equal(flags, STLS_X509_BADCERT_CHAIN_TOO_LONG);
   assert_int_equal(stls_cert_trust_reasons(flags),
                    STLS_TRUST_REASON(CHAIN_TOO_LONG));
 
   /* The same order scrambled: the path is still found, still too long. */
   flags = 0;
-  assert_int_equal(verify_of(CHAIN("leaf-long11", "long-1", "long-2",
-                                   "long-3", "long-4", "long-5", "long-6",
-                                   "long-7", "long-8", "long-9", "long-10",
-                                   "long-11"),
+  assert_int_equal(verify_of(CHAIN("leaf-long11", "long-1", "long-2", "long-3",
+                                   "long-4", "long-5", "long-6", "long-7",
+                                   "long-8", "long-9", "long-10", "long-11"),
                              "long-root", NULL, &flags),
                    1);
   assert_int_equal(flags, STLS_X509_BADCERT_CHAIN_TOO_LONG);
@@ -618,15 +618,16 @@ static void test_chain_too_long(void **state) {
                       "long-2", "long-1"),
                 "long-root", NULL, &flags),
       1);
-  assert_int_equal(flags,
-                   STLS_X509_BADCERT_CHAIN_TOO_LONG | MBEDTLS_X509_BADCERT_EXPIRED);
+  assert_int_equal(flags, STLS_X509_BADCERT_CHAIN_TOO_LONG |
+                              MBEDTLS_X509_BADCERT_EXPIRED);
   assert_int_equal(stls_cert_trust_reasons(flags),
-                   STLS_TRUST_REASON(CHAIN_TOO_LONG) | STLS_TRUST_REASON(EXPIRED));
+                   STLS_TRUST_REASON(CHAIN_TOO_LONG) |
+                       STLS_TRUST_REASON(EXPIRED));
   flags = 0;
-  assert_int_equal(verify_of(CHAIN("leaf-long11", "long-11", "long-10",
-                                   "long-9", LONG8),
-                             "root", NULL, &flags),
-                   1);
+  assert_int_equal(
+      verify_of(CHAIN("leaf-long11", "long-11", "long-10", "long-9", LONG8),
+                "root", NULL, &flags),
+      1);
   assert_int_equal(flags, STLS_X509_BADCERT_CHAIN_TOO_LONG |
                               MBEDTLS_X509_BADCERT_NOT_TRUSTED);
 
@@ -640,12 +641,12 @@ static void test_chain_too_long(void **state) {
       stls_tls_result_t t;
       memset(&t, 0, sizeof(t));
       if (!j)
-        assert_int_equal(stls_chain_judge_new(&j, STLS_TEST_CHAIN_DIR
-                                              "/long-root.pem",
-                                              NULL, 0, NULL, err, sizeof(err)),
-                         0);
-      chain_load(&ch, CHAIN("leaf-long11", "long-11", "long-10", "long-9",
-                            LONG8));
+        assert_int_equal(
+            stls_chain_judge_new(&j, STLS_TEST_CHAIN_DIR "/long-root.pem", NULL,
+                                 0, NULL, err, sizeof(err)),
+            0);
+      chain_load(&ch,
+                 CHAIN("leaf-long11", "long-11", "long-10", "long-9", LONG8));
       t.chain = ch.certs;
       t.n_chain = ch.n;
       assert_int_equal(stls_chain_judge(j, "mx.long.example", &t), 0);
@@ -719,8 +720,8 @@ static void test_judge_cache_window(void **state) {
   judge_at(j, NOW_2025 + 3600, 2, 2); /* the hour is over */
   judge_at(j, NOW_2025 + 3601, 3, 2);
   judge_at(j, end - 1800, 3, 3); /* another window: judged again */
-  judge_at(j, end, 4, 3);         /* still valid at notAfter itself */
-  judge_at(j, end + 1, 4, 4);     /* past it: judged again */
+  judge_at(j, end, 4, 3);        /* still valid at notAfter itself */
+  judge_at(j, end + 1, 4, 4);    /* past it: judged again */
   stls_chain_judge_free(j);
 }
 

@@ -18,9 +18,9 @@
 
 typedef struct {
   uv_tcp_t server;
-  uv_tcp_t peer;      /* the accepted side */
+  uv_tcp_t peer; /* the accepted side */
   int accepted;
-  char got[64];       /* what the peer received */
+  char got[64]; /* what the peer received */
   size_t got_len;
 } listener_t;
 
@@ -28,8 +28,8 @@ typedef struct {
   int connects, reads, timeouts, closes;
   int status;
   const char *why;
-  bool in_open;        /* stls_conn_open() is still running */
-  bool cb_in_open;     /* a callback came from inside it */
+  bool in_open;    /* stls_conn_open() is still running */
+  bool cb_in_open; /* a callback came from inside it */
   char data[64];
   size_t data_len;
   bool eof;
@@ -60,7 +60,8 @@ static void peer_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   for (ssize_t i = 0; i < n; i++) {
     if (l->got_len < sizeof(l->got) - 1)
       l->got[l->got_len++] = b->base[i];
-    b->base[i] = (char)(b->base[i] >= 'a' && b->base[i] <= 'z' ? b->base[i] - 32 : b->base[i]);
+    b->base[i] = (char)(b->base[i] >= 'a' && b->base[i] <= 'z' ? b->base[i] - 32
+                                                               : b->base[i]);
   }
   uv_buf_t out = uv_buf_init(b->base, (unsigned)n);
   assert_int_equal(uv_write(w, s, &out, 1, peer_write_cb), 0);
@@ -77,7 +78,8 @@ static void on_conn(uv_stream_t *server, int status) {
 }
 
 /* Listen on 127.0.0.1, an ephemeral port; fill addr with it. */
-static void listener_start(uv_loop_t *loop, listener_t *l, struct sockaddr_in *addr) {
+static void listener_start(uv_loop_t *loop, listener_t *l,
+                           struct sockaddr_in *addr) {
   int len = sizeof(*addr);
   memset(l, 0, sizeof(*l));
   assert_int_equal(uv_ip4_addr("127.0.0.1", 0, addr), 0);
@@ -85,7 +87,8 @@ static void listener_start(uv_loop_t *loop, listener_t *l, struct sockaddr_in *a
   l->server.data = l;
   assert_int_equal(uv_tcp_bind(&l->server, (struct sockaddr *)addr, 0), 0);
   assert_int_equal(uv_listen((uv_stream_t *)&l->server, 8, on_conn), 0);
-  assert_int_equal(uv_tcp_getsockname(&l->server, (struct sockaddr *)addr, &len), 0);
+  assert_int_equal(
+      uv_tcp_getsockname(&l->server, (struct sockaddr *)addr, &len), 0);
 }
 
 static void listener_stop(listener_t *l) {
@@ -152,7 +155,8 @@ static void test_guard_refuses_without_connecting(void **state) {
   assert_int_equal(uv_loop_init(&loop), 0);
   listener_start(&loop, &l, &addr);
   p.in_open = true;
-  assert_int_equal(stls_conn_open(&c, &loop, (struct sockaddr *)&addr, &o, &cbs, &p), 0);
+  assert_int_equal(
+      stls_conn_open(&c, &loop, (struct sockaddr *)&addr, &o, &cbs, &p), 0);
   p.in_open = false;
   assert_non_null(c);
   assert_string_equal(stls_conn_peer(c), "127.0.0.1");
@@ -186,7 +190,8 @@ static void test_write_read_timeout_close(void **state) {
   p.write_after_connect = true;
   assert_int_equal(uv_loop_init(&loop), 0);
   listener_start(&loop, &l, &addr);
-  assert_int_equal(stls_conn_open(&c, &loop, (struct sockaddr *)&addr, &o, &cbs, &p), 0);
+  assert_int_equal(
+      stls_conn_open(&c, &loop, (struct sockaddr *)&addr, &o, &cbs, &p), 0);
   while (p.closes == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
     ;
   assert_int_equal(p.connects, 1);
@@ -219,7 +224,8 @@ static void test_refused_and_bad_args(void **state) {
   listener_start(&loop, &l, &addr);
   listener_stop(&l);
   uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(stls_conn_open(&c, &loop, (struct sockaddr *)&addr, &o, &cbs, &p), 0);
+  assert_int_equal(
+      stls_conn_open(&c, &loop, (struct sockaddr *)&addr, &o, &cbs, &p), 0);
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_equal(p.connects, 1);
   assert_int_equal(p.status, UV_ECONNREFUSED);
@@ -229,7 +235,9 @@ static void test_refused_and_bad_args(void **state) {
   un.sa_family = AF_UNIX;
   assert_int_equal(stls_conn_open(&c, &loop, &un, &o, &cbs, &p), UV_EINVAL);
   assert_null(c);
-  assert_int_equal(stls_conn_open(&c, &loop, (struct sockaddr *)&addr, &o, NULL, &p), UV_EINVAL);
+  assert_int_equal(
+      stls_conn_open(&c, &loop, (struct sockaddr *)&addr, &o, NULL, &p),
+      UV_EINVAL);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 

@@ -28,12 +28,14 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 enum { ROOT, INTER, ROGUE, LEAF, EXPIRED, SELF, NFIX };
-static const char *const fixture_names[NFIX] = {"dane-root",  "dane-inter",   "dane-rogue-inter",
-                                                "dane-leaf",  "dane-expired", "dane-self"};
+static const char *const fixture_names[NFIX] = {
+    "dane-root", "dane-inter",   "dane-rogue-inter",
+    "dane-leaf", "dane-expired", "dane-self"};
 
 /* What OpenSSL computed for a fixture, as bytes. */
 typedef struct {
-  unsigned char cert_sha256[32], cert_sha512[64], spki_sha256[32], spki_sha512[64];
+  unsigned char cert_sha256[32], cert_sha512[64], spki_sha256[32],
+      spki_sha512[64];
   unsigned char *cert_der, *spki_der;
   size_t cert_der_len, spki_der_len;
 } facts_t;
@@ -41,8 +43,7 @@ typedef struct {
 static stls_cert_t certs[NFIX];
 static facts_t facts[NFIX];
 
-static size_t unhex(const char *hex, unsigned char *out, size_t cap)
-{
+static size_t unhex(const char *hex, unsigned char *out, size_t cap) {
   size_t n = strlen(hex) / 2;
   if (n > cap)
     fail_msg("hex string longer than %zu bytes", cap);
@@ -55,22 +56,24 @@ static size_t unhex(const char *hex, unsigned char *out, size_t cap)
   return n;
 }
 
-static void load_fixture(int i)
-{
+static void load_fixture(int i) {
   char path[4096], line[8192];
   mbedtls_x509_crt crt;
   FILE *fp;
   int seen = 0;
 
-  snprintf(path, sizeof path, "%s/%s.pem", STLS_TEST_CERTS_DIR, fixture_names[i]);
+  snprintf(path, sizeof path, "%s/%s.pem", STLS_TEST_CERTS_DIR,
+           fixture_names[i]);
   mbedtls_x509_crt_init(&crt);
   if (mbedtls_x509_crt_parse_file(&crt, path) != 0)
-    fail_msg("cannot parse %s; regenerate with tests/unit/certs/make-dane.sh", path);
+    fail_msg("cannot parse %s; regenerate with tests/unit/certs/make-dane.sh",
+             path);
   if (stls_cert_describe(&crt, &certs[i]) != 0)
     fail_msg("stls_cert_describe failed for %s", path);
   mbedtls_x509_crt_free(&crt);
 
-  snprintf(path, sizeof path, "%s/%s.txt", STLS_TEST_CERTS_DIR, fixture_names[i]);
+  snprintf(path, sizeof path, "%s/%s.txt", STLS_TEST_CERTS_DIR,
+           fixture_names[i]);
   fp = fopen(path, "r");
   if (!fp)
     fail_msg("cannot open %s", path);
@@ -101,11 +104,11 @@ static void load_fixture(int i)
   }
   fclose(fp);
   if (seen != 6)
-    fail_msg("%s is incomplete; regenerate with tests/unit/certs/make-dane.sh", path);
+    fail_msg("%s is incomplete; regenerate with tests/unit/certs/make-dane.sh",
+             path);
 }
 
-static int setup(void **state)
-{
+static int setup(void **state) {
   (void)state;
   /* mbedTLS 3.6 routes some hashing through PSA. */
   if (psa_crypto_init() != PSA_SUCCESS)
@@ -115,8 +118,7 @@ static int setup(void **state)
   return 0;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
   (void)state;
   for (int i = 0; i < NFIX; i++) {
     stls_cert_free(&certs[i]);
@@ -128,9 +130,10 @@ static int teardown(void **state)
 }
 
 /* A TLSA record for fixture f (or NULL data), as the DNS stage makes them. */
-static stls_dns_tlsa_rr_t rr_of(unsigned usage, unsigned sel, unsigned mtype, int f)
-{
-  stls_dns_tlsa_rr_t r = {(uint8_t)usage, (uint8_t)sel, (uint8_t)mtype, NULL, 0};
+static stls_dns_tlsa_rr_t rr_of(unsigned usage, unsigned sel, unsigned mtype,
+                                int f) {
+  stls_dns_tlsa_rr_t r = {(uint8_t)usage, (uint8_t)sel, (uint8_t)mtype, NULL,
+                          0};
   const facts_t *x = &facts[f];
   if (mtype == 0) {
     r.data = sel == 0 ? x->cert_der : x->spki_der;
@@ -147,8 +150,7 @@ static stls_dns_tlsa_rr_t rr_of(unsigned usage, unsigned sel, unsigned mtype, in
 
 /* A chain of fixtures, leaf first, as a probe would hand it over. The
  * entries are shallow copies: the fixtures own the memory. */
-static size_t chain_of(stls_cert_t *out, int a, int b, int c)
-{
+static size_t chain_of(stls_cert_t *out, int a, int b, int c) {
   int ids[3] = {a, b, c};
   size_t n = 0;
   for (int i = 0; i < 3; i++)
@@ -157,9 +159,9 @@ static size_t chain_of(stls_cert_t *out, int a, int b, int c)
   return n;
 }
 
-static stls_dane_verdict_t verify(const stls_dns_tlsa_rr_t *rr, size_t nrr, int a, int b, int c,
-                                  const char *base, const char *nexthop)
-{
+static stls_dane_verdict_t verify(const stls_dns_tlsa_rr_t *rr, size_t nrr,
+                                  int a, int b, int c, const char *base,
+                                  const char *nexthop) {
   stls_cert_t chain[3];
   size_t n = chain_of(chain, a, b, c);
   stls_dane_opts_t o = {base, nexthop};
@@ -168,10 +170,11 @@ static stls_dane_verdict_t verify(const stls_dns_tlsa_rr_t *rr, size_t nrr, int 
   return v;
 }
 
-static void assert_matched(stls_dane_verdict_t v, int index, const char *rr, int depth)
-{
+static void assert_matched(stls_dane_verdict_t v, int index, const char *rr,
+                           int depth) {
   if (!v.matched)
-    fail_msg("expected a match with %s, got %s", rr, stls_dane_fail_name(v.fail));
+    fail_msg("expected a match with %s, got %s", rr,
+             stls_dane_fail_name(v.fail));
   assert_int_equal(v.fail, STLS_DANE_FAIL_NONE);
   assert_null(v.result_type);
   assert_int_equal(v.match_index, index);
@@ -179,47 +182,48 @@ static void assert_matched(stls_dane_verdict_t v, int index, const char *rr, int
   assert_int_equal(v.match_depth, depth);
 }
 
-static void assert_failed(stls_dane_verdict_t v, stls_dane_fail_t fail, const char *type)
-{
+static void assert_failed(stls_dane_verdict_t v, stls_dane_fail_t fail,
+                          const char *type) {
   if (v.matched)
-    fail_msg("expected %s, got a match with %s", stls_dane_fail_name(fail), v.match_rr);
+    fail_msg("expected %s, got a match with %s", stls_dane_fail_name(fail),
+             v.match_rr);
   assert_int_equal(v.fail, fail);
   assert_string_equal(v.result_type, type);
 }
 
 /* ---- record usability -------------------------------------------------- */
 
-static void test_rr_check(void **state)
-{
+static void test_rr_check(void **state) {
   static unsigned char junk[40] = {1, 2, 3};
   struct {
     stls_dns_tlsa_rr_t rr;
     stls_dane_rr_check_t want;
   } cases[] = {
-    {{3, 1, 1, junk, 32}, STLS_DANE_RR_USABLE},
-    {{2, 0, 2, junk, 40}, STLS_DANE_RR_BAD_LENGTH},
-    {{3, 1, 1, junk, 31}, STLS_DANE_RR_BAD_LENGTH},
-    {{3, 1, 1, junk, 33}, STLS_DANE_RR_BAD_LENGTH},
-    {{3, 1, 2, junk, 32}, STLS_DANE_RR_BAD_LENGTH}, /* SHA-512 needs 64 */
-    {{3, 1, 1, junk, 0}, STLS_DANE_RR_BAD_LENGTH},
-    {{0, 0, 1, junk, 32}, STLS_DANE_RR_PKIX_USAGE},
-    {{1, 1, 1, junk, 32}, STLS_DANE_RR_PKIX_USAGE},
-    {{4, 1, 1, junk, 32}, STLS_DANE_RR_BAD_USAGE},
-    {{255, 1, 1, junk, 32}, STLS_DANE_RR_BAD_USAGE},
-    {{3, 2, 1, junk, 32}, STLS_DANE_RR_BAD_SELECTOR},
-    {{3, 1, 3, junk, 32}, STLS_DANE_RR_BAD_MTYPE},
-    {{3, 1, 255, junk, 32}, STLS_DANE_RR_BAD_MTYPE},
-    {{3, 0, 0, junk, 40}, STLS_DANE_RR_BAD_DATA}, /* not a certificate */
-    {{2, 1, 0, junk, 40}, STLS_DANE_RR_BAD_DATA}, /* not a public key */
-    {{3, 0, 0, junk, 0}, STLS_DANE_RR_BAD_DATA},
+      {{3, 1, 1, junk, 32}, STLS_DANE_RR_USABLE},
+      {{2, 0, 2, junk, 40}, STLS_DANE_RR_BAD_LENGTH},
+      {{3, 1, 1, junk, 31}, STLS_DANE_RR_BAD_LENGTH},
+      {{3, 1, 1, junk, 33}, STLS_DANE_RR_BAD_LENGTH},
+      {{3, 1, 2, junk, 32}, STLS_DANE_RR_BAD_LENGTH}, /* SHA-512 needs 64 */
+      {{3, 1, 1, junk, 0}, STLS_DANE_RR_BAD_LENGTH},
+      {{0, 0, 1, junk, 32}, STLS_DANE_RR_PKIX_USAGE},
+      {{1, 1, 1, junk, 32}, STLS_DANE_RR_PKIX_USAGE},
+      {{4, 1, 1, junk, 32}, STLS_DANE_RR_BAD_USAGE},
+      {{255, 1, 1, junk, 32}, STLS_DANE_RR_BAD_USAGE},
+      {{3, 2, 1, junk, 32}, STLS_DANE_RR_BAD_SELECTOR},
+      {{3, 1, 3, junk, 32}, STLS_DANE_RR_BAD_MTYPE},
+      {{3, 1, 255, junk, 32}, STLS_DANE_RR_BAD_MTYPE},
+      {{3, 0, 0, junk, 40}, STLS_DANE_RR_BAD_DATA}, /* not a certificate */
+      {{2, 1, 0, junk, 40}, STLS_DANE_RR_BAD_DATA}, /* not a public key */
+      {{3, 0, 0, junk, 0}, STLS_DANE_RR_BAD_DATA},
   };
   (void)state;
   for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
     stls_dane_rr_check_t got = stls_dane_rr_check(&cases[i].rr);
     if (got != cases[i].want)
-      fail_msg("case %zu (%u %u %u, %zu bytes): got %s, want %s", i, cases[i].rr.usage,
-               cases[i].rr.selector, cases[i].rr.mtype, cases[i].rr.len,
-               stls_dane_rr_check_name(got), stls_dane_rr_check_name(cases[i].want));
+      fail_msg("case %zu (%u %u %u, %zu bytes): got %s, want %s", i,
+               cases[i].rr.usage, cases[i].rr.selector, cases[i].rr.mtype,
+               cases[i].rr.len, stls_dane_rr_check_name(got),
+               stls_dane_rr_check_name(cases[i].want));
   }
   /* Full data that parses. */
   {
@@ -227,12 +231,13 @@ static void test_rr_check(void **state)
     assert_int_equal(stls_dane_rr_check(&c), STLS_DANE_RR_USABLE);
     assert_int_equal(stls_dane_rr_check(&k), STLS_DANE_RR_USABLE);
   }
-  assert_string_equal(stls_dane_rr_check_name(STLS_DANE_RR_PKIX_USAGE), "pkix-usage");
-  assert_string_equal(stls_dane_rr_check_name((stls_dane_rr_check_t)99), "unknown");
+  assert_string_equal(stls_dane_rr_check_name(STLS_DANE_RR_PKIX_USAGE),
+                      "pkix-usage");
+  assert_string_equal(stls_dane_rr_check_name((stls_dane_rr_check_t)99),
+                      "unknown");
 }
 
-static void test_rr_format(void **state)
-{
+static void test_rr_format(void **state) {
   unsigned char d[3] = {0x0a, 0xff, 0x10};
   stls_dns_tlsa_rr_t rr = {3, 1, 1, d, 3}, empty = {2, 0, 0, d, 0};
   char *s;
@@ -247,10 +252,10 @@ static void test_rr_format(void **state)
 
 /* ---- the state of a lookup --------------------------------------------- */
 
-static void test_state(void **state)
-{
+static void test_state(void **state) {
   static unsigned char d[32];
-  stls_dns_tlsa_rr_t usable = {3, 1, 1, d, 32}, pkix = {1, 1, 1, d, 32}, bad = {3, 1, 1, d, 20};
+  stls_dns_tlsa_rr_t usable = {3, 1, 1, d, 32}, pkix = {1, 1, 1, d, 32},
+                     bad = {3, 1, 1, d, 20};
   stls_dns_tlsa_rr_t both[2] = {usable, pkix}, unusable[2] = {pkix, bad};
   struct {
     stls_dns_status_t status;
@@ -261,18 +266,22 @@ static void test_state(void **state)
     size_t want_usable;
     const char *type, *required;
   } cases[] = {
-    {STLS_DNS_OK, true, both, 2, STLS_TLSA_STATE_USABLE, 1, NULL, NULL},
-    {STLS_DNS_OK, true, unusable, 2, STLS_TLSA_STATE_UNUSABLE, 0, NULL, NULL},
-    {STLS_DNS_OK, false, both, 2, STLS_TLSA_STATE_INSECURE, 0, NULL, "dane-required"},
-    {STLS_DNS_NODATA, true, NULL, 0, STLS_TLSA_STATE_NO_TLSA, 0, NULL, "dane-required"},
-    {STLS_DNS_NXDOMAIN, true, NULL, 0, STLS_TLSA_STATE_NO_TLSA, 0, NULL, "dane-required"},
-    {STLS_DNS_NXDOMAIN, false, NULL, 0, STLS_TLSA_STATE_INSECURE, 0, NULL, "dane-required"},
-    {STLS_DNS_SERVFAIL, false, NULL, 0, STLS_TLSA_STATE_FAILED, 0, "dnssec-invalid",
-     "dnssec-invalid"},
-    {STLS_DNS_TIMEOUT, false, NULL, 0, STLS_TLSA_STATE_FAILED, 0, "dnssec-invalid",
-     "dnssec-invalid"},
-    {STLS_DNS_BAD_RESPONSE, false, NULL, 0, STLS_TLSA_STATE_FAILED, 0, "dnssec-invalid",
-     "dnssec-invalid"},
+      {STLS_DNS_OK, true, both, 2, STLS_TLSA_STATE_USABLE, 1, NULL, NULL},
+      {STLS_DNS_OK, true, unusable, 2, STLS_TLSA_STATE_UNUSABLE, 0, NULL, NULL},
+      {STLS_DNS_OK, false, both, 2, STLS_TLSA_STATE_INSECURE, 0, NULL,
+       "dane-required"},
+      {STLS_DNS_NODATA, true, NULL, 0, STLS_TLSA_STATE_NO_TLSA, 0, NULL,
+       "dane-required"},
+      {STLS_DNS_NXDOMAIN, true, NULL, 0, STLS_TLSA_STATE_NO_TLSA, 0, NULL,
+       "dane-required"},
+      {STLS_DNS_NXDOMAIN, false, NULL, 0, STLS_TLSA_STATE_INSECURE, 0, NULL,
+       "dane-required"},
+      {STLS_DNS_SERVFAIL, false, NULL, 0, STLS_TLSA_STATE_FAILED, 0,
+       "dnssec-invalid", "dnssec-invalid"},
+      {STLS_DNS_TIMEOUT, false, NULL, 0, STLS_TLSA_STATE_FAILED, 0,
+       "dnssec-invalid", "dnssec-invalid"},
+      {STLS_DNS_BAD_RESPONSE, false, NULL, 0, STLS_TLSA_STATE_FAILED, 0,
+       "dnssec-invalid", "dnssec-invalid"},
   };
   (void)state;
   for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
@@ -297,22 +306,23 @@ static void test_state(void **state)
     else
       assert_null(stls_dane_required_type(s));
   }
-  assert_string_equal(stls_tlsa_state_name(STLS_TLSA_STATE_UNUSABLE), "unusable");
+  assert_string_equal(stls_tlsa_state_name(STLS_TLSA_STATE_UNUSABLE),
+                      "unusable");
 }
 
 /* ---- DANE-EE(3) --------------------------------------------------------- */
 
 /* Every selector and matching type finds the leaf; names, trust and expiry
  * play no part. */
-static void test_ee_match(void **state)
-{
+static void test_ee_match(void **state) {
   static const char *const text[2][3] = {{"3 0 0", "3 0 1", "3 0 2"},
                                          {"3 1 0", "3 1 1", "3 1 2"}};
   (void)state;
   for (unsigned sel = 0; sel < 2; sel++) {
     for (unsigned mt = 0; mt < 3; mt++) {
       stls_dns_tlsa_rr_t rr = rr_of(3, sel, mt, LEAF);
-      stls_dane_verdict_t v = verify(&rr, 1, LEAF, INTER, -1, "mx.dane.example", NULL);
+      stls_dane_verdict_t v =
+          verify(&rr, 1, LEAF, INTER, -1, "mx.dane.example", NULL);
       assert_matched(v, 0, text[sel][mt], 0);
       assert_false(v.name_checked);
       assert_int_equal(v.usable, 1);
@@ -326,20 +336,22 @@ static void test_ee_match(void **state)
   }
 }
 
-static void test_ee_ignores_trust_and_expiry(void **state)
-{
-  stls_dns_tlsa_rr_t self = rr_of(3, 1, 1, SELF), expired = rr_of(3, 0, 1, EXPIRED);
+static void test_ee_ignores_trust_and_expiry(void **state) {
+  stls_dns_tlsa_rr_t self = rr_of(3, 1, 1, SELF),
+                     expired = rr_of(3, 0, 1, EXPIRED);
   (void)state;
-  assert_matched(verify(&self, 1, SELF, -1, -1, "mx.dane.example", NULL), 0, "3 1 1", 0);
-  assert_matched(verify(&expired, 1, EXPIRED, INTER, -1, "mx.dane.example", NULL), 0, "3 0 1",
-                 0);
+  assert_matched(verify(&self, 1, SELF, -1, -1, "mx.dane.example", NULL), 0,
+                 "3 1 1", 0);
+  assert_matched(
+      verify(&expired, 1, EXPIRED, INTER, -1, "mx.dane.example", NULL), 0,
+      "3 0 1", 0);
 }
 
 /* An EE record for a certificate other than the leaf does not match, nor
  * does a record for a different leaf. */
-static void test_ee_mismatch(void **state)
-{
-  stls_dns_tlsa_rr_t inter = rr_of(3, 1, 1, INTER), other = rr_of(3, 0, 2, SELF);
+static void test_ee_mismatch(void **state) {
+  stls_dns_tlsa_rr_t inter = rr_of(3, 1, 1, INTER),
+                     other = rr_of(3, 0, 2, SELF);
   stls_dns_tlsa_rr_t two[2];
   stls_dane_verdict_t v;
   (void)state;
@@ -359,22 +371,22 @@ static void test_ee_mismatch(void **state)
     memcpy(d, rr.data, 32);
     d[31] ^= 1;
     rr.data = d;
-    assert_failed(verify(&rr, 1, LEAF, INTER, -1, NULL, NULL), STLS_DANE_FAIL_NO_MATCH,
-                  "tlsa-invalid");
+    assert_failed(verify(&rr, 1, LEAF, INTER, -1, NULL, NULL),
+                  STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
   }
 }
 
 /* ---- DANE-TA(2) --------------------------------------------------------- */
 
-static void test_ta_intermediate(void **state)
-{
+static void test_ta_intermediate(void **state) {
   static const char *const text[2][3] = {{"2 0 0", "2 0 1", "2 0 2"},
                                          {"2 1 0", "2 1 1", "2 1 2"}};
   (void)state;
   for (unsigned sel = 0; sel < 2; sel++) {
     for (unsigned mt = 0; mt < 3; mt++) {
       stls_dns_tlsa_rr_t rr = rr_of(2, sel, mt, INTER);
-      stls_dane_verdict_t v = verify(&rr, 1, LEAF, INTER, -1, "mx.dane.example", NULL);
+      stls_dane_verdict_t v =
+          verify(&rr, 1, LEAF, INTER, -1, "mx.dane.example", NULL);
       assert_matched(v, 0, text[sel][mt], 1);
       assert_true(v.name_checked);
       /* The root sent too changes nothing. */
@@ -384,47 +396,56 @@ static void test_ta_intermediate(void **state)
   }
 }
 
-static void test_ta_root_in_chain(void **state)
-{
+static void test_ta_root_in_chain(void **state) {
   stls_dns_tlsa_rr_t c = rr_of(2, 0, 1, ROOT), k = rr_of(2, 1, 2, ROOT);
   (void)state;
-  assert_matched(verify(&c, 1, LEAF, INTER, ROOT, "mx.dane.example", NULL), 0, "2 0 1", 2);
-  assert_matched(verify(&k, 1, LEAF, INTER, ROOT, "mx.dane.example", NULL), 0, "2 1 2", 2);
+  assert_matched(verify(&c, 1, LEAF, INTER, ROOT, "mx.dane.example", NULL), 0,
+                 "2 0 1", 2);
+  assert_matched(verify(&k, 1, LEAF, INTER, ROOT, "mx.dane.example", NULL), 0,
+                 "2 1 2", 2);
 }
 
 /* A root the server did not send: a digest cannot stand in for it, full
  * data can (RFC 7671 5.2). */
-static void test_ta_root_not_sent(void **state)
-{
-  stls_dns_tlsa_rr_t digest = rr_of(2, 0, 1, ROOT), spki_digest = rr_of(2, 1, 1, ROOT);
-  stls_dns_tlsa_rr_t full_cert = rr_of(2, 0, 0, ROOT), full_key = rr_of(2, 1, 0, ROOT);
+static void test_ta_root_not_sent(void **state) {
+  stls_dns_tlsa_rr_t digest = rr_of(2, 0, 1, ROOT),
+                     spki_digest = rr_of(2, 1, 1, ROOT);
+  stls_dns_tlsa_rr_t full_cert = rr_of(2, 0, 0, ROOT),
+                     full_key = rr_of(2, 1, 0, ROOT);
   (void)state;
   assert_failed(verify(&digest, 1, LEAF, INTER, -1, "mx.dane.example", NULL),
                 STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
-  assert_failed(verify(&spki_digest, 1, LEAF, INTER, -1, "mx.dane.example", NULL),
-                STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
-  assert_matched(verify(&full_cert, 1, LEAF, INTER, -1, "mx.dane.example", NULL), 0, "2 0 0", -1);
-  assert_matched(verify(&full_key, 1, LEAF, INTER, -1, "mx.dane.example", NULL), 0, "2 1 0", -1);
+  assert_failed(
+      verify(&spki_digest, 1, LEAF, INTER, -1, "mx.dane.example", NULL),
+      STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
+  assert_matched(
+      verify(&full_cert, 1, LEAF, INTER, -1, "mx.dane.example", NULL), 0,
+      "2 0 0", -1);
+  assert_matched(verify(&full_key, 1, LEAF, INTER, -1, "mx.dane.example", NULL),
+                 0, "2 1 0", -1);
   /* The intermediate's bare key signed the leaf directly. */
   {
     stls_dns_tlsa_rr_t inter_key = rr_of(2, 1, 0, INTER);
-    assert_matched(verify(&inter_key, 1, LEAF, -1, -1, "mx.dane.example", NULL), 0, "2 1 0", -1);
+    assert_matched(verify(&inter_key, 1, LEAF, -1, -1, "mx.dane.example", NULL),
+                   0, "2 1 0", -1);
     assert_failed(verify(&inter_key, 1, LEAF, -1, -1, "other.example", NULL),
                   STLS_DANE_FAIL_TA_NAME, "certificate-host-mismatch");
   }
   /* An unrelated full certificate or key anchors nothing. */
   {
-    stls_dns_tlsa_rr_t self_cert = rr_of(2, 0, 0, SELF), self_key = rr_of(2, 1, 0, SELF);
-    assert_failed(verify(&self_cert, 1, LEAF, INTER, -1, "mx.dane.example", NULL),
-                  STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
-    assert_failed(verify(&self_key, 1, LEAF, INTER, -1, "mx.dane.example", NULL),
-                  STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
+    stls_dns_tlsa_rr_t self_cert = rr_of(2, 0, 0, SELF),
+                       self_key = rr_of(2, 1, 0, SELF);
+    assert_failed(
+        verify(&self_cert, 1, LEAF, INTER, -1, "mx.dane.example", NULL),
+        STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
+    assert_failed(
+        verify(&self_key, 1, LEAF, INTER, -1, "mx.dane.example", NULL),
+        STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
   }
 }
 
 /* DANE-TA needs the name: the TLSA base domain or the next-hop domain. */
-static void test_ta_names(void **state)
-{
+static void test_ta_names(void **state) {
   stls_dns_tlsa_rr_t rr = rr_of(2, 0, 1, INTER);
   stls_dane_verdict_t v;
   (void)state;
@@ -434,20 +455,22 @@ static void test_ta_names(void **state)
   assert_int_equal(v.match_index, 0);
   assert_string_equal(v.match_rr, "2 0 1");
   assert_int_equal(v.match_depth, 1);
-  assert_failed(verify(&rr, 1, LEAF, INTER, -1, NULL, NULL), STLS_DANE_FAIL_TA_NAME,
-                "certificate-host-mismatch");
-  /* Case and a trailing dot do not matter. */
-  assert_matched(verify(&rr, 1, LEAF, INTER, -1, "MX.Dane.Example.", NULL), 0, "2 0 1", 1);
-  /* The next-hop domain is a reference identifier too. */
-  assert_matched(verify(&rr, 1, LEAF, INTER, -1, "mx2.dane.example", "mx.dane.example"), 0,
-                 "2 0 1", 1);
-  assert_failed(verify(&rr, 1, LEAF, INTER, -1, "mx2.dane.example", "dane.example"),
+  assert_failed(verify(&rr, 1, LEAF, INTER, -1, NULL, NULL),
                 STLS_DANE_FAIL_TA_NAME, "certificate-host-mismatch");
+  /* Case and a trailing dot do not matter. */
+  assert_matched(verify(&rr, 1, LEAF, INTER, -1, "MX.Dane.Example.", NULL), 0,
+                 "2 0 1", 1);
+  /* The next-hop domain is a reference identifier too. */
+  assert_matched(
+      verify(&rr, 1, LEAF, INTER, -1, "mx2.dane.example", "mx.dane.example"), 0,
+      "2 0 1", 1);
+  assert_failed(
+      verify(&rr, 1, LEAF, INTER, -1, "mx2.dane.example", "dane.example"),
+      STLS_DANE_FAIL_TA_NAME, "certificate-host-mismatch");
 }
 
 /* The anchor matches, but the leaf was not issued under it. */
-static void test_ta_chain_invalid(void **state)
-{
+static void test_ta_chain_invalid(void **state) {
   stls_dns_tlsa_rr_t rogue = rr_of(2, 1, 1, ROGUE);
   stls_dane_verdict_t v;
   (void)state;
@@ -458,22 +481,21 @@ static void test_ta_chain_invalid(void **state)
   /* A self-signed leaf is no DANE-TA anchor for itself. */
   {
     stls_dns_tlsa_rr_t d = rr_of(2, 0, 1, SELF), full = rr_of(2, 0, 0, SELF);
-    assert_failed(verify(&d, 1, SELF, -1, -1, "self.dane.example", NULL), STLS_DANE_FAIL_NO_MATCH,
-                  "tlsa-invalid");
+    assert_failed(verify(&d, 1, SELF, -1, -1, "self.dane.example", NULL),
+                  STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
     assert_failed(verify(&full, 1, SELF, -1, -1, "self.dane.example", NULL),
                   STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
   }
   /* A TA record for the leaf itself does not match either. */
   {
     stls_dns_tlsa_rr_t d = rr_of(2, 1, 1, LEAF);
-    assert_failed(verify(&d, 1, LEAF, INTER, -1, "mx.dane.example", NULL), STLS_DANE_FAIL_NO_MATCH,
-                  "tlsa-invalid");
+    assert_failed(verify(&d, 1, LEAF, INTER, -1, "mx.dane.example", NULL),
+                  STLS_DANE_FAIL_NO_MATCH, "tlsa-invalid");
   }
 }
 
 /* Unlike DANE-EE, a DANE-TA path is checked for validity periods. */
-static void test_ta_expired(void **state)
-{
+static void test_ta_expired(void **state) {
   stls_dns_tlsa_rr_t rr = rr_of(2, 0, 1, INTER);
   stls_dane_verdict_t v;
   (void)state;
@@ -482,14 +504,14 @@ static void test_ta_expired(void **state)
   /* With an EE record for the same leaf next to it, the EE record wins. */
   {
     stls_dns_tlsa_rr_t two[2] = {rr, rr_of(3, 1, 1, EXPIRED)};
-    assert_matched(verify(two, 2, EXPIRED, INTER, -1, "mx.dane.example", NULL), 1, "3 1 1", 0);
+    assert_matched(verify(two, 2, EXPIRED, INTER, -1, "mx.dane.example", NULL),
+                   1, "3 1 1", 0);
   }
 }
 
 /* ---- RRsets ------------------------------------------------------------- */
 
-static void test_unusable_only(void **state)
-{
+static void test_unusable_only(void **state) {
   stls_dns_tlsa_rr_t rr[3];
   stls_dane_verdict_t v;
   unsigned char short_digest[20] = {0};
@@ -511,8 +533,7 @@ static void test_unusable_only(void **state)
   assert_int_equal(v.usable, 1);
 }
 
-static void test_no_chain(void **state)
-{
+static void test_no_chain(void **state) {
   stls_dns_tlsa_rr_t rr = rr_of(3, 1, 1, LEAF);
   stls_dane_opts_t o = {"mx.dane.example", NULL};
   stls_dane_verdict_t v;
@@ -523,8 +544,7 @@ static void test_no_chain(void **state)
 
 /* Among several records the first that matches is reported; failures
  * report the record that got furthest. */
-static void test_rrset(void **state)
-{
+static void test_rrset(void **state) {
   stls_dns_tlsa_rr_t rr[4];
   stls_dane_verdict_t v;
   (void)state;
@@ -543,24 +563,23 @@ static void test_rrset(void **state)
   assert_matched(v, 2, "3 1 1", 0);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_rr_check),
-    cmocka_unit_test(test_rr_format),
-    cmocka_unit_test(test_state),
-    cmocka_unit_test(test_ee_match),
-    cmocka_unit_test(test_ee_ignores_trust_and_expiry),
-    cmocka_unit_test(test_ee_mismatch),
-    cmocka_unit_test(test_ta_intermediate),
-    cmocka_unit_test(test_ta_root_in_chain),
-    cmocka_unit_test(test_ta_root_not_sent),
-    cmocka_unit_test(test_ta_names),
-    cmocka_unit_test(test_ta_chain_invalid),
-    cmocka_unit_test(test_ta_expired),
-    cmocka_unit_test(test_unusable_only),
-    cmocka_unit_test(test_no_chain),
-    cmocka_unit_test(test_rrset),
+      cmocka_unit_test(test_rr_check),
+      cmocka_unit_test(test_rr_format),
+      cmocka_unit_test(test_state),
+      cmocka_unit_test(test_ee_match),
+      cmocka_unit_test(test_ee_ignores_trust_and_expiry),
+      cmocka_unit_test(test_ee_mismatch),
+      cmocka_unit_test(test_ta_intermediate),
+      cmocka_unit_test(test_ta_root_in_chain),
+      cmocka_unit_test(test_ta_root_not_sent),
+      cmocka_unit_test(test_ta_names),
+      cmocka_unit_test(test_ta_chain_invalid),
+      cmocka_unit_test(test_ta_expired),
+      cmocka_unit_test(test_unusable_only),
+      cmocka_unit_test(test_no_chain),
+      cmocka_unit_test(test_rrset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

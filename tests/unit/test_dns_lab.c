@@ -39,8 +39,7 @@ typedef struct {
   bool *returned_flag;
 } slot_t;
 
-static void done_cb(stls_dns_result_t *res, void *arg)
-{
+static void done_cb(stls_dns_result_t *res, void *arg) {
   slot_t *s = arg;
   s->calls++;
   if (s->returned_flag)
@@ -50,16 +49,15 @@ static void done_cb(stls_dns_result_t *res, void *arg)
   s->res = res;
 }
 
-static int fixture_open(fixture_t *f, const char *servers, unsigned timeout_ms, unsigned tries)
-{
+static int fixture_open(fixture_t *f, const char *servers, unsigned timeout_ms,
+                        unsigned tries) {
   stls_dns_opts_t o = {servers, timeout_ms, tries, 0};
   if (uv_loop_init(&f->loop) != 0)
     return -1;
   return stls_dns_init(&f->dns, &f->loop, &o);
 }
 
-static void fixture_close(fixture_t *f)
-{
+static void fixture_close(fixture_t *f) {
   if (f->dns)
     stls_dns_close(f->dns);
   f->dns = NULL;
@@ -67,8 +65,7 @@ static void fixture_close(fixture_t *f)
   assert_int_equal(uv_loop_close(&f->loop), 0);
 }
 
-static int setup(void **state)
-{
+static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
   if (!f || fixture_open(f, LAB_DNS, 1000, 2) != 0) {
     free(f);
@@ -78,8 +75,7 @@ static int setup(void **state)
   return 0;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
   fixture_t *f = *state;
   fixture_close(f);
   free(f);
@@ -87,8 +83,8 @@ static int teardown(void **state)
 }
 
 /* Resolve one domain and run the loop until its callback. */
-static stls_dns_result_t *resolve_q(fixture_t *f, const char *domain, const stls_dns_query_opts_t *q)
-{
+static stls_dns_result_t *resolve_q(fixture_t *f, const char *domain,
+                                    const stls_dns_query_opts_t *q) {
   slot_t s = {0};
   assert_int_equal(stls_dns_resolve_domain(f->dns, domain, q, done_cb, &s), 0);
   while (s.calls == 0)
@@ -99,28 +95,24 @@ static stls_dns_result_t *resolve_q(fixture_t *f, const char *domain, const stls
   return s.res;
 }
 
-static stls_dns_result_t *resolve(fixture_t *f, const char *domain)
-{
+static stls_dns_result_t *resolve(fixture_t *f, const char *domain) {
   return resolve_q(f, domain, NULL);
 }
 
-static bool has_addr(const stls_dns_mx_t *m, int family, const char *text)
-{
+static bool has_addr(const stls_dns_mx_t *m, int family, const char *text) {
   for (size_t i = 0; i < m->naddrs; i++)
     if (m->addrs[i].family == family && strcmp(m->addrs[i].text, text) == 0)
       return true;
   return false;
 }
 
-static void assert_mx(const stls_dns_mx_t *m, unsigned pref, const char *host)
-{
+static void assert_mx(const stls_dns_mx_t *m, unsigned pref, const char *host) {
   if (m->preference != pref || strcmp(m->host, host) != 0)
     fail_msg("want MX %u %s, got %u %s", pref, host, m->preference, m->host);
 }
 
 /* mx-good: 127.0.25.2 and 2001:db8:25::2, in that order. */
-static void assert_mx_good_addrs(const stls_dns_mx_t *m)
-{
+static void assert_mx_good_addrs(const stls_dns_mx_t *m) {
   assert_int_equal(m->status, STLS_DNS_OK);
   assert_null(m->error.code);
   assert_int_equal(m->naddrs, 2);
@@ -132,8 +124,7 @@ static void assert_mx_good_addrs(const stls_dns_mx_t *m)
   assert_int_equal(m->aaaa_status, STLS_DNS_OK);
 }
 
-static void test_good(void **state)
-{
+static void test_good(void **state) {
   stls_dns_result_t *r = resolve(*state, "good.lab.test");
   assert_int_equal(r->status, STLS_DNS_OK);
   assert_null(r->error.code);
@@ -150,19 +141,18 @@ static void test_good(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_endpoint_domains(void **state)
-{
+static void test_endpoint_domains(void **state) {
   static const struct {
     const char *domain, *host, *addr;
   } cases[] = {
-    {"plain.lab.test", "mx-plain.lab.test", "127.0.25.1"},
-    {"self.lab.test", "mx-self.lab.test", "127.0.25.3"},
-    {"expired.lab.test", "mx-expired.lab.test", "127.0.25.4"},
-    {"wrong.lab.test", "mx-wrong.lab.test", "127.0.25.5"},
-    {"tls12.lab.test", "mx-tls12.lab.test", "127.0.25.6"},
-    {"ecdsa.lab.test", "mx-ecdsa.lab.test", "127.0.25.7"},
-    {"wild.lab.test", "mx-wild.lab.test", "127.0.25.8"},
-    {"b.lab.test", "mx-b.lab.test", "127.0.25.9"},
+      {"plain.lab.test", "mx-plain.lab.test", "127.0.25.1"},
+      {"self.lab.test", "mx-self.lab.test", "127.0.25.3"},
+      {"expired.lab.test", "mx-expired.lab.test", "127.0.25.4"},
+      {"wrong.lab.test", "mx-wrong.lab.test", "127.0.25.5"},
+      {"tls12.lab.test", "mx-tls12.lab.test", "127.0.25.6"},
+      {"ecdsa.lab.test", "mx-ecdsa.lab.test", "127.0.25.7"},
+      {"wild.lab.test", "mx-wild.lab.test", "127.0.25.8"},
+      {"b.lab.test", "mx-b.lab.test", "127.0.25.9"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     stls_dns_result_t *r = resolve(*state, cases[i].domain);
@@ -177,8 +167,7 @@ static void test_endpoint_domains(void **state)
   }
 }
 
-static void test_multi_order(void **state)
-{
+static void test_multi_order(void **state) {
   /* The server rotates the answer; the order must not change. */
   for (int round = 0; round < 4; round++) {
     stls_dns_result_t *r = resolve(*state, "multi.lab.test");
@@ -193,8 +182,7 @@ static void test_multi_order(void **state)
   }
 }
 
-static void test_shared_parallel(void **state)
-{
+static void test_shared_parallel(void **state) {
   fixture_t *f = *state;
   slot_t slots[50] = {{0}};
   char name[64];
@@ -202,7 +190,8 @@ static void test_shared_parallel(void **state)
 
   for (int i = 0; i < 50; i++) {
     snprintf(name, sizeof name, "shared%d.lab.test", i + 1);
-    assert_int_equal(stls_dns_resolve_domain(f->dns, name, NULL, done_cb, &slots[i]), 0);
+    assert_int_equal(
+        stls_dns_resolve_domain(f->dns, name, NULL, done_cb, &slots[i]), 0);
   }
   while (done < 50) {
     uv_run(&f->loop, UV_RUN_ONCE);
@@ -223,8 +212,7 @@ static void test_shared_parallel(void **state)
   }
 }
 
-static void test_implicit(void **state)
-{
+static void test_implicit(void **state) {
   stls_dns_result_t *r = resolve(*state, "implicit.lab.test");
   assert_int_equal(r->status, STLS_DNS_OK);
   assert_true(r->implicit_mx);
@@ -244,8 +232,7 @@ static void test_implicit(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_null_mx(void **state)
-{
+static void test_null_mx(void **state) {
   stls_dns_result_t *r = resolve(*state, "nullmx.lab.test");
   assert_int_equal(r->status, STLS_DNS_NULL_MX);
   assert_string_equal(stls_dns_status_domain_name(r->status), "null-mx");
@@ -263,8 +250,7 @@ static void test_null_mx(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_mx_forms(void **state)
-{
+static void test_mx_forms(void **state) {
   stls_dns_result_t *r = resolve(*state, "dupmx.lab.test");
   assert_int_equal(r->status, STLS_DNS_OK);
   assert_int_equal(r->nmx, 1);
@@ -285,12 +271,12 @@ static void test_mx_forms(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_idn(void **state)
-{
+static void test_idn(void **state) {
   char name[STLS_DOMAIN_MAX + 1];
   const char *why = NULL;
   stls_dns_result_t *r;
-  assert_int_equal(stls_domain_normalize("Bücher.Lab.Test.", name, sizeof name, &why), 0);
+  assert_int_equal(
+      stls_domain_normalize("Bücher.Lab.Test.", name, sizeof name, &why), 0);
   assert_string_equal(name, "xn--bcher-kva.lab.test");
   r = resolve(*state, name);
   assert_int_equal(r->status, STLS_DNS_OK);
@@ -299,8 +285,7 @@ static void test_idn(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_nxdomain(void **state)
-{
+static void test_nxdomain(void **state) {
   stls_dns_result_t *r = resolve(*state, "nonexistent.lab.test");
   assert_int_equal(r->status, STLS_DNS_NXDOMAIN);
   assert_string_equal(stls_dns_status_domain_name(r->status), "nxdomain");
@@ -311,8 +296,7 @@ static void test_nxdomain(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_servfail_refused(void **state)
-{
+static void test_servfail_refused(void **state) {
   stls_dns_result_t *r = resolve(*state, "servfail.test");
   assert_int_equal(r->status, STLS_DNS_SERVFAIL);
   assert_string_equal(r->error.code, "SERVFAIL");
@@ -327,8 +311,7 @@ static void test_servfail_refused(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_v6only(void **state)
-{
+static void test_v6only(void **state) {
   stls_dns_query_opts_t v4only = {true, false, 0, 0};
   stls_dns_result_t *r = resolve(*state, "v6only.lab.test");
   assert_int_equal(r->status, STLS_DNS_OK);
@@ -351,8 +334,7 @@ static void test_v6only(void **state)
 
 /* The lab promises that 2001:db8:ffff::1 is unreachable in the namespace:
  * check it, since tests of the probe rely on it. */
-static void test_unreach6(void **state)
-{
+static void test_unreach6(void **state) {
   struct sockaddr_in6 sa;
   int fd, rc, err;
   stls_dns_result_t *r = resolve(*state, "unreach6.lab.test");
@@ -376,11 +358,11 @@ static void test_unreach6(void **state)
   close(fd);
   assert_int_equal(rc, -1);
   if (err != ENETUNREACH)
-    fail_msg("connect to [2001:db8:ffff::1]:25: want ENETUNREACH, got %s", strerror(err));
+    fail_msg("connect to [2001:db8:ffff::1]:25: want ENETUNREACH, got %s",
+             strerror(err));
 }
 
-static void test_cname_mx(void **state)
-{
+static void test_cname_mx(void **state) {
   stls_dns_result_t *r = resolve(*state, "cname.lab.test");
   assert_int_equal(r->status, STLS_DNS_OK);
   assert_int_equal(r->nmx, 1);
@@ -390,9 +372,8 @@ static void test_cname_mx(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_many(void **state)
-{
-  static const char *const first10[] = {"m01", "m02", "m03", "m04", "m05a",
+static void test_many(void **state) {
+  static const char *const first10[] = {"m01",  "m02", "m03", "m04", "m05a",
                                         "m05b", "m06", "m07", "m08", "m09"};
   static const unsigned prefs[] = {1, 2, 3, 4, 5, 5, 6, 7, 8, 9};
   stls_dns_query_opts_t all = {true, true, 30, 0};
@@ -417,8 +398,7 @@ static void test_many(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_ip_literal(void **state)
-{
+static void test_ip_literal(void **state) {
   stls_dns_result_t *r = resolve(*state, "iplit.lab.test");
   assert_int_equal(r->status, STLS_DNS_OK);
   assert_int_equal(r->nmx, 1);
@@ -431,8 +411,7 @@ static void test_ip_literal(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_host_failures(void **state)
-{
+static void test_host_failures(void **state) {
   stls_dns_result_t *r = resolve(*state, "nomxhost.lab.test");
   assert_int_equal(r->status, STLS_DNS_NO_ADDRESS);
   assert_string_equal(stls_dns_status_domain_name(r->status), "no-address");
@@ -474,8 +453,7 @@ static void test_host_failures(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_bigaddr(void **state)
-{
+static void test_bigaddr(void **state) {
   stls_dns_query_opts_t big = {true, true, 0, 500};
   stls_dns_result_t *r = resolve(*state, "bigaddr.lab.test");
   const stls_dns_mx_t *m;
@@ -507,8 +485,7 @@ static void test_bigaddr(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_mx_only(void **state)
-{
+static void test_mx_only(void **state) {
   stls_dns_query_opts_t none = {false, false, 0, 0};
   stls_dns_result_t *r = resolve_q(*state, "multi.lab.test", &none);
   assert_int_equal(r->status, STLS_DNS_OK);
@@ -520,8 +497,7 @@ static void test_mx_only(void **state)
   stls_dns_result_free(r);
 }
 
-static void test_bench_corpus(void **state)
-{
+static void test_bench_corpus(void **state) {
   enum { N = 2000 };
   static const char *const hosts[] = {"mx-good.lab.test", "mx-ecdsa.lab.test",
                                       "mx-tls12.lab.test"};
@@ -535,7 +511,8 @@ static void test_bench_corpus(void **state)
   assert_non_null(slots);
   for (int i = 0; i < N; i++) {
     snprintf(name, sizeof name, "bench%04d.lab.test", i);
-    assert_int_equal(stls_dns_resolve_domain(f->dns, name, &v4, done_cb, &slots[i]), 0);
+    assert_int_equal(
+        stls_dns_resolve_domain(f->dns, name, &v4, done_cb, &slots[i]), 0);
   }
   while (done < N) {
     uv_run(&f->loop, UV_RUN_ONCE);
@@ -561,8 +538,7 @@ static void test_bench_corpus(void **state)
 
 /* The system configuration (resolv.conf in the namespace) reaches the lab
  * server too. */
-static void test_resolv_conf(void **state)
-{
+static void test_resolv_conf(void **state) {
   fixture_t f = {0};
   stls_dns_result_t *r;
   (void)state;
@@ -575,8 +551,7 @@ static void test_resolv_conf(void **state)
   fixture_close(&f);
 }
 
-static void test_timeout(void **state)
-{
+static void test_timeout(void **state) {
   fixture_t f = {0};
   stls_dns_result_t *r;
   (void)state;
@@ -592,8 +567,7 @@ static void test_timeout(void **state)
   fixture_close(&f);
 }
 
-static void test_server_unreachable(void **state)
-{
+static void test_server_unreachable(void **state) {
   fixture_t f = {0};
   stls_dns_result_t *r;
   (void)state;
@@ -601,14 +575,14 @@ static void test_server_unreachable(void **state)
   r = resolve(&f, "good.lab.test");
   assert_true(r->status == STLS_DNS_ERROR || r->status == STLS_DNS_TIMEOUT);
   assert_non_null(r->error.code);
-  print_message("no listener: %s %s\n", stls_dns_status_name(r->status), r->error.code);
+  print_message("no listener: %s %s\n", stls_dns_status_name(r->status),
+                r->error.code);
   stls_dns_result_free(r);
   fixture_close(&f);
 }
 
 /* A second server is tried when the first does not answer. */
-static void test_server_fallback(void **state)
-{
+static void test_server_fallback(void **state) {
   fixture_t f = {0};
   stls_dns_result_t *r;
   (void)state;
@@ -621,14 +595,14 @@ static void test_server_fallback(void **state)
 
 /* Closing with lookups in flight completes each with CANCELLED, before
  * stls_dns_close returns, and leaks nothing (valgrind checks that). */
-static void test_close_in_flight(void **state)
-{
+static void test_close_in_flight(void **state) {
   fixture_t f = {0};
   slot_t slots[5] = {{0}};
   (void)state;
   assert_int_equal(fixture_open(&f, BLACK_HOLE, 5000, 1), 0);
   for (int i = 0; i < 5; i++)
-    assert_int_equal(stls_dns_resolve_domain(f.dns, "good.lab.test", NULL, done_cb, &slots[i]),
+    assert_int_equal(stls_dns_resolve_domain(f.dns, "good.lab.test", NULL,
+                                             done_cb, &slots[i]),
                      0);
   uv_run(&f.loop, UV_RUN_NOWAIT); /* queries are on the wire */
   stls_dns_close(f.dns);
@@ -651,18 +625,17 @@ typedef struct {
 
 /* Closes the resolver from inside a completion callback and tries to
  * start another lookup, which must be refused. */
-static void close_from_cb(stls_dns_result_t *res, void *arg)
-{
+static void close_from_cb(stls_dns_result_t *res, void *arg) {
   closer_t *c = arg;
   c->calls++;
   assert_int_equal(res->status, STLS_DNS_OK);
   stls_dns_result_free(res);
   stls_dns_close(c->dns);
-  c->resolve_rc = stls_dns_resolve_domain(c->dns, "good.lab.test", NULL, done_cb, c->refused);
+  c->resolve_rc = stls_dns_resolve_domain(c->dns, "good.lab.test", NULL,
+                                          done_cb, c->refused);
 }
 
-static void test_close_from_callback(void **state)
-{
+static void test_close_from_callback(void **state) {
   fixture_t f = {0};
   slot_t slow = {0}, refused = {0};
   closer_t c = {0};
@@ -672,8 +645,12 @@ static void test_close_from_callback(void **state)
   c.refused = &refused;
   /* slow.test never answers, so that lookup is in flight when the good
    * one's callback closes the resolver. */
-  assert_int_equal(stls_dns_resolve_domain(f.dns, "hang.slow.test", NULL, done_cb, &slow), 0);
-  assert_int_equal(stls_dns_resolve_domain(f.dns, "good.lab.test", NULL, close_from_cb, &c), 0);
+  assert_int_equal(
+      stls_dns_resolve_domain(f.dns, "hang.slow.test", NULL, done_cb, &slow),
+      0);
+  assert_int_equal(
+      stls_dns_resolve_domain(f.dns, "good.lab.test", NULL, close_from_cb, &c),
+      0);
   while (c.calls == 0)
     uv_run(&f.loop, UV_RUN_ONCE);
   assert_int_equal(c.calls, 1);
@@ -688,8 +665,7 @@ static void test_close_from_callback(void **state)
 
 /* The lab server drops queries for slow.test: a timeout from a server
  * that is up, as an overloaded or filtering resolver produces. */
-static void test_timeout_upstream(void **state)
-{
+static void test_timeout_upstream(void **state) {
   fixture_t f = {0};
   stls_dns_result_t *r;
   (void)state;
@@ -703,8 +679,7 @@ static void test_timeout_upstream(void **state)
 
 /* A lookup c-ares rejects synchronously (a label too long for DNS) still
  * reaches the callback only after stls_dns_resolve_domain returned. */
-static void test_sync_failure_deferred(void **state)
-{
+static void test_sync_failure_deferred(void **state) {
   fixture_t *f = *state;
   bool returned = false;
   slot_t s = {0};
@@ -723,16 +698,19 @@ static void test_sync_failure_deferred(void **state)
   stls_dns_result_free(s.res);
 }
 
-static void test_bad_args(void **state)
-{
+static void test_bad_args(void **state) {
   fixture_t *f = *state;
   slot_t s = {0};
   uv_loop_t loop;
   stls_dns_t *d = NULL;
   stls_dns_opts_t bad = {"not an address", 0, 0, 0};
-  assert_int_equal(stls_dns_resolve_domain(f->dns, "", NULL, done_cb, &s), UV_EINVAL);
-  assert_int_equal(stls_dns_resolve_domain(f->dns, NULL, NULL, done_cb, &s), UV_EINVAL);
-  assert_int_equal(stls_dns_resolve_domain(f->dns, "good.lab.test", NULL, NULL, &s), UV_EINVAL);
+  assert_int_equal(stls_dns_resolve_domain(f->dns, "", NULL, done_cb, &s),
+                   UV_EINVAL);
+  assert_int_equal(stls_dns_resolve_domain(f->dns, NULL, NULL, done_cb, &s),
+                   UV_EINVAL);
+  assert_int_equal(
+      stls_dns_resolve_domain(f->dns, "good.lab.test", NULL, NULL, &s),
+      UV_EINVAL);
   assert_int_equal(s.calls, 0);
   assert_int_equal(uv_loop_init(&loop), 0);
   assert_int_equal(stls_dns_init(&d, &loop, &bad), UV_EINVAL);
@@ -740,41 +718,42 @@ static void test_bad_args(void **state)
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_good, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_endpoint_domains, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_multi_order, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_shared_parallel, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_implicit, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_null_mx, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_mx_forms, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_idn, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_nxdomain, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_servfail_refused, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_v6only, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_unreach6, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_cname_mx, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_many, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_ip_literal, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_host_failures, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_bigaddr, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_mx_only, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_bench_corpus, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_sync_failure_deferred, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-    cmocka_unit_test(test_resolv_conf),
-    cmocka_unit_test(test_timeout),
-    cmocka_unit_test(test_timeout_upstream),
-    cmocka_unit_test(test_server_unreachable),
-    cmocka_unit_test(test_server_fallback),
-    cmocka_unit_test(test_close_in_flight),
-    cmocka_unit_test(test_close_from_callback),
+      cmocka_unit_test_setup_teardown(test_good, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_endpoint_domains, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_multi_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_shared_parallel, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_implicit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_null_mx, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mx_forms, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idn, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_nxdomain, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_servfail_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v6only, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unreach6, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cname_mx, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ip_literal, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_host_failures, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bigaddr, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mx_only, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bench_corpus, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sync_failure_deferred, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+      cmocka_unit_test(test_resolv_conf),
+      cmocka_unit_test(test_timeout),
+      cmocka_unit_test(test_timeout_upstream),
+      cmocka_unit_test(test_server_unreachable),
+      cmocka_unit_test(test_server_fallback),
+      cmocka_unit_test(test_close_in_flight),
+      cmocka_unit_test(test_close_from_callback),
   };
   /* Queries must only ever reach the lab: refuse to run outside it. */
   if (!getenv("STLS_IN_NETNS")) {
-    fprintf(stderr, "test_dns_lab: run inside tests/lab/netns-run.sh with the lab DNS server\n");
+    fprintf(stderr, "test_dns_lab: run inside tests/lab/netns-run.sh with the "
+                    "lab DNS server\n");
     return 1;
   }
   return cmocka_run_group_tests(tests, NULL, NULL);

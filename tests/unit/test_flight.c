@@ -124,7 +124,8 @@ static void test_refusals_carry_none(void **state) {
 }
 
 static void test_garbage(void **state) {
-  static const unsigned char junk[] = "220 not TLS at all\r\n\x16\x03\x01\xff\xff";
+  static const unsigned char junk[] =
+      "220 not TLS at all\r\n\x16\x03\x01\xff\xff";
   stls_tls_result_t t;
   (void)state;
   memset(&t, 0, sizeof(t));

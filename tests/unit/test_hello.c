@@ -365,11 +365,8 @@ static void client_hello_parse(const uint8_t *b, size_t n, client_hello_t *ch) {
         assert_int_equal(b[off + i], 0);
       ch->padding = true;
       break;
-    case 23: /* extended_master_secret */
-      assert_int_equal(len, 0);
-      break;
-    default:
-      fail_msg("unexpected extension %u", type);
+    case 23: /* extended_master_secret */ assert_int_equal(len, 0); break;
+    default: fail_msg("unexpected extension %u", type);
     }
     off += len;
   }
@@ -1410,12 +1407,8 @@ static void test_names(void **state) {
     }
     assert_true(strncmp(name, "TLS_", 4) == 0);
     switch (kx) {
-    case STLS_HELLO_KX_RSA:
-      assert_non_null(strstr(name, "TLS_RSA_"));
-      break;
-    case STLS_HELLO_KX_DHE:
-      assert_non_null(strstr(name, "TLS_DHE_"));
-      break;
+    case STLS_HELLO_KX_RSA: assert_non_null(strstr(name, "TLS_RSA_")); break;
+    case STLS_HELLO_KX_DHE: assert_non_null(strstr(name, "TLS_DHE_")); break;
     case STLS_HELLO_KX_ECDHE:
       assert_non_null(strstr(name, "TLS_ECDHE_"));
       break;
@@ -1425,14 +1418,9 @@ static void test_names(void **state) {
     case STLS_HELLO_KX_ECDH_ANON:
       assert_non_null(strstr(name, "TLS_ECDH_anon_"));
       break;
-    case STLS_HELLO_KX_TLS13:
-      assert_null(strstr(name, "_WITH_"));
-      break;
-    case STLS_HELLO_KX_NONE:
-      assert_non_null(strstr(name, "SCSV"));
-      break;
-    default:
-      fail_msg("%s has no key exchange", name);
+    case STLS_HELLO_KX_TLS13: assert_null(strstr(name, "_WITH_")); break;
+    case STLS_HELLO_KX_NONE: assert_non_null(strstr(name, "SCSV")); break;
+    default: fail_msg("%s has no key exchange", name);
     }
   }
 }

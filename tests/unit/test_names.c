@@ -293,8 +293,10 @@ static void test_cert_rules(void **state) {
                                            "example.com", NULL));
   assert_false(stls_name_cert_matches_list(&c, "dot-nexthop", "evil", NULL));
   assert_int_equal(stls_strlist_push(&c.san_dns, "*.example.com"), 0);
-  assert_true(stls_name_cert_matches_list(&c, "hostname", "x", "a.b.example.com"));
-  assert_false(stls_name_cert_matches(&c, STLS_NAME_RFC6125, "a.b.example.com"));
+  assert_true(
+      stls_name_cert_matches_list(&c, "hostname", "x", "a.b.example.com"));
+  assert_false(
+      stls_name_cert_matches(&c, STLS_NAME_RFC6125, "a.b.example.com"));
   assert_true(stls_name_cert_matches_list(&c, ".com", "x", "y"));
   assert_false(stls_name_cert_matches_list(&c, ".", "x", "y"));
   assert_false(stls_name_cert_matches(NULL, STLS_NAME_RFC6125, "example.com"));

@@ -107,20 +107,11 @@ static void add_leaf(stls_host_result_t *r, const char *mx, const char *san) {
 static void build_host(stls_host_result_t *r, const host_spec_t *h) {
   assert_int_equal(stls_host_result_init(r, h->mx, h->ip, 25), 0);
   switch (h->kind) {
-  case H_SKIPPED:
-    r->status = STLS_HOST_SKIPPED;
-    return;
-  case H_REFUSED:
-    r->status = STLS_HOST_CONNECTION_REFUSED;
-    return;
-  case H_TIMEOUT:
-    r->status = STLS_HOST_CONNECTION_TIMEOUT;
-    return;
-  case H_GREETING:
-    r->status = STLS_HOST_GREETING_REJECTED;
-    return;
-  default:
-    break;
+  case H_SKIPPED: r->status = STLS_HOST_SKIPPED; return;
+  case H_REFUSED: r->status = STLS_HOST_CONNECTION_REFUSED; return;
+  case H_TIMEOUT: r->status = STLS_HOST_CONNECTION_TIMEOUT; return;
+  case H_GREETING: r->status = STLS_HOST_GREETING_REJECTED; return;
+  default: break;
   }
   r->ehlo_done = true;
   if (h->kind == H_NOTLS) {
@@ -141,7 +132,8 @@ static void build_host(stls_host_result_t *r, const host_spec_t *h) {
                                 STLS_STAGE_HANDSHAKE,
                                 STLS_CAUSE_CERT_MESSAGE_TOO_LARGE, 0,
                                 "the server's Certificate message is %d "
-                                "bytes", 20430);
+                                "bytes",
+                                20430);
     return;
   }
   r->status = STLS_HOST_SUCCESS;
@@ -611,7 +603,8 @@ static void test_cert_match(void **state) {
       assert_non_null(leaf.subject_cn);
       memcpy(leaf.subject_cn, c->cn, strlen(c->cn) + 1);
     }
-    bool got = stls_name_cert_matches_list(&leaf, c->match, c->nexthop, c->host);
+    bool got =
+        stls_name_cert_matches_list(&leaf, c->match, c->nexthop, c->host);
     if (got != c->want) {
       print_error("cert_match(san=%s cn=%s, match=\"%s\", nexthop=%s, "
                   "host=%s) = %d, want %d\n",
@@ -982,9 +975,8 @@ static void test_client_limit_untested(void **state) {
                  STLS_DANE_NOT_CHECKED, false, false},
                 {"mx2.example.com", "192.0.2.2", 20, H_BIGCERT, NULL,
                  STLS_DANE_NOT_CHECKED, false, false}}};
-  static const stls_level_t tls_levels[] = {STLS_LEVEL_ENCRYPT,
-                                            STLS_LEVEL_VERIFY,
-                                            STLS_LEVEL_SECURE};
+  static const stls_level_t tls_levels[] = {
+      STLS_LEVEL_ENCRYPT, STLS_LEVEL_VERIFY, STLS_LEVEL_SECURE};
   built_t *b = malloc(sizeof(*b));
   char buf[256];
   (void)state;

@@ -67,8 +67,8 @@ static const reply_case_t reply_cases[] = {
      * such replies; NUL alone stays an error. */
     {"control 0x01", S("250 a\x01\r\n"), STLS_REPLY_DONE, 0, 250, 1,
      "250 a\x01"},
-    {"control ESC", S("220 \x1b[31mred\x1b[0m\r\n"), STLS_REPLY_DONE, 0, 220,
-     1, "220 \x1b[31mred\x1b[0m"},
+    {"control ESC", S("220 \x1b[31mred\x1b[0m\r\n"), STLS_REPLY_DONE, 0, 220, 1,
+     "220 \x1b[31mred\x1b[0m"},
     {"control 0x1f", S("250 \x1f\r\n"), STLS_REPLY_DONE, 0, 250, 1, "250 \x1f"},
     {"vertical tab", S("250 \v\r\n"), STLS_REPLY_DONE, 0, 250, 1, "250 \v"},
     {"form feed", S("250 \f\r\n"), STLS_REPLY_DONE, 0, 250, 1, "250 \f"},
@@ -78,9 +78,8 @@ static const reply_case_t reply_cases[] = {
     {"CR CR LF", S("250 a\r\r\n"), STLS_REPLY_DONE, 0, 250, 1, "250 a\r"},
     {"bare CR, bare LF end", S("250 a\rb\n"), STLS_REPLY_DONE, 0, 250, 1,
      "250 a\rb"},
-    {"bare CR in a multi-line greeting",
-     S("220-a\rb\x7f\r\n220 c\x1b\r\n"), STLS_REPLY_DONE, 0, 220, 2,
-     "220-a\rb\x7f\r\n220 c\x1b"},
+    {"bare CR in a multi-line greeting", S("220-a\rb\x7f\r\n220 c\x1b\r\n"),
+     STLS_REPLY_DONE, 0, 220, 2, "220-a\rb\x7f\r\n220 c\x1b"},
     {"bare CR then separator-looking byte", S("250 \r-\r\n"), STLS_REPLY_DONE,
      0, 250, 1, "250 \r-"},
     {"incomplete line", S("250 ok"), STLS_REPLY_NEED_MORE, 0, 0, 0, NULL},
@@ -345,8 +344,8 @@ static void test_max_lines(void **state) {
 static void test_max_text(void **state) {
   /* Full lines + separators + a shorter last line = exactly the limit. */
   const size_t full = STLS_REPLY_MAX_TEXT / (STLS_REPLY_MAX_LINE + 2),
-               last = STLS_REPLY_MAX_TEXT - full * 2 -
-                      full * STLS_REPLY_MAX_LINE;
+               last =
+                   STLS_REPLY_MAX_TEXT - full * 2 - full * STLS_REPLY_MAX_LINE;
   size_t len = full * (STLS_REPLY_MAX_LINE + 2) + last + 1 + 2;
   char *in = filled(len, 'x');
   reply_case_t c = {"max text", in,  len - 1,  STLS_REPLY_DONE,

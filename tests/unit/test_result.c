@@ -479,15 +479,15 @@ static void test_causes(void **state) {
     stls_cause_t c = stls_cause_from_uv(UV_ECONNRESET, &detail);
     assert_int_equal(c, STLS_CAUSE_ECONNRESET);
     assert_int_equal(detail, 0);
-    stls_host_result_fail_cause(&r, STLS_HOST_CONNECTION_ERROR,
-                                STLS_STAGE_EHLO, c, detail, "reset");
+    stls_host_result_fail_cause(&r, STLS_HOST_CONNECTION_ERROR, STLS_STAGE_EHLO,
+                                c, detail, "reset");
     assert_true(stls_host_result_retryable(&r));
     c = stls_cause_from_uv(UV_EOF, &detail);
     assert_int_equal(c, STLS_CAUSE_EOF);
     c = stls_cause_from_uv(UV_EPIPE, &detail);
     assert_int_equal(c, STLS_CAUSE_ERRNO);
-    stls_host_result_fail_cause(&r, STLS_HOST_CONNECTION_ERROR,
-                                STLS_STAGE_EHLO, c, detail, "pipe");
+    stls_host_result_fail_cause(&r, STLS_HOST_CONNECTION_ERROR, STLS_STAGE_EHLO,
+                                c, detail, "pipe");
     assert_string_equal(stls_error_code(&r.error, buf, sizeof(buf)), "EPIPE");
     assert_false(stls_host_result_retryable(&r));
   }

@@ -56,8 +56,8 @@ static stls_store_t *open_store(fixture_t *f) {
 }
 
 static void put(stls_store_t *s, const char *domain, int64_t at,
-                const char *rec, const char *json, const char *ver,
-                int trusted, int64_t not_after, int64_t *id) {
+                const char *rec, const char *json, const char *ver, int trusted,
+                int64_t not_after, int64_t *id) {
   stls_store_host_t h = {"success", ver, trusted, not_after};
   stls_store_record_t r = {domain, at, "ok", rec, json, strlen(json), &h, 1};
   assert_int_equal(stls_store_put(s, &r, true, id), 0);
@@ -134,8 +134,8 @@ static void test_records(void **state) {
   assert_string_equal(c.buf, "{\"v\":1}|");
   /* A record that is not the latest goes to history only. */
   {
-    stls_store_record_t old = {"a.example", 50, "ok", "secure", "{\"v\":0}",
-                               7, NULL, 0};
+    stls_store_record_t old = {"a.example", 50, "ok", "secure",
+                               "{\"v\":0}", 7,  NULL, 0};
     assert_int_equal(stls_store_put(s, &old, false, NULL), 0);
   }
   memset(&c, 0, sizeof(c));
@@ -147,16 +147,16 @@ static void test_records(void **state) {
   /* Aggregates count latest records only. */
   assert_int_equal(stls_store_count_domains(s), 2);
   memset(&c, 0, sizeof(c));
-  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_RECOMMENDED,
-                                        collect_agg, &c), 0);
+  assert_int_equal(
+      stls_store_aggregate(s, STLS_STORE_AGG_RECOMMENDED, collect_agg, &c), 0);
   assert_string_equal(c.buf, "(null)=1;may=1;");
   memset(&c, 0, sizeof(c));
-  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_TLS_VERSION,
-                                        collect_agg, &c), 0);
+  assert_int_equal(
+      stls_store_aggregate(s, STLS_STORE_AGG_TLS_VERSION, collect_agg, &c), 0);
   assert_string_equal(c.buf, "TLSv1.2=1;");
   memset(&c, 0, sizeof(c));
-  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_HOST_TRUSTED,
-                                        collect_agg, &c), 0);
+  assert_int_equal(
+      stls_store_aggregate(s, STLS_STORE_AGG_HOST_TRUSTED, collect_agg, &c), 0);
   assert_string_equal(c.buf, "false=1;");
   /* The first record's certificate is no longer counted once replaced. */
   assert_int_equal(stls_store_count_expiring(s, 10000), 0);
@@ -169,20 +169,20 @@ static void test_records(void **state) {
   put(s, "d.example", 400, "secure", "{\"d\":1}", "TLSv1.3", 1, 0, NULL);
   assert_int_equal(stls_store_rollback(s), 0);
   memset(&c, 0, sizeof(c));
-  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_RECOMMENDED,
-                                        collect_agg, &c), 0);
+  assert_int_equal(
+      stls_store_aggregate(s, STLS_STORE_AGG_RECOMMENDED, collect_agg, &c), 0);
   assert_string_equal(c.buf, "(null)=1;may=1;verify=1;");
   stls_store_close(s);
 
   /* The totals are counted again from the file when it is reopened. */
   s = open_store(f);
   memset(&c, 0, sizeof(c));
-  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_TLS_VERSION,
-                                        collect_agg, &c), 0);
+  assert_int_equal(
+      stls_store_aggregate(s, STLS_STORE_AGG_TLS_VERSION, collect_agg, &c), 0);
   assert_string_equal(c.buf, "TLSv1.2=1;TLSv1.3=1;");
   memset(&c, 0, sizeof(c));
-  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_HOST_STATUS,
-                                        collect_agg, &c), 0);
+  assert_int_equal(
+      stls_store_aggregate(s, STLS_STORE_AGG_HOST_STATUS, collect_agg, &c), 0);
   assert_string_equal(c.buf, "success=3;");
   stls_store_close(s);
 }
@@ -224,12 +224,12 @@ static void test_migration(void **state) {
   sqlite3_close(db);
   s = open_store(f);
   assert_int_equal(stls_store_version(s), 2);
-  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_HOST_STATUS,
-                                        collect_agg, &c), 0);
+  assert_int_equal(
+      stls_store_aggregate(s, STLS_STORE_AGG_HOST_STATUS, collect_agg, &c), 0);
   assert_string_equal(c.buf, "io-timeout=1;success=1;");
   memset(&c, 0, sizeof(c));
-  assert_int_equal(stls_store_aggregate(s, STLS_STORE_AGG_HOST_TRUSTED,
-                                        collect_agg, &c), 0);
+  assert_int_equal(
+      stls_store_aggregate(s, STLS_STORE_AGG_HOST_TRUSTED, collect_agg, &c), 0);
   assert_string_equal(c.buf, "true=1;");
   assert_int_equal(stls_store_count_expiring(s, 1000), 1);
   assert_int_equal(stls_store_count_expiring(s, 900), 0);
@@ -241,10 +241,10 @@ static void test_events_and_reopen(void **state) {
   fixture_t *f = *state;
   stls_store_t *s = open_store(f);
   collect_t c = {"", 0};
-  stls_store_event_t e1 = {0, 10, "a.example", "first-seen", NULL, NULL,
-                           NULL, "{\"status\":\"ok\"}"};
-  stls_store_event_t e2 = {0, 11, "a.example", "trust-changed", "mx",
-                           "192.0.2.1", "true", "false"};
+  stls_store_event_t e1 = {0,    10,   "a.example", "first-seen",
+                           NULL, NULL, NULL,        "{\"status\":\"ok\"}"};
+  stls_store_event_t e2 = {0,    11,          "a.example", "trust-changed",
+                           "mx", "192.0.2.1", "true",      "false"};
   assert_int_equal(stls_store_last_cursor(s), 0);
   /* A rolled back batch leaves nothing behind. */
   assert_int_equal(stls_store_begin(s), 0);
@@ -268,7 +268,8 @@ static void test_events_and_reopen(void **state) {
   assert_int_equal(stls_store_events(s, e1.cursor, 10, collect_event, &c), 1);
   {
     char want[128];
-    snprintf(want, sizeof(want), "%lld:a.example:trust-changed:192.0.2.1:false;",
+    snprintf(want, sizeof(want),
+             "%lld:a.example:trust-changed:192.0.2.1:false;",
              (long long)e2.cursor);
     assert_string_equal(c.buf, want);
   }

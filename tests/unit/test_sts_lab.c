@@ -39,7 +39,7 @@ typedef struct {
 typedef struct {
   stls_sts_result_t *res;
   int calls;
-  bool returned;       /* stls_sts_fetch had returned when cb ran */
+  bool returned; /* stls_sts_fetch had returned when cb ran */
   bool *returned_flag;
   fixture_t *close_fx; /* close the STS object from inside the callback */
 } slot_t;
@@ -58,7 +58,8 @@ static void done_cb(stls_sts_result_t *res, void *arg) {
   }
 }
 
-static void fixture_open(fixture_t *f, const char *trust, const stls_sts_limits_t *lim) {
+static void fixture_open(fixture_t *f, const char *trust,
+                         const stls_sts_limits_t *lim) {
   stls_dns_opts_t o = {LAB_DNS, 1000, 2, 0};
   char err[256];
   memset(f, 0, sizeof(*f));
@@ -119,60 +120,61 @@ typedef struct {
 #define NOERR "", STLS_STS_STAGE_NONE
 static const lab_case_t lab_cases[] = {
     /* Valid policies. */
-    {"sts-enforce.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE,
-     "20240101T000000Z", true, "TLSv1.3"},
-    {"sts-nomatch.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE, "nomatch1",
-     false, NULL},
-    {"sts-testing.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_TESTING, "testing1", true,
-     NULL},
-    {"sts-modenone.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_NONE, "none1", false,
-     NULL},
-    {"sts-split.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE, "split1", true,
-     NULL},
-    {"sts-chunked.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE, "chunked1", true,
-     NULL},
-    {"sts-tls12.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE, "tls12", true,
-     "TLSv1.2"},
-    {"sts-v6.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE, "v6", true, NULL},
-    {"sts-multi.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE, "multi", true,
-     NULL},
+    {"sts-enforce.lab.test", STLS_STS_OK, NULL, NOERR, 200,
+     STLS_STS_MODE_ENFORCE, "20240101T000000Z", true, "TLSv1.3"},
+    {"sts-nomatch.lab.test", STLS_STS_OK, NULL, NOERR, 200,
+     STLS_STS_MODE_ENFORCE, "nomatch1", false, NULL},
+    {"sts-testing.lab.test", STLS_STS_OK, NULL, NOERR, 200,
+     STLS_STS_MODE_TESTING, "testing1", true, NULL},
+    {"sts-modenone.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_NONE,
+     "none1", false, NULL},
+    {"sts-split.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE,
+     "split1", true, NULL},
+    {"sts-chunked.lab.test", STLS_STS_OK, NULL, NOERR, 200,
+     STLS_STS_MODE_ENFORCE, "chunked1", true, NULL},
+    {"sts-tls12.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE,
+     "tls12", true, "TLSv1.2"},
+    {"sts-v6.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE,
+     "v6", true, NULL},
+    {"sts-multi.lab.test", STLS_STS_OK, NULL, NOERR, 200, STLS_STS_MODE_ENFORCE,
+     "multi", true, NULL},
     /* Fetch errors. */
-    {"sts-refused.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error", "ECONNREFUSED",
-     STLS_STS_STAGE_CONNECT, 0, 0, "refused", false, NULL},
-    {"sts-timeout.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error", "ETIMEDOUT",
-     STLS_STS_STAGE_CONNECT, 0, 0, "timeout", false, NULL},
-    {"sts-noaddr.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error", "EAI_NONAME",
-     STLS_STS_STAGE_RESOLVE, 0, 0, "noaddr", false, NULL},
-    {"sts-404.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error", "HTTP_404",
-     STLS_STS_STAGE_HTTP, 404, 0, "notfound", false, NULL},
-    {"sts-redirect.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error", "HTTP_301",
-     STLS_STS_STAGE_HTTP, 301, 0, "redirect", false, NULL},
-    {"sts-oversize.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error", "BODY_TOO_LARGE",
-     STLS_STS_STAGE_HTTP, 200, 0, "oversize", false, NULL},
-    {"sts-bigchunked.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error", "BODY_TOO_LARGE",
-     STLS_STS_STAGE_HTTP, 200, 0, "bigchunked", false, NULL},
+    {"sts-refused.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error",
+     "ECONNREFUSED", STLS_STS_STAGE_CONNECT, 0, 0, "refused", false, NULL},
+    {"sts-timeout.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error",
+     "ETIMEDOUT", STLS_STS_STAGE_CONNECT, 0, 0, "timeout", false, NULL},
+    {"sts-noaddr.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error",
+     "EAI_NONAME", STLS_STS_STAGE_RESOLVE, 0, 0, "noaddr", false, NULL},
+    {"sts-404.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error",
+     "HTTP_404", STLS_STS_STAGE_HTTP, 404, 0, "notfound", false, NULL},
+    {"sts-redirect.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error",
+     "HTTP_301", STLS_STS_STAGE_HTTP, 301, 0, "redirect", false, NULL},
+    {"sts-oversize.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error",
+     "BODY_TOO_LARGE", STLS_STS_STAGE_HTTP, 200, 0, "oversize", false, NULL},
+    {"sts-bigchunked.lab.test", STLS_STS_FETCH_ERROR, "sts-policy-fetch-error",
+     "BODY_TOO_LARGE", STLS_STS_STAGE_HTTP, 200, 0, "bigchunked", false, NULL},
     /* Invalid policies. */
-    {"sts-badsyntax.lab.test", STLS_STS_INVALID, "sts-policy-invalid", "POLICY_SYNTAX",
-     STLS_STS_STAGE_POLICY, 200, 0, "badsyntax", false, NULL},
-    {"sts-html.lab.test", STLS_STS_INVALID, "sts-policy-invalid", "BAD_CONTENT_TYPE",
-     STLS_STS_STAGE_HTTP, 200, 0, "html", false, NULL},
+    {"sts-badsyntax.lab.test", STLS_STS_INVALID, "sts-policy-invalid",
+     "POLICY_SYNTAX", STLS_STS_STAGE_POLICY, 200, 0, "badsyntax", false, NULL},
+    {"sts-html.lab.test", STLS_STS_INVALID, "sts-policy-invalid",
+     "BAD_CONTENT_TYPE", STLS_STS_STAGE_HTTP, 200, 0, "html", false, NULL},
     /* Certificates not valid for the policy host. */
-    {"sts-untrusted.lab.test", STLS_STS_WEBPKI_INVALID, "sts-webpki-invalid", "CERT_UNTRUSTED",
-     STLS_STS_STAGE_TLS, 0, 0, "untrusted", false, NULL},
-    {"sts-wrongname.lab.test", STLS_STS_WEBPKI_INVALID, "sts-webpki-invalid", "CERT_NAME_MISMATCH",
-     STLS_STS_STAGE_TLS, 0, 0, "wrongname", false, NULL},
-    {"sts-expired.lab.test", STLS_STS_WEBPKI_INVALID, "sts-webpki-invalid", "CERT_EXPIRED",
-     STLS_STS_STAGE_TLS, 0, 0, "expired", false, NULL},
+    {"sts-untrusted.lab.test", STLS_STS_WEBPKI_INVALID, "sts-webpki-invalid",
+     "CERT_UNTRUSTED", STLS_STS_STAGE_TLS, 0, 0, "untrusted", false, NULL},
+    {"sts-wrongname.lab.test", STLS_STS_WEBPKI_INVALID, "sts-webpki-invalid",
+     "CERT_NAME_MISMATCH", STLS_STS_STAGE_TLS, 0, 0, "wrongname", false, NULL},
+    {"sts-expired.lab.test", STLS_STS_WEBPKI_INVALID, "sts-webpki-invalid",
+     "CERT_EXPIRED", STLS_STS_STAGE_TLS, 0, 0, "expired", false, NULL},
     /* No usable TXT record: MTA-STS does not apply. */
     {"sts-none.lab.test", STLS_STS_NONE, NULL, NOERR, 0, 0, "", false, NULL},
     {"good.lab.test", STLS_STS_NONE, NULL, NOERR, 0, 0, "", false, NULL},
     {"nonexistent.lab.test", STLS_STS_NONE, NULL, NOERR, 0, 0, "", false, NULL},
-    {"sts-twotxt.lab.test", STLS_STS_TXT_INVALID, NULL, "TXT_INVALID", STLS_STS_STAGE_TXT, 0, 0,
-     "", false, NULL},
-    {"sts-badtxt.lab.test", STLS_STS_TXT_INVALID, NULL, "TXT_INVALID", STLS_STS_STAGE_TXT, 0, 0,
-     "", false, NULL},
-    {"x.servfail.test", STLS_STS_DNS_ERROR, NULL, "SERVFAIL", STLS_STS_STAGE_TXT, 0, 0, "", false,
-     NULL},
+    {"sts-twotxt.lab.test", STLS_STS_TXT_INVALID, NULL, "TXT_INVALID",
+     STLS_STS_STAGE_TXT, 0, 0, "", false, NULL},
+    {"sts-badtxt.lab.test", STLS_STS_TXT_INVALID, NULL, "TXT_INVALID",
+     STLS_STS_STAGE_TXT, 0, 0, "", false, NULL},
+    {"x.servfail.test", STLS_STS_DNS_ERROR, NULL, "SERVFAIL",
+     STLS_STS_STAGE_TXT, 0, 0, "", false, NULL},
 };
 #define NCASES (sizeof(lab_cases) / sizeof(lab_cases[0]))
 
@@ -180,16 +182,20 @@ static void check_case(const lab_case_t *c, const stls_sts_result_t *r) {
   const char *rt = stls_sts_status_result_type(r->status);
   if (r->status != c->status || strcmp(r->error.code, c->code) != 0 ||
       r->error.stage != c->stage) {
-    fail_msg("%s: %s %s at %s (%s), want %s %s at %s", c->domain, stls_sts_status_name(r->status),
-             r->error.code, stls_sts_stage_name(r->error.stage), r->error.message,
-             stls_sts_status_name(c->status), c->code, stls_sts_stage_name(c->stage));
+    fail_msg("%s: %s %s at %s (%s), want %s %s at %s", c->domain,
+             stls_sts_status_name(r->status), r->error.code,
+             stls_sts_stage_name(r->error.stage), r->error.message,
+             stls_sts_status_name(c->status), c->code,
+             stls_sts_stage_name(c->stage));
   }
-  if ((rt == NULL) != (c->result_type == NULL) || (rt && strcmp(rt, c->result_type) != 0))
+  if ((rt == NULL) != (c->result_type == NULL) ||
+      (rt && strcmp(rt, c->result_type) != 0))
     fail_msg("%s: result type %s, want %s", c->domain, rt ? rt : "(none)",
              c->result_type ? c->result_type : "(none)");
   assert_string_equal(r->domain, c->domain);
   if (c->http_status >= 0 && r->http_status != c->http_status)
-    fail_msg("%s: HTTP status %d, want %d", c->domain, r->http_status, c->http_status);
+    fail_msg("%s: HTTP status %d, want %d", c->domain, r->http_status,
+             c->http_status);
   if (c->id && strcmp(r->id, c->id) != 0)
     fail_msg("%s: id \"%s\", want \"%s\"", c->domain, r->id, c->id);
   /* The TXT record is kept whenever one record was chosen. */
@@ -206,17 +212,18 @@ static void check_case(const lab_case_t *c, const stls_sts_result_t *r) {
 
   if (r->status == STLS_STS_OK) {
     if (r->policy.mode != c->mode)
-      fail_msg("%s: mode %s, want %s", c->domain, stls_sts_mode_name(r->policy.mode),
-               stls_sts_mode_name(c->mode));
-    if (stls_sts_policy_mx_match(&r->policy, "mx-good.lab.test") != c->mx_good_matches)
+      fail_msg("%s: mode %s, want %s", c->domain,
+               stls_sts_mode_name(r->policy.mode), stls_sts_mode_name(c->mode));
+    if (stls_sts_policy_mx_match(&r->policy, "mx-good.lab.test") !=
+        c->mx_good_matches)
       fail_msg("%s: mx-good.lab.test %s the policy", c->domain,
                c->mx_good_matches ? "does not match" : "matches");
     assert_true(r->tls_trusted);
     assert_true(r->tls_name_ok);
     assert_true(r->policy.max_age > 0);
     assert_true(r->body_len > 0);
-    assert_true(r->timing.resolve >= 0 && r->timing.connect >= 0 && r->timing.tls >= 0 &&
-                r->timing.http >= 0);
+    assert_true(r->timing.resolve >= 0 && r->timing.connect >= 0 &&
+                r->timing.tls >= 0 && r->timing.http >= 0);
     assert_true(stls_sts_content_type_ok(r->content_type));
   } else {
     assert_null(r->policy.mx);
@@ -274,8 +281,9 @@ static void test_cases(void **state) {
     } else if (strcmp(d, "sts-testing.lab.test") == 0) {
       assert_int_equal(r->policy.max_age, 604800);
     } else if (strcmp(d, "sts-redirect.lab.test") == 0) {
-      assert_string_equal(r->location,
-                          "https://mta-sts.sts-enforce.lab.test/.well-known/mta-sts.txt");
+      assert_string_equal(
+          r->location,
+          "https://mta-sts.sts-enforce.lab.test/.well-known/mta-sts.txt");
     } else if (strcmp(d, "sts-untrusted.lab.test") == 0) {
       assert_false(r->tls_trusted);
       assert_true(r->tls_trust_reasons & STLS_TRUST_REASON(UNTRUSTED_ISSUER));
@@ -301,7 +309,8 @@ static void test_cases(void **state) {
   fixture_close(&f);
 }
 
-/* ---- limits --------------------------------------------------------------- */
+/* ---- limits ---------------------------------------------------------------
+ */
 
 /* A server that completes the TCP handshake (the kernel does, from the
  * listen backlog) and then says nothing: only the overall deadline ends it. */
@@ -348,7 +357,8 @@ static void test_deadline_during_connect(void **state) {
   assert_int_equal(r->status, STLS_STS_FETCH_ERROR);
   assert_string_equal(r->error.code, "ETIMEDOUT");
   assert_int_equal(r->error.stage, STLS_STS_STAGE_CONNECT);
-  assert_non_null(strstr(r->error.message, "no policy from mta-sts.sts-timeout.lab.test"));
+  assert_non_null(
+      strstr(r->error.message, "no policy from mta-sts.sts-timeout.lab.test"));
   stls_sts_result_free(r);
   fixture_close(&f);
 }
@@ -378,12 +388,15 @@ static void test_deadline_during_resolve(void **state) {
   if (stls_tls_ctx_init(&f.tls, ca_file, err, sizeof(err)) != 0)
     fail_msg("TLS context: %s", err);
   assert_int_equal(stls_sts_init(&f.sts, &f.loop, f.dns, f.tls, &lim), 0);
-  assert_int_equal(stls_sts_fetch(f.sts, "sts-enforce.lab.test", done_cb, &s), 0);
-  assert_int_equal(stls_dns_lookup_txt(f.dns, "x.slow.test", blocker_cb, &blocker_calls), 0);
+  assert_int_equal(stls_sts_fetch(f.sts, "sts-enforce.lab.test", done_cb, &s),
+                   0);
+  assert_int_equal(
+      stls_dns_lookup_txt(f.dns, "x.slow.test", blocker_cb, &blocker_calls), 0);
   while (s.calls == 0 && uv_run(&f.loop, UV_RUN_ONCE) != 0)
     ;
   assert_int_equal(s.calls, 1);
-  assert_int_equal(blocker_calls, 0); /* the lookup it waited behind still runs */
+  assert_int_equal(blocker_calls,
+                   0); /* the lookup it waited behind still runs */
   assert_int_equal(s.res->status, STLS_STS_FETCH_ERROR);
   assert_string_equal(s.res->error.code, "ETIMEDOUT");
   assert_int_equal(s.res->error.stage, STLS_STS_STAGE_RESOLVE);
@@ -489,7 +502,8 @@ static void test_other_trust_store(void **state) {
   fixture_close(&f);
 }
 
-/* ---- lifecycle ------------------------------------------------------------ */
+/* ---- lifecycle ------------------------------------------------------------
+ */
 
 static void test_bad_args(void **state) {
   fixture_t f;
@@ -501,7 +515,8 @@ static void test_bad_args(void **state) {
   memset(&inflight, 0, sizeof(inflight));
   fixture_open(&f, ca_file, NULL);
   assert_int_equal(stls_sts_fetch(f.sts, "", done_cb, &s), UV_EINVAL);
-  assert_int_equal(stls_sts_fetch(f.sts, "bad domain.test", done_cb, &s), UV_EINVAL);
+  assert_int_equal(stls_sts_fetch(f.sts, "bad domain.test", done_cb, &s),
+                   UV_EINVAL);
   assert_int_equal(stls_sts_fetch(f.sts, "a..b", done_cb, &s), UV_EINVAL);
   assert_int_equal(stls_sts_fetch(f.sts, "192.0.2.1", done_cb, &s), UV_EINVAL);
   assert_int_equal(stls_sts_fetch(f.sts, NULL, done_cb, &s), UV_EINVAL);
@@ -516,7 +531,8 @@ static void test_bad_args(void **state) {
   assert_null(other);
   /* Once closed (the object lives on while a fetch is in flight), new
    * fetches are refused. */
-  assert_int_equal(stls_sts_fetch(f.sts, "sts-none.lab.test", done_cb, &inflight), 0);
+  assert_int_equal(
+      stls_sts_fetch(f.sts, "sts-none.lab.test", done_cb, &inflight), 0);
   stls_sts_close(f.sts);
   assert_int_equal(stls_sts_fetch(f.sts, "x.test", done_cb, &s), UV_ECANCELED);
   f.sts = NULL;
@@ -545,7 +561,8 @@ static void test_close_in_flight(void **state) {
   memset(&c, 0, sizeof(c));
   fixture_open(&f, ca_file, &lim);
   /* Closed before the loop runs: still in the TXT step. */
-  assert_int_equal(stls_sts_fetch(f.sts, "sts-enforce.lab.test", done_cb, &a), 0);
+  assert_int_equal(stls_sts_fetch(f.sts, "sts-enforce.lab.test", done_cb, &a),
+                   0);
   stls_sts_close(f.sts);
   f.sts = NULL;
   uv_run(&f.loop, UV_RUN_DEFAULT);
@@ -557,7 +574,8 @@ static void test_close_in_flight(void **state) {
   /* Closed while connecting to a black hole, and while done fetches are
    * already delivered. */
   assert_int_equal(stls_sts_init(&f.sts, &f.loop, f.dns, f.tls, &lim), 0);
-  assert_int_equal(stls_sts_fetch(f.sts, "sts-timeout.lab.test", done_cb, &b), 0);
+  assert_int_equal(stls_sts_fetch(f.sts, "sts-timeout.lab.test", done_cb, &b),
+                   0);
   assert_int_equal(stls_sts_fetch(f.sts, "sts-none.lab.test", done_cb, &c), 0);
   uv_timer_init(&f.loop, &t);
   t.data = &f;
@@ -585,7 +603,8 @@ static void test_close_from_callback(void **state) {
   fixture_open(&f, ca_file, &lim);
   a.close_fx = &f;
   assert_int_equal(stls_sts_fetch(f.sts, "sts-none.lab.test", done_cb, &a), 0);
-  assert_int_equal(stls_sts_fetch(f.sts, "sts-timeout.lab.test", done_cb, &b), 0);
+  assert_int_equal(stls_sts_fetch(f.sts, "sts-timeout.lab.test", done_cb, &b),
+                   0);
   uv_run(&f.loop, UV_RUN_DEFAULT);
   assert_int_equal(a.calls, 1);
   assert_int_equal(a.res->status, STLS_STS_NONE);

@@ -381,8 +381,9 @@ static void test_recipient_domain(void **state) {
 static void test_untrusted_reasons(void **state) {
   static const char *const two[] = {"untrusted-issuer", "expired", NULL};
   static const char *const all[] = {
-      "untrusted-issuer", "expired", "not-yet-valid", "bad-signature",
-      "revoked",          "bad-key", "chain-too-long", "other", NULL};
+      "untrusted-issuer", "expired", "not-yet-valid",
+      "bad-signature",    "revoked", "bad-key",
+      "chain-too-long",   "other",   NULL};
   stls_host_result_t r;
   cJSON *j;
   (void)state;
