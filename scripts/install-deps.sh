@@ -48,8 +48,9 @@ LAB_PKGS="$LAB_PKGS python3-yaml python3-prometheus-client chromium curl"
 # python3-kubernetes (docker/validate-k8s.py).
 LAB_PKGS="$LAB_PKGS python3-kubernetes"
 # Packaging and docs checks: the .deb build (debhelper, dpkg-dev), lintian,
-# and man/groff to render the man page with warnings on.
-PKG_PKGS="debhelper dpkg-dev lintian man-db groff-base"
+# and man/groff to render the man page with warnings on; clang-format for the
+# style check (the test "format").
+PKG_PKGS="debhelper dpkg-dev lintian man-db groff-base clang-format"
 # --no-lab: scripts/build-mbedtls.sh still runs mbedTLS's config.py.
 if [ "$with_lab" = 0 ]; then
   LAB_PKGS="python3"
