@@ -658,7 +658,8 @@ static int scan_run(scan_fe_t *fe) {
                           sizeof(err));
     if (rc != 0) {
       fprintf(stderr, "starttls-scan %s: --resume: %s\n", fe->cmd, err);
-      return rc == -2 ? EXIT_USAGE : 1;
+      rc = rc == -2 ? EXIT_USAGE : 1;
+      goto out;
     }
   }
   if (fe->input) {
@@ -672,7 +673,8 @@ static int scan_run(scan_fe_t *fe) {
     if (!fe->in) {
       fprintf(stderr, "starttls-scan %s: cannot read %s: %s\n", fe->cmd,
               fe->input, strerror(errno));
-      return 1;
+      rc = 1;
+      goto out;
     }
   }
   if ((rc = open_outputs(fe)) != 0)
