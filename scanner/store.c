@@ -6,6 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
+
+/* WAL size (pages) that wakes the checkpointer, and the size at which the
+ * writer checkpoints itself because the checkpointer cannot keep up. */
+#define CKPT_WAKE_FRAMES 1000
+#define CKPT_FORCE_FRAMES 64000
 
 /* Migrations, in order; the schema version is how many have run. Never
  * edit one that has shipped: append. */
@@ -120,8 +126,21 @@ typedef struct agg_s {
   size_t n;
 } agg_t;
 
+/* Copies committed WAL pages into the database file on a thread of its
+ * own, over its own connection: the copy and its fsync are most of a
+ * commit's cost, and the writer (the loop thread) need not wait for them. */
+typedef struct ckpt_s {
+  sqlite3 *db;
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cond;
+  int wake, stop, running;
+  uint64_t runs; /* checkpoints done, for tests */
+} ckpt_t;
+
 struct stls_store_s {
   sqlite3 *db;
+  ckpt_t ckpt;
   sqlite3_stmt *st[ST_COUNT];
   int in_tx; /* inside stls_store_begin() */
   int version;
@@ -269,6 +288,127 @@ fail:
   return -1;
 }
 
+static void ckpt_main(void *arg) {
+  ckpt_t *c = arg;
+  uv_mutex_lock(&c->mu);
+  for (;;) {
+    while (!c->wake && !c->stop)
+      uv_cond_wait(&c->cond, &c->mu);
+    if (c->stop)
+      break;
+    c->wake = 0;
+    uv_mutex_unlock(&c->mu);
+    /* PASSIVE: copy what no reader still needs, never wait for anyone.
+     * An error (SQLITE_BUSY, a full disk) leaves the pages in the WAL for
+     * the next try; nothing committed is lost. */
+    sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                              NULL);
+    uv_mutex_lock(&c->mu);
+    c->runs++;
+  }
+  uv_mutex_unlock(&c->mu);
+}
+
+/* After every commit (in the writer's thread): wake the checkpointer when
+ * the WAL has grown, or checkpoint here when it has fallen far behind. */
+static int wal_hook_cb(void *arg, sqlite3 *db, const char *name, int frames) {
+  stls_store_t *s = arg;
+  (void)name;
+  if (frames >= CKPT_FORCE_FRAMES) {
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  } else if (frames >= CKPT_WAKE_FRAMES) {
+    uv_mutex_lock(&s->ckpt.mu);
+    s->ckpt.wake = 1;
+    uv_cond_signal(&s->ckpt.cond);
+    uv_mutex_unlock(&s->ckpt.mu);
+  }
+  return SQLITE_OK;
+}
+
+/* Start the checkpointer if the database is in WAL mode (an in-memory
+ * database is not, and needs none). */
+static int ckpt_start(stls_store_t *s, const char *path, char *err,
+                      size_t errlen) {
+  ckpt_t *c = &s->ckpt;
+  sqlite3_stmt *st;
+  int wal = 0;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) ==
+      SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      wal = !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+  }
+  if (!wal)
+    return 0;
+  if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "%s: checkpointer: %s", path,
+             c->db ? sqlite3_errmsg(c->db) : "cannot open");
+    sqlite3_close(c->db);
+    c->db = NULL;
+    return -1;
+  }
+  sqlite3_busy_timeout(c->db, 1000);
+  /* A connection learns that the file is in WAL mode by reading it; until
+   * then a checkpoint through it does nothing. */
+  if (sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) !=
+      SQLITE_OK) {
+    snprintf(err, errlen, "%s: checkpointer: %s", path, sqlite3_errmsg(c->db));
+    sqlite3_close(c->db);
+    c->db = NULL;
+    return -1;
+  }
+  /* Only the writer's hook decides when to checkpoint. */
+  sqlite3_wal_autocheckpoint(c->db, 0);
+  if (uv_mutex_init(&c->mu) != 0)
+    goto fail_db;
+  if (uv_cond_init(&c->cond) != 0)
+    goto fail_mu;
+  if (uv_thread_create(&c->thread, ckpt_main, c) != 0)
+    goto fail_cond;
+  c->running = 1;
+  sqlite3_wal_hook(s->db, wal_hook_cb, s);
+  return 0;
+fail_cond:
+  uv_cond_destroy(&c->cond);
+fail_mu:
+  uv_mutex_destroy(&c->mu);
+fail_db:
+  sqlite3_close(c->db);
+  c->db = NULL;
+  snprintf(err, errlen, "%s: cannot start the checkpointer", path);
+  return -1;
+}
+
+/* Stop the checkpointer; the writer's connection, closed last, checkpoints
+ * what is left. */
+static void ckpt_stop(stls_store_t *s) {
+  ckpt_t *c = &s->ckpt;
+  if (!c->running)
+    return;
+  sqlite3_wal_hook(s->db, NULL, NULL);
+  uv_mutex_lock(&c->mu);
+  c->stop = 1;
+  uv_cond_signal(&c->cond);
+  uv_mutex_unlock(&c->mu);
+  uv_thread_join(&c->thread);
+  uv_cond_destroy(&c->cond);
+  uv_mutex_destroy(&c->mu);
+  sqlite3_close(c->db);
+  c->db = NULL;
+  c->running = 0;
+}
+
+uint64_t stls__store_checkpoints(stls_store_t *s) {
+  uint64_t n = 0;
+  if (s->ckpt.running) {
+    uv_mutex_lock(&s->ckpt.mu);
+    n = s->ckpt.runs;
+    uv_mutex_unlock(&s->ckpt.mu);
+  }
+  return n;
+}
+
 int stls_store_open(stls_store_t **out, const char *path, char *err,
                     size_t errlen) {
   stls_store_t *s = calloc(1, sizeof(*s));
@@ -288,9 +428,14 @@ int stls_store_open(stls_store_t **out, const char *path, char *err,
   }
   sqlite3_busy_timeout(s->db, 5000);
   /* WAL: readers never block the writer; NORMAL: a commit survives the
-   * process being killed (not a power cut), at a fraction of FULL's cost. */
+   * process being killed (not a power cut: the last commits before the
+   * checkpointer's last fsync can be lost, the file stays consistent), at
+   * a fraction of FULL's cost. Checkpoints run on their own thread
+   * (ckpt_start), not in the commit; a WAL file that grew while they
+   * caught up is cut back to 64 MB when it is reused. */
   if (sqlite3_exec(s->db,
                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                   " PRAGMA journal_size_limit = 67108864;"
                    " PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16000;",
                    NULL, NULL, &msg) != SQLITE_OK) {
     snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
@@ -309,6 +454,8 @@ int stls_store_open(stls_store_t **out, const char *path, char *err,
     snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
     goto fail;
   }
+  if (ckpt_start(s, path, err, errlen) != 0)
+    goto fail;
   *out = s;
   return 0;
 fail:
@@ -321,6 +468,7 @@ void stls_store_close(stls_store_t *s) {
     return;
   if (s->in_tx && s->st[ST_ROLLBACK])
     step_done(stmt(s, ST_ROLLBACK));
+  ckpt_stop(s);
   for (int i = 0; i < ST_COUNT; i++)
     sqlite3_finalize(s->st[i]);
   sqlite3_close(s->db);

@@ -2,7 +2,8 @@
  * job, in SQLite (WAL). The only module that knows SQL, so another backend
  * could sit behind the same functions.
  *
- * One connection, used from one thread. Writes made between
+ * One writer connection, used from one thread (a second one, on a thread
+ * of its own, only copies the WAL into the database file). Writes made between
  * stls_store_begin() and stls_store_commit() are one transaction; without
  * them every write commits on its own. A record or an event is visible to
  * readers only once committed. */
@@ -58,6 +59,8 @@ void stls_store_close(stls_store_t *s);
 const char *stls_store_errmsg(stls_store_t *s);
 /* Schema version (PRAGMA user_version) after migration. */
 int stls_store_version(stls_store_t *s);
+/* Checkpoints the store's background checkpointer has run (for tests). */
+uint64_t stls__store_checkpoints(stls_store_t *s);
 
 int stls_store_begin(stls_store_t *s);
 int stls_store_commit(stls_store_t *s);

@@ -321,6 +321,60 @@ static void test_jobs(void **state) {
   stls_store_close(s);
 }
 
+static long file_size(const char *path) {
+  FILE *fp = fopen(path, "rb");
+  long n = -1;
+  if (fp && fseek(fp, 0, SEEK_END) == 0)
+    n = ftell(fp);
+  if (fp)
+    fclose(fp);
+  return n;
+}
+
+/* Commits never checkpoint in the writer (below the forced size): the
+ * checkpointer thread copies the WAL into the database file, and what it
+ * copied is all there after a reopen. */
+static void test_checkpointer(void **state) {
+  fixture_t *f = *state;
+  stls_store_t *s = open_store(f);
+  static char json[3000];
+  char dom[64];
+  long before;
+  int64_t id;
+  collect_t c = {"", 0};
+
+  memset(json, 'x', sizeof(json) - 1);
+  json[0] = '"';
+  json[sizeof(json) - 2] = '"';
+  before = file_size(f->path);
+  assert_int_equal(stls__store_checkpoints(s), 0);
+  /* ~1,500 pages through the WAL, in transactions of 100 records. */
+  for (int i = 0; i < 1500; i++) {
+    if (i % 100 == 0)
+      assert_int_equal(stls_store_begin(s), 0);
+    snprintf(dom, sizeof(dom), "d%04d.example", i);
+    put(s, dom, 10, "may", json, "TLSv1.3", 1, 0, &id);
+    if (i % 100 == 99)
+      assert_int_equal(stls_store_commit(s), 0);
+  }
+  for (int t = 0; t < 500 && stls__store_checkpoints(s) == 0; t++)
+    usleep(10000);
+  assert_true(stls__store_checkpoints(s) > 0);
+  /* The pages are in the database file, not only in the WAL. */
+  for (int t = 0; t < 500 && file_size(f->path) < before + 3000000; t++)
+    usleep(10000);
+  assert_true(file_size(f->path) >= before + 3000000);
+  stls_store_close(s);
+
+  s = open_store(f);
+  assert_int_equal(stls_store_count_domains(s), 1500);
+  assert_int_equal(stls_store_latest(s, "d1499.example", NULL, NULL, NULL), 1);
+  assert_int_equal(
+      stls_store_aggregate(s, STLS_STORE_AGG_TLS_VERSION, collect_agg, &c), 0);
+  assert_string_equal(c.buf, "TLSv1.3=1500;");
+  stls_store_close(s);
+}
+
 static void test_bad_path(void **state) {
   stls_store_t *s = (stls_store_t *)1;
   char err[256] = "";
@@ -337,6 +391,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_events_and_reopen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_checkpointer, setup, teardown),
       cmocka_unit_test(test_bad_path),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
