@@ -40,8 +40,9 @@ BUILD_PKGS="build-essential cmake pkg-config git dpkg-dev libuv1-dev libcjson-de
 # inside the lab namespace).
 LAB_PKGS="postfix openssl unbound nsd ldnsutils python3 python3-jsonschema iproute2 util-linux procps jq valgrind time nginx"
 # The service's tests: its OpenAPI document is read with python3-yaml and
-# answers checked with jsonschema (Debian 12's openapi-core needs a newer
-# Python), /metrics goes through python3-prometheus-client's parser, and the
+# answers checked with jsonschema (Debian 12 has no python3-openapi-core,
+# and trixie's pulls libc6 2.41 and Python 3.13: see README), /metrics goes
+# through python3-prometheus-client's parser (and promtool, below), and the
 # status page is loaded in headless chromium.
 LAB_PKGS="$LAB_PKGS python3-yaml python3-prometheus-client chromium curl"
 # The Kubernetes Job is checked against the API schema with the models of
@@ -193,5 +194,19 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if ! bash "$here/build-mbedtls.sh" --check 2>/dev/null; then
   apt_update
   bash "$here/build-mbedtls.sh"
+fi
+# promtool (the service's metrics test runs `promtool check metrics`): it
+# comes in Debian 12's prometheus package together with the server, which
+# the lab does not want installed, so only promtool is taken out of the
+# .deb into the cache. CMake finds it there (STLS_PROMTOOL).
+promtool_dir=${STLS_MBEDTLS_CACHE:-/var/cache/starttls-scan}/promtool
+if [ "$with_lab" = 1 ] && ! "$promtool_dir/promtool" --version >/dev/null 2>&1; then
+  apt_update
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq prometheus && dpkg -x prometheus_*.deb x)
+  mkdir -p "$promtool_dir"
+  install -m 755 "$tmp/x/usr/bin/promtool" "$promtool_dir/promtool"
+  rm -rf "$tmp"
+  "$promtool_dir/promtool" --version >/dev/null
 fi
 echo "install-deps: ok (mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev), tuned build in ${STLS_MBEDTLS_CACHE:-/var/cache/starttls-scan}/mbedtls-tuned)"

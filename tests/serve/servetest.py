@@ -89,7 +89,14 @@ class Server:
 
 
 class OpenAPI:
-    """Validates answers against the response schemas of docs/openapi.yaml."""
+    """Validates answers against the response schemas of docs/openapi.yaml.
+
+    With python3-jsonschema (draft 2020-12 is the schema dialect of OpenAPI
+    3.1), not openapi-core: Debian 12 has no python3-openapi-core, and
+    Debian 13's 0.19.4 (with openapi-spec-validator 0.7.1) cannot be
+    installed on Debian 12 without libc6 2.41 and Python 3.13 (checked with
+    `apt-get -s install -t trixie python3-openapi-core`). The document
+    itself is checked by spec_problems() below."""
 
     def __init__(self):
         with open(OPENAPI, encoding="utf-8") as f:
@@ -99,6 +106,71 @@ class OpenAPI:
         with open(EVENT_SCHEMA, encoding="utf-8") as f:
             self.event_schema = json.load(f)
         Draft202012Validator.check_schema(self.event_schema)
+
+    def spec_problems(self, doc=None):
+        """What makes the document not a usable OpenAPI 3.1 description
+        (a subset of openapi-spec-validator's checks): the version, every
+        $ref resolving, every schema a valid draft 2020-12 schema, path
+        parameters declared, every operation with responses whose keys are
+        status codes and whose content has a schema. [] when none."""
+        doc = self.doc if doc is None else doc
+        resolver = RefResolver.from_schema(doc)
+        probs = []
+        if not str(doc.get("openapi", "")).startswith("3.1."):
+            probs.append("openapi is not 3.1.x")
+        if not isinstance(doc.get("info"), dict) or not {"title", "version"} <= set(doc["info"]):
+            probs.append("info lacks title or version")
+
+        def walk(node, where):
+            if isinstance(node, dict):
+                if "$ref" in node:
+                    try:
+                        resolver.resolve(node["$ref"])
+                    except Exception as e:  # noqa: BLE001 - any failure is the finding
+                        probs.append("%s: $ref %s does not resolve (%s)" % (where, node["$ref"], e))
+                for k, v in node.items():
+                    walk(v, where + "/" + str(k))
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    walk(v, "%s/%d" % (where, i))
+        walk(doc, "#")
+        for name, schema in doc.get("components", {}).get("schemas", {}).items():
+            try:
+                Draft202012Validator.check_schema(schema)
+            except Exception as e:  # noqa: BLE001
+                probs.append("schema %s: %s" % (name, str(e).splitlines()[0]))
+        methods = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+        for tmpl, item in doc.get("paths", {}).items():
+            if not tmpl.startswith("/"):
+                probs.append("path %s does not start with /" % tmpl)
+            params = set(re.findall(r"\{([^}]+)\}", tmpl))
+            declared = {p.get("name") for p in item.get("parameters", []) if p.get("in") == "path"}
+            for m, op in item.items():
+                if m not in methods:
+                    continue
+                mine = declared | {p.get("name") for p in op.get("parameters", [])
+                                   if p.get("in") == "path"}
+                if params - mine:
+                    probs.append("%s %s: path parameters %s not declared"
+                                 % (m, tmpl, sorted(params - mine)))
+                resps = op.get("responses")
+                if not isinstance(resps, dict) or not resps:
+                    probs.append("%s %s: no responses" % (m, tmpl))
+                    continue
+                for code, r in resps.items():
+                    if not re.fullmatch(r"[1-5][0-9X]{2}|default", str(code)):
+                        probs.append("%s %s: response key %r" % (m, tmpl, code))
+                    try:
+                        while isinstance(r, dict) and "$ref" in r:
+                            _, r = resolver.resolve(r["$ref"])
+                    except Exception:  # noqa: BLE001 - reported by walk()
+                        continue
+                    if "description" not in r:
+                        probs.append("%s %s %s: no description" % (m, tmpl, code))
+                    for ct, media in r.get("content", {}).items():
+                        if "schema" not in media:
+                            probs.append("%s %s %s %s: no schema" % (m, tmpl, code, ct))
+        return probs
 
     def _operation(self, method, path):
         for tmpl, item in self.doc["paths"].items():

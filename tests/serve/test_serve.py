@@ -9,6 +9,7 @@ Usage: test_serve.py --bin PATH/starttls-scan
 """
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ import stlstest  # noqa: E402
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
+    ap.add_argument("--promtool", default="", help="promtool for `check metrics`")
     args = ap.parse_args()
     res = stlstest.Results()
     api = st.OpenAPI()
@@ -56,6 +58,20 @@ def main():
             _, _, _, (h,) = call(s, "GET", "/v1/health", want=200)
             assert h["status"] == "ok" and h["domains"] == 0, h
         res.check("GET /v1/health", health)
+
+        def spec():
+            assert api.spec_problems() == [], api.spec_problems()
+            # The check finds what it is meant to find.
+            bad = copy.deepcopy(api.doc)
+            bad["paths"]["/v1/scans/{id}"].pop("parameters")
+            bad["paths"]["/v1/health"]["get"]["responses"]["200"]["content"][
+                "application/json"]["schema"] = {"$ref": "#/components/schemas/Nope"}
+            bad["components"]["schemas"]["Health"]["type"] = "objekt"
+            found = "\n".join(api.spec_problems(bad))
+            for want in ("Nope does not resolve", "schema Health:",
+                         "get /v1/scans/{id}: path parameters ['id'] not declared"):
+                assert want in found, (want, found)
+        res.check("openapi.yaml is a well-formed OpenAPI 3.1 document", spec)
 
         def not_found_domain():
             _, _, _, (e,) = call(s, "GET", "/v1/domains/never.example", want=404)
@@ -223,11 +239,22 @@ def main():
                 for smp in f.samples:
                     for v in smp.labels.values():
                         assert "example" not in v and "192.0.2" not in v, smp
-            if shutil.which("promtool"):
-                p = subprocess.run(["promtool", "check", "metrics"], input=data,
-                                   capture_output=True, timeout=30)
-                assert p.returncode == 0, p.stdout + p.stderr
-        res.check("/metrics parsed by prometheus_client, totals agree with /v1/stats",
+            # promtool (Debian 12's, taken out of the prometheus .deb by
+            # scripts/install-deps.sh) parses and lints the page; it must
+            # also refuse a page that breaks the conventions, or passing
+            # it would prove nothing.
+            assert args.promtool and os.access(args.promtool, os.X_OK), \
+                "promtool is not installed (scripts/install-deps.sh)"
+
+            def promtool(text):
+                return subprocess.run([args.promtool, "check", "metrics"], input=text,
+                                      capture_output=True, timeout=60)
+            p = promtool(data)
+            assert p.returncode == 0, p.stdout + p.stderr
+            bad = data + b"# TYPE starttls_scan_unsuffixed counter\nstarttls_scan_unsuffixed 1\n"
+            assert promtool(bad).returncode != 0, "promtool accepted a counter without _total"
+            assert promtool(data + b'starttls_scan_broken{a="1" 1\n').returncode != 0
+        res.check("/metrics parsed by prometheus_client and promtool, totals agree with /v1/stats",
                   stats_and_metrics)
 
         def page():
