@@ -205,22 +205,16 @@ static bool torn_record(const char *s, size_t n) {
   return memchr(s, '\0', n) == NULL;
 }
 
-int stls_resume_load(const char *path, stls_strmap_t *set, uint64_t *records,
-                     char *err, size_t errlen) {
-  FILE *f = fopen(path, "r+");
+int stls__resume_read(FILE *f, const char *path, stls_strmap_t *set,
+                      uint64_t *records, long *good_end, char *err,
+                      size_t errlen) {
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
-  long good_end = 0;
   unsigned long lineno = 0;
   int rc = 0;
   *records = 0;
-  if (!f) {
-    if (errno == ENOENT)
-      return 0; /* nothing to resume: a fresh run */
-    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-    return -1;
-  }
+  *good_end = 0;
   while ((n = getline(&line, &cap, f)) > 0) {
     cJSON *rec, *d;
     lineno++;
@@ -232,7 +226,7 @@ int stls_resume_load(const char *path, stls_strmap_t *set, uint64_t *records,
                  path, lineno);
         rc = -2;
       }
-      break; /* torn: cut below */
+      break; /* torn: the caller cuts it */
     }
     rec = memchr(line, '\0', (size_t)n) ? NULL : cJSON_Parse(line);
     d = cJSON_IsObject(rec) ? cJSON_GetObjectItemCaseSensitive(rec, "domain")
@@ -254,13 +248,29 @@ int stls_resume_load(const char *path, stls_strmap_t *set, uint64_t *records,
     }
     cJSON_Delete(rec);
     (*records)++;
-    good_end = ftell(f);
+    *good_end = ftell(f);
   }
   free(line);
   if (rc == 0 && ferror(f)) {
     snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
     rc = -1;
   }
+  return rc;
+}
+
+int stls_resume_load(const char *path, stls_strmap_t *set, uint64_t *records,
+                     char *err, size_t errlen) {
+  FILE *f = fopen(path, "r+");
+  long good_end = 0;
+  int rc;
+  *records = 0;
+  if (!f) {
+    if (errno == ENOENT)
+      return 0; /* nothing to resume: a fresh run */
+    snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return -1;
+  }
+  rc = stls__resume_read(f, path, set, records, &good_end, err, errlen);
   if (rc == 0 && ftruncate(fileno(f), good_end) != 0) {
     snprintf(err, errlen, "cannot truncate %s: %s", path, strerror(errno));
     rc = -1;

@@ -70,6 +70,16 @@ uint64_t stls_input_count_lines(const char *path);
 int stls_resume_load(const char *path, stls_strmap_t *set, uint64_t *records,
                      char *err, size_t errlen);
 
+/* The reader behind stls_resume_load, over an open stream (also what the
+ * fuzz target drives): adds the domains of every complete record to set,
+ * counts them in *records and leaves in *good_end the offset just past the
+ * last one, where the file is to be cut. Returns 0, -1 (read error, out of
+ * memory) or -2 (not our file; err says which line). path only names the
+ * stream in err. Changes nothing in the stream. */
+int stls__resume_read(FILE *f, const char *path, stls_strmap_t *set,
+                      uint64_t *records, long *good_end, char *err,
+                      size_t errlen);
+
 /* Copy bytes into out as text: printable ASCII and valid UTF-8 as they
  * are, backslash as \\, every other byte (NUL, control, DEL, invalid
  * UTF-8) as \xNN. Always terminates out (truncating on a boundary). */
