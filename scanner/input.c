@@ -217,6 +217,7 @@ int stls__resume_read(FILE *f, const char *path, stls_strmap_t *set,
   *good_end = 0;
   while ((n = getline(&line, &cap, f)) > 0) {
     cJSON *rec, *d;
+    const char *end = NULL;
     lineno++;
     if (line[n - 1] != '\n') {
       if (!torn_record(line, (size_t)n)) {
@@ -228,7 +229,16 @@ int stls__resume_read(FILE *f, const char *path, stls_strmap_t *set,
       }
       break; /* torn: the caller cuts it */
     }
-    rec = memchr(line, '\0', (size_t)n) ? NULL : cJSON_Parse(line);
+    /* Our writer puts one object on a line, from its first byte to the
+     * newline: anything around it (a blank, a second value, a CR) is
+     * another program's output. */
+    rec = line[0] != '{' || memchr(line, '\0', (size_t)n)
+              ? NULL
+              : cJSON_ParseWithOpts(line, &end, false);
+    if (rec && end != line + n - 1) {
+      cJSON_Delete(rec);
+      rec = NULL;
+    }
     d = cJSON_IsObject(rec) ? cJSON_GetObjectItemCaseSensitive(rec, "domain")
                             : NULL;
     if (!cJSON_IsString(d)) {

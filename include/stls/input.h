@@ -62,7 +62,8 @@ int stls_input_take_arg(const char *arg, const stls_input_opts_t *o,
 uint64_t stls_input_count_lines(const char *path);
 
 /* --resume: read the domains an earlier run wrote to path into set. Every
- * complete line must be a JSON object with a "domain" string, else the
+ * complete line must be one JSON object with a "domain" string, from the
+ * line's first byte to its newline (no blank, CR or second value), else the
  * file is not ours: -2 with the reason, and the file is left as it was.
  * A torn last line (no newline; killed mid-write) that looks like the
  * start of a record is cut off so appending starts clean. A missing file

@@ -860,7 +860,13 @@ def checks_hardening(res, sc, lab):
 
     def resume_garbage():
         for name, data in (("words", b"hello\nworld\n"), ("nul", b"\0" * 4096),
-                           ("torn-garbage", b"xyz")):
+                           ("torn-garbage", b"xyz"),
+                           # one JSON object from the line's first byte to its
+                           # newline, or not a record of ours
+                           ("trailing-garbage", b'{"domain":"a.test"}x\n'),
+                           ("two-objects", b'{"domain":"a.test"}{"domain":"b.test"}\n'),
+                           ("leading-blank", b' {"domain":"a.test"}\n'),
+                           ("crlf", b'{"domain":"a.test"}\r\n')):
             path = sc.path("resume-%s.ndjson" % name)
             with open(path, "wb") as f:
                 f.write(data)
