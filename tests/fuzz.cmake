@@ -4,8 +4,9 @@
 # supplies everything else. As in unit.cmake, each is built as a corpus
 # replay for CTest (any compiler, and under STLS_SANITIZE) and, with
 # STLS_FUZZ, as a libFuzzer binary. See fuzz/README.md.
-set(STLS_FUZZ_LINKED dns sts sts_http target writer)
+set(STLS_FUZZ_LINKED dns resume sts sts_http target writer)
 set(STLS_FUZZ_SOURCES_dns ${PROJECT_SOURCE_DIR}/scanner/dns.c)
+set(STLS_FUZZ_SOURCES_resume ${PROJECT_SOURCE_DIR}/scanner/input.c)
 set(STLS_FUZZ_SOURCES_sts ${PROJECT_SOURCE_DIR}/scanner/sts.c)
 # fuzz_sts_http.c includes sts.c itself (its HTTP callbacks are static).
 set(STLS_FUZZ_SOURCES_sts_http)
