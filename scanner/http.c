@@ -39,6 +39,9 @@ struct stls_http_s {
   rate_slot_t *rate; /* RATE_SLOTS */
   char readbuf[65536];
   int port;
+  /* Detached (stls__http_new_detached): answers go to sink, not a socket. */
+  void (*sink)(const char *data, size_t len, void *arg);
+  void *sink_arg;
 };
 
 /* Which header's value is being captured. */
@@ -74,6 +77,7 @@ struct conn_s {
   /* Bytes that arrived while a request was being handled. */
   char *pending;
   size_t pending_len;
+  struct wreq_s *held; /* detached: the answer not yet "written" */
 };
 
 #define CONN_OF(r) ((conn_t *)((char *)(r)-offsetof(conn_t, req)))
@@ -267,6 +271,7 @@ typedef struct wreq_s {
   uv_write_t w;
   conn_t *c;
   int keep;
+  size_t len;
   char data[];
 } wreq_t;
 
@@ -379,7 +384,12 @@ void stls_http_respond(stls_http_req_t *req, int status,
   if (len)
     memcpy(wr->data + n + extra + 2, body, len);
   c->state = C_WRITING;
-  b = uv_buf_init(wr->data, (unsigned)((size_t)n + extra + 2 + len));
+  wr->len = (size_t)n + extra + 2 + len;
+  b = uv_buf_init(wr->data, (unsigned)wr->len);
+  if (h->sink) {
+    c->held = wr; /* stls__http_conn_feed() delivers it */
+    return;
+  }
   if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
     free(wr);
     conn_close(c);
@@ -706,6 +716,7 @@ static void conn_free(conn_t *c) {
   reset_request(c);
   free(c->body);
   free(c->pending);
+  free(c->held);
   free(c);
   free_server_if_done(h);
 }
@@ -805,17 +816,15 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss) {
   return -1;
 }
 
-int stls_http_new(stls_http_t **out, uv_loop_t *loop,
-                  const stls_http_cfg_t *cfg, const stls_http_route_t *routes,
-                  size_t n_routes, void *arg, char *err, size_t errlen) {
+/* A server with its routes and limits but no socket yet. */
+static stls_http_t *http_alloc(uv_loop_t *loop, const stls_http_cfg_t *cfg,
+                               const stls_http_route_t *routes, size_t n_routes,
+                               void *arg, char *err, size_t errlen) {
   stls_http_t *h = calloc(1, sizeof(*h));
-  struct sockaddr_storage ss;
-  int rc;
-  *out = NULL;
   if (!h || !(h->rate = calloc(RATE_SLOTS, sizeof(*h->rate)))) {
     free(h);
     snprintf(err, errlen, "out of memory");
-    return -1;
+    return NULL;
   }
   h->loop = loop;
   h->cfg = *cfg;
@@ -826,7 +835,7 @@ int stls_http_new(stls_http_t **out, uv_loop_t *loop,
     free(h->rate);
     free(h);
     snprintf(err, errlen, "out of memory");
-    return -1;
+    return NULL;
   }
   llhttp_settings_init(&h->settings);
   h->settings.on_message_begin = on_message_begin;
@@ -837,6 +846,18 @@ int stls_http_new(stls_http_t **out, uv_loop_t *loop,
   h->settings.on_headers_complete = on_headers_complete;
   h->settings.on_body = on_body;
   h->settings.on_message_complete = on_message_complete;
+  return h;
+}
+
+int stls_http_new(stls_http_t **out, uv_loop_t *loop,
+                  const stls_http_cfg_t *cfg, const stls_http_route_t *routes,
+                  size_t n_routes, void *arg, char *err, size_t errlen) {
+  stls_http_t *h;
+  struct sockaddr_storage ss;
+  int rc;
+  *out = NULL;
+  if (!(h = http_alloc(loop, cfg, routes, n_routes, arg, err, errlen)))
+    return -1;
   memset(&ss, 0, sizeof(ss));
   if (parse_listen(cfg->listen, &ss) != 0) {
     snprintf(err, errlen, "bad listen address '%s' (ADDR:PORT)", cfg->listen);
@@ -867,6 +888,70 @@ fail:
   free(h->rate);
   free(h);
   return -1;
+}
+
+int stls__http_new_detached(
+    stls_http_t **out, uv_loop_t *loop, const stls_http_cfg_t *cfg,
+    const stls_http_route_t *routes, size_t n_routes, void *arg,
+    void (*sink)(const char *data, size_t len, void *arg), void *sink_arg) {
+  char err[64];
+  if (!(*out = http_alloc(loop, cfg, routes, n_routes, arg, err, sizeof(err))))
+    return -1;
+  (*out)->sink = sink;
+  (*out)->sink_arg = sink_arg;
+  return 0;
+}
+
+stls__http_conn_t *stls__http_conn_open(stls_http_t *h, const char *client) {
+  conn_t *c = calloc(1, sizeof(*c));
+  if (!c)
+    return NULL;
+  c->h = h;
+  /* A TCP handle with no socket: closing it is all it is used for. */
+  uv_tcp_init(h->loop, &c->tcp);
+  uv_timer_init(h->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->handles = 2;
+  c->next = h->conns;
+  if (h->conns)
+    h->conns->prev = c;
+  h->conns = c;
+  h->n_conns++;
+  h->stats.conns_open = h->n_conns;
+  stls_strlcpy(c->client, client, sizeof(c->client));
+  llhttp_init(&c->parser, HTTP_REQUEST, &h->settings);
+  c->parser.data = c;
+  c->state = C_READING;
+  uv_timer_start(&c->timer, timer_cb, h->cfg.read_timeout_ms, 0);
+  return (stls__http_conn_t *)c;
+}
+
+/* Hand every held answer to the sink and finish it as write_cb would;
+ * finishing one may dispatch the next pipelined request. */
+static void conn_drain(conn_t *c) {
+  while (c->held) {
+    wreq_t *wr = c->held;
+    c->held = NULL;
+    c->h->sink(wr->data, wr->len, c->h->sink_arg);
+    write_cb(&wr->w, 0);
+  }
+}
+
+int stls__http_conn_feed(stls__http_conn_t *conn, const char *data,
+                         size_t len) {
+  conn_t *c = (conn_t *)conn;
+  if (c->closing)
+    return -1;
+  read_cb((uv_stream_t *)&c->tcp, (ssize_t)len,
+          &(uv_buf_t){.base = (char *)data, .len = len});
+  conn_drain(c);
+  return c->closing ? -1 : 0;
+}
+
+void stls__http_conn_close(stls__http_conn_t *conn) {
+  conn_t *c = (conn_t *)conn;
+  conn_drain(c);
+  conn_close(c);
 }
 
 static void listener_closed(uv_handle_t *hd) {

@@ -97,4 +97,20 @@ const stls_http_stats_t *stls_http_stats(const stls_http_t *h);
 /* Constant-time comparison of two strings (by length and content). */
 bool stls_http_token_equal(const char *a, const char *b);
 
+/* Requests without sockets, for the fuzz target: a server that does not
+ * listen, and connections fed bytes by the caller; every answer's bytes
+ * (status line, headers, body) go to sink when the handler gives them.
+ * Close with stls_http_close() and run the loop until its handles close. */
+typedef struct stls__http_conn_s stls__http_conn_t;
+int stls__http_new_detached(
+    stls_http_t **out, uv_loop_t *loop, const stls_http_cfg_t *cfg,
+    const stls_http_route_t *routes, size_t n_routes, void *arg,
+    void (*sink)(const char *data, size_t len, void *arg), void *sink_arg);
+/* A connection from client (an address as text). */
+stls__http_conn_t *stls__http_conn_open(stls_http_t *h, const char *client);
+/* Bytes as one read would deliver them; -1 once the connection closed. */
+int stls__http_conn_feed(stls__http_conn_t *c, const char *data, size_t len);
+/* The peer goes away (a handler still waiting is told). */
+void stls__http_conn_close(stls__http_conn_t *c);
+
 #endif
