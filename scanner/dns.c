@@ -1,22 +1,26 @@
 /* DNS stage: MX and address lookups with c-ares, driven by libuv.
  *
- * c-ares 1.18 has no event thread of its own: it tells us through the
+ * c-ares runs without an event thread of its own: it tells us through the
  * socket-state callback which sockets it wants watched, and we give each
  * one a uv_poll_t; one uv_timer_t follows ares_timeout() so retries and
- * timeouts happen without anything blocking the loop. */
+ * timeouts happen without anything blocking the loop. Answers are parsed
+ * by c-ares 1.34 (ares_dns_parse) into records we read through the
+ * ares_dns_rr_* API; wire_check adds the few rules c-ares does not keep. */
 #include "stls/dns.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* TLSA (RFC 6698); arpa/nameser.h has no name for it on every libc. */
-#define T_TLSA_TYPE 52
 
 /* ---- status tables ---------------------------------------------------- */
 
@@ -339,28 +343,12 @@ void stls__dns_settle(stls_dns_result_t *r) {
   }
 }
 
-/* ---- answers parsed by hand: AD bit, TXT, TLSA ------------------------- */
+/* ---- answers: c-ares parses, we select -------------------------------- */
 
-bool stls__dns_answer_ad(const unsigned char *abuf, size_t alen) {
-  return abuf && alen >= HFIXEDSZ && (abuf[3] & 0x20) != 0;
-}
-
-/* Is a query's outcome a validated answer? Records, NODATA and NXDOMAIN
- * all carry the resolver's verdict in AD; errors carry none. */
-static bool answer_secure(int status, const unsigned char *abuf, int alen) {
-  if (status != ARES_SUCCESS && status != ARES_ENODATA &&
-      status != ARES_ENOTFOUND)
-    return false;
-  return alen > 0 && stls__dns_answer_ad(abuf, (size_t)alen);
-}
-
-/* One resource record of an answer section, located in the buffer. */
-typedef struct {
-  char *owner; /* as c-ares expands it: no trailing dot */
-  unsigned type;
-  size_t rdata; /* offset of RDATA in the response */
-  size_t rdlen;
-} answer_rr_t;
+/* c-ares 1.34 parses every answer (ares_dns_parse). What it accepts and
+ * we must call malformed is checked first, on the wire bytes, by
+ * wire_check below: the one thing a parsed record cannot show any more
+ * is where a compressed name pointed. */
 
 static unsigned get16(const unsigned char *p) {
   return (unsigned)p[0] << 8 | p[1];
@@ -377,16 +365,18 @@ static bool name_eq(const char *a, const char *b) {
 }
 
 /* Does the name at off keep to the rules of compression (RFC 1035 4.1.4)?
- * A pointer must point back at a prior occurrence of a name, which is
- * never inside the 12-byte header. c-ares follows a pointer to offset 0
- * and reads the header as labels: with a zero high byte there (an ID
- * below 256, or the counts further on) that spells the root, and an MX
- * exchange pointing there looked like a null MX. Such a name makes the
- * whole answer malformed. Each pointer must land before the labels read
- * since the last jump (a name cannot contain itself), so every jump goes
- * further back and the walk ends even on a hostile answer. */
-static bool name_ok(const unsigned char *abuf, size_t alen, size_t off) {
+ * Sets *end to the offset after the name as written there. A pointer must
+ * point back at a prior occurrence of a name, which is never inside the
+ * 12-byte header. c-ares refuses forward pointers but follows a pointer
+ * into the header and reads it as labels: with a zero high byte there (an
+ * ID below 256, or the counts further on) that spells the root, and an MX
+ * exchange pointing there looked like a null MX. Each pointer must land
+ * before the labels read since the last jump, so every jump goes further
+ * back and the walk ends even on a hostile answer. */
+static bool name_ok(const unsigned char *abuf, size_t alen, size_t off,
+                    size_t *end) {
   size_t start = off; /* where the labels read since the last jump begin */
+  bool jumped = false;
   while (off < alen) {
     unsigned len = abuf[off];
     if ((len & 0xc0) == 0xc0) {
@@ -396,10 +386,15 @@ static bool name_ok(const unsigned char *abuf, size_t alen, size_t off) {
       to = (size_t)(len & 0x3f) << 8 | abuf[off + 1];
       if (to < HFIXEDSZ || to >= start)
         return false;
+      if (!jumped)
+        *end = off + 2;
+      jumped = true;
       off = start = to;
     } else if (len & 0xc0) {
       return false; /* the reserved label types */
     } else if (len == 0) {
+      if (!jumped)
+        *end = off + 1;
       return true;
     } else {
       off += 1 + (size_t)len;
@@ -408,185 +403,159 @@ static bool name_ok(const unsigned char *abuf, size_t alen, size_t off) {
   return false;
 }
 
-/* ares_expand_name behind the check above: 0, UV_ENOMEM or UV_EINVAL. */
-static int expand_name(const unsigned char *abuf, size_t alen, size_t off,
-                       char **name, long *enclen) {
-  int rc;
-  *name = NULL;
-  if (!name_ok(abuf, alen, off))
-    return UV_EINVAL;
-  rc = ares_expand_name(abuf + off, abuf, (int)alen, name, enclen);
-  if (rc == ARES_SUCCESS)
-    return 0;
-  *name = NULL;
-  return rc == ARES_ENOMEM ? UV_ENOMEM : UV_EINVAL;
-}
+/* The pre-check c-ares' parser needs from us, on the wire bytes: the
+ * question and answer names (owners, CNAME targets, MX exchanges) keep to
+ * the compression rules above; an MX exchange fills its RDATA exactly
+ * (c-ares skips bytes left over in an RDATA); and ANCOUNT can fit in the
+ * packet at all (c-ares allocates for the count before reading records:
+ * ANCOUNT 65535 in a 60-byte answer asked for megabytes). Everything else
+ * (lengths, label syntax, each type's RDATA, the other sections) is
+ * c-ares' to judge. 0 or UV_EINVAL. */
+static int wire_check(const unsigned char *abuf, size_t alen) {
+  size_t qd, an, off = HFIXEDSZ, end = 0;
 
-static void answer_free(answer_rr_t *rr, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    ares_free_string(rr[i].owner);
-  free(rr);
-}
-
-/* Split a response's answer section into records (class IN only). Returns
- * 0, UV_ENOMEM, or UV_EINVAL for a malformed response. */
-static int answer_split(const unsigned char *abuf, size_t alen,
-                        answer_rr_t **out, size_t *nout) {
-  size_t qd, an, off = HFIXEDSZ, n = 0;
-  answer_rr_t *rr;
-
-  *out = NULL;
-  *nout = 0;
   if (!abuf || alen < HFIXEDSZ || alen > 65535)
     return UV_EINVAL;
   qd = get16(abuf + 4);
   an = get16(abuf + 6);
   for (size_t i = 0; i < qd; i++) {
-    char *name = NULL;
-    long enclen = 0;
-    int rc = expand_name(abuf, alen, off, &name, &enclen);
-    if (rc != 0)
-      return rc;
-    ares_free_string(name);
-    off += (size_t)enclen + QFIXEDSZ;
+    if (!name_ok(abuf, alen, off, &end))
+      return UV_EINVAL;
+    off = end + QFIXEDSZ;
     if (off > alen)
       return UV_EINVAL;
   }
-  if (an == 0)
-    return 0;
-  /* A record takes at least 11 bytes (a root owner and the fixed part):
-   * a count that cannot fit is malformed, and is not worth allocating
-   * for (ANCOUNT 65535 in a 60-byte answer asked for 2 MB). */
+  /* A record takes at least 11 bytes (a root owner and the fixed part). */
   if (an > (alen - off) / (1 + RRFIXEDSZ))
     return UV_EINVAL;
-  rr = calloc(an, sizeof *rr);
-  if (!rr)
-    return UV_ENOMEM;
   for (size_t i = 0; i < an; i++) {
-    char *name = NULL;
-    long enclen = 0;
-    unsigned type, cls;
+    unsigned type;
     size_t rdlen;
-    int rc = expand_name(abuf, alen, off, &name, &enclen);
-    if (rc != 0) {
-      answer_free(rr, n);
-      return rc;
-    }
-    off += (size_t)enclen;
-    if (off + RRFIXEDSZ > alen) {
-      ares_free_string(name);
-      answer_free(rr, n);
+    if (!name_ok(abuf, alen, off, &end))
       return UV_EINVAL;
-    }
+    off = end;
+    if (off + RRFIXEDSZ > alen)
+      return UV_EINVAL;
     type = get16(abuf + off);
-    cls = get16(abuf + off + 2);
     rdlen = get16(abuf + off + 8);
     off += RRFIXEDSZ;
-    if (off + rdlen > alen) {
-      ares_free_string(name);
-      answer_free(rr, n);
+    if (off + rdlen > alen)
       return UV_EINVAL;
-    }
-    if (type == T_CNAME && !name_ok(abuf, off + rdlen, off)) {
-      /* The alias target obeys the pointer rules too, followed or not. */
-      ares_free_string(name);
-      answer_free(rr, n);
+    /* The names inside RDATA obey the pointer rules too, followed or not;
+     * the RDATA is the limit, so a name cannot run past it. */
+    if (type == T_CNAME &&
+        (!name_ok(abuf, off + rdlen, off, &end) || end != off + rdlen))
       return UV_EINVAL;
-    }
-    if (cls != C_IN) {
-      ares_free_string(name);
-    } else {
-      rr[n].owner = name;
-      rr[n].type = type;
-      rr[n].rdata = off;
-      rr[n].rdlen = rdlen;
-      n++;
-    }
+    if (type == T_MX &&
+        (rdlen < 3 || !name_ok(abuf, off + rdlen, off + 2, &end) ||
+         end != off + rdlen))
+      return UV_EINVAL;
     off += rdlen;
   }
-  *out = rr;
-  *nout = n;
   return 0;
 }
 
+/* A response as c-ares' record: the pre-check, then ares_dns_parse.
+ * 0, UV_ENOMEM or UV_EINVAL; *rec is the caller's to destroy. */
+static int answer_parse(const unsigned char *abuf, size_t alen,
+                        ares_dns_record_t **rec) {
+  ares_status_t st;
+  int rc = wire_check(abuf, alen);
+  *rec = NULL;
+  if (rc != 0)
+    return rc;
+  st = ares_dns_parse(abuf, alen, 0, rec);
+  if (st == ARES_SUCCESS)
+    return 0;
+  *rec = NULL;
+  return st == ARES_ENOMEM ? UV_ENOMEM : UV_EINVAL;
+}
+
 int stls__dns_answer_check(const unsigned char *abuf, size_t alen) {
-  answer_rr_t *rr;
-  size_t n;
-  int rc = answer_split(abuf, alen, &rr, &n);
-  if (rc == 0)
-    answer_free(rr, n);
+  ares_dns_record_t *rec;
+  int rc = answer_parse(abuf, alen, &rec);
+  ares_dns_record_destroy(rec);
   return rc;
+}
+
+/* Is a parsed response validated? The AD flag of its header. */
+static bool record_ad(const ares_dns_record_t *rec) {
+  return rec && (ares_dns_record_get_flags(rec) & ARES_FLAG_AD) != 0;
+}
+
+bool stls__dns_answer_ad(const unsigned char *abuf, size_t alen) {
+  ares_dns_record_t *rec;
+  bool ad = false;
+  if (answer_parse(abuf, alen, &rec) == 0)
+    ad = record_ad(rec);
+  ares_dns_record_destroy(rec);
+  return ad;
+}
+
+/* Is a query's outcome a validated answer? Records, NODATA and NXDOMAIN
+ * all carry the resolver's verdict in AD; errors carry none. */
+static bool answer_secure(int status, const ares_dns_record_t *rec) {
+  if (status != ARES_SUCCESS && status != ARES_ENODATA &&
+      status != ARES_ENOTFOUND)
+    return false;
+  return record_ad(rec);
+}
+
+/* The answer records we read: class IN only. */
+static const ares_dns_rr_t *answer_rr(const ares_dns_record_t *rec, size_t i) {
+  const ares_dns_rr_t *rr =
+      ares_dns_record_rr_get_const(rec, ARES_SECTION_ANSWER, i);
+  return rr && ares_dns_rr_get_class(rr) == ARES_CLASS_IN ? rr : NULL;
 }
 
 /* The name whose records answer qname: follow the CNAME records of the
  * answer from qname (a resolver puts the chain there). Sets *cname when
- * an alias was followed. Returns a pointer into rr or to qname, or NULL
- * for a malformed CNAME target. The chain is bounded by the number of
- * records, so a loop ends. */
-static const char *answer_target(const unsigned char *abuf, size_t alen,
-                                 answer_rr_t *rr, size_t n, const char *qname,
-                                 char **target_buf, bool *cname) {
+ * an alias was followed. The result points into rec or is qname. The
+ * chain is bounded by the number of records, so a loop ends. */
+static const char *answer_target(const ares_dns_record_t *rec,
+                                 const char *qname, bool *cname) {
+  size_t n = ares_dns_record_rr_cnt(rec, ARES_SECTION_ANSWER);
   const char *cur = qname;
-  *target_buf = NULL;
   *cname = false;
   for (size_t hops = 0; hops < n; hops++) {
-    size_t i;
-    char *next = NULL;
-    long enclen = 0;
-    for (i = 0; i < n; i++)
-      if (rr[i].type == T_CNAME && name_eq(rr[i].owner, cur))
-        break;
-    if (i == n)
-      break;
-    if (expand_name(abuf, alen, rr[i].rdata, &next, &enclen) != 0) {
-      ares_free_string(*target_buf);
-      *target_buf = NULL;
-      return NULL;
+    const char *next = NULL;
+    for (size_t i = 0; i < n && !next; i++) {
+      const ares_dns_rr_t *rr = answer_rr(rec, i);
+      if (rr && ares_dns_rr_get_type(rr) == ARES_REC_TYPE_CNAME &&
+          name_eq(ares_dns_rr_get_name(rr), cur))
+        next = ares_dns_rr_get_str(rr, ARES_RR_CNAME_CNAME);
     }
-    ares_free_string(*target_buf);
-    *target_buf = next;
+    if (!next)
+      break;
     cur = next;
     *cname = true;
   }
   return cur;
 }
 
-/* The records of `type` that answer qname: rr and n get every answer
- * record, want and nwant the indexes of the wanted ones. The caller frees
- * both (also when nothing was wanted); on failure nothing is left. */
-static int answer_select(const unsigned char *abuf, size_t alen,
-                         const char *qname, unsigned type, answer_rr_t **rr,
-                         size_t *n, size_t **want, size_t *nwant, bool *cname) {
-  char *tbuf = NULL;
-  const char *target;
-  int rc = answer_split(abuf, alen, rr, n);
+/* The records of `type` that answer qname, in answer order: *want gets
+ * them (NULL when there are none), the caller frees the array. 0 or
+ * UV_ENOMEM. */
+static int answer_select(const ares_dns_record_t *rec, const char *qname,
+                         ares_dns_rec_type_t type, const ares_dns_rr_t ***want,
+                         size_t *nwant, bool *cname) {
+  size_t n = ares_dns_record_rr_cnt(rec, ARES_SECTION_ANSWER);
+  const char *target = answer_target(rec, qname, cname);
 
   *want = NULL;
   *nwant = 0;
-  *cname = false;
-  if (rc != 0)
-    return rc;
-  target = answer_target(abuf, alen, *rr, *n, qname, &tbuf, cname);
-  if (!target) {
-    rc = UV_EINVAL;
-  } else if (*n > 0) {
-    *want = calloc(*n, sizeof **want);
-    if (!*want)
-      rc = UV_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < *n; i++)
-      if ((*rr)[i].type == type && name_eq((*rr)[i].owner, target))
-        (*want)[(*nwant)++] = i;
+  if (n == 0)
+    return 0;
+  *want = calloc(n, sizeof **want);
+  if (!*want)
+    return UV_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const ares_dns_rr_t *rr = answer_rr(rec, i);
+    if (rr && ares_dns_rr_get_type(rr) == type &&
+        name_eq(ares_dns_rr_get_name(rr), target))
+      (*want)[(*nwant)++] = rr;
   }
-  ares_free_string(tbuf);
-  if (rc != 0) {
-    free(*want);
-    *want = NULL;
-    *nwant = 0;
-    answer_free(*rr, *n);
-    *rr = NULL;
-    *n = 0;
-  }
-  return rc;
+  return 0;
 }
 
 void stls_dns_txt_result_free(stls_dns_txt_result_t *r) {
@@ -599,13 +568,13 @@ void stls_dns_txt_result_free(stls_dns_txt_result_t *r) {
   free(r);
 }
 
-int stls__dns_parse_txt(const unsigned char *abuf, size_t alen,
-                        const char *qname, stls_dns_txt_result_t *r) {
-  answer_rr_t *rr;
-  size_t n, *want, nwant;
+/* The TXT records answering qname, each one's strings joined. */
+static int txt_from_record(const ares_dns_record_t *rec, const char *qname,
+                           stls_dns_txt_result_t *r) {
+  const ares_dns_rr_t **want;
+  size_t nwant;
   bool cname;
-  int rc =
-      answer_select(abuf, alen, qname, T_TXT, &rr, &n, &want, &nwant, &cname);
+  int rc = answer_select(rec, qname, ARES_REC_TYPE_TXT, &want, &nwant, &cname);
 
   if (rc != 0)
     return rc;
@@ -616,29 +585,27 @@ int stls__dns_parse_txt(const unsigned char *abuf, size_t alen,
       rc = UV_ENOMEM;
   }
   for (size_t k = 0; rc == 0 && k < nwant; k++) {
-    const answer_rr_t *x = &rr[want[k]];
-    const unsigned char *p = abuf + x->rdata, *end = p + x->rdlen;
+    size_t nstr = ares_dns_rr_get_abin_cnt(want[k], ARES_RR_TXT_DATA);
     size_t len = 0;
     char *t;
-    /* First pass checks the character-strings fit the RDATA. */
-    for (const unsigned char *q = p; q < end; q += 1 + *q) {
-      if (q + 1 + *q > end) {
-        rc = UV_EINVAL;
-        break;
-      }
-      len += *q;
+    for (size_t s = 0; s < nstr; s++) {
+      size_t l = 0;
+      (void)ares_dns_rr_get_abin(want[k], ARES_RR_TXT_DATA, s, &l);
+      len += l;
     }
-    if (rc != 0)
-      break;
     t = malloc(len + 1);
     if (!t) {
       rc = UV_ENOMEM;
       break;
     }
     len = 0;
-    for (const unsigned char *q = p; q < end; q += 1 + *q) {
-      memcpy(t + len, q + 1, *q);
-      len += *q;
+    for (size_t s = 0; s < nstr; s++) {
+      size_t l = 0;
+      const unsigned char *b =
+          ares_dns_rr_get_abin(want[k], ARES_RR_TXT_DATA, s, &l);
+      if (b && l > 0)
+        memcpy(t + len, b, l);
+      len += b ? l : 0;
     }
     t[len] = '\0';
     r->txt[r->ntxt] = t;
@@ -655,7 +622,16 @@ int stls__dns_parse_txt(const unsigned char *abuf, size_t alen,
     r->ntxt = 0;
   }
   free(want);
-  answer_free(rr, n);
+  return rc;
+}
+
+int stls__dns_parse_txt(const unsigned char *abuf, size_t alen,
+                        const char *qname, stls_dns_txt_result_t *r) {
+  ares_dns_record_t *rec;
+  int rc = answer_parse(abuf, alen, &rec);
+  if (rc == 0)
+    rc = txt_from_record(rec, qname, r);
+  ares_dns_record_destroy(rec);
   return rc;
 }
 
@@ -663,19 +639,18 @@ void stls__dns_mx_rr_free(stls__dns_mx_rr_t *rr, size_t n) {
   if (!rr)
     return;
   for (size_t i = 0; i < n; i++)
-    ares_free_string((char *)rr[i].host); /* ours: expand_name made it */
+    free((char *)rr[i].host); /* ours: mx_from_record copied it */
   free(rr);
 }
 
-int stls__dns_parse_mx(const unsigned char *abuf, size_t alen,
-                       const char *qname, stls__dns_mx_rr_t **out,
-                       size_t *nout) {
-  answer_rr_t *rr;
-  size_t n, *want, nwant, k = 0;
+/* The MX records answering qname, hosts copied out of the record. */
+static int mx_from_record(const ares_dns_record_t *rec, const char *qname,
+                          stls__dns_mx_rr_t **out, size_t *nout) {
+  const ares_dns_rr_t **want;
+  size_t nwant, k = 0;
   bool cname;
   stls__dns_mx_rr_t *mx = NULL;
-  int rc =
-      answer_select(abuf, alen, qname, T_MX, &rr, &n, &want, &nwant, &cname);
+  int rc = answer_select(rec, qname, ARES_REC_TYPE_MX, &want, &nwant, &cname);
 
   *out = NULL;
   *nout = 0;
@@ -684,22 +659,13 @@ int stls__dns_parse_mx(const unsigned char *abuf, size_t alen,
   if (nwant > 0 && !(mx = calloc(nwant, sizeof *mx)))
     rc = UV_ENOMEM;
   for (; rc == 0 && k < nwant; k++) {
-    const answer_rr_t *x = &rr[want[k]];
-    char *host = NULL;
-    long enclen = 0;
-    /* Preference, then the exchange, which must fill the RDATA exactly. */
-    if (x->rdlen < 3) {
-      rc = UV_EINVAL;
+    const char *ex = ares_dns_rr_get_str(want[k], ARES_RR_MX_EXCHANGE);
+    char *host = strdup(ex ? ex : "");
+    if (!host) {
+      rc = UV_ENOMEM;
       break;
     }
-    rc = expand_name(abuf, x->rdata + x->rdlen, x->rdata + 2, &host, &enclen);
-    if (rc == 0 && (size_t)enclen != x->rdlen - 2) {
-      ares_free_string(host);
-      rc = UV_EINVAL;
-    }
-    if (rc != 0)
-      break;
-    mx[k].preference = get16(abuf + x->rdata);
+    mx[k].preference = ares_dns_rr_get_u16(want[k], ARES_RR_MX_PREFERENCE);
     mx[k].host = host;
   }
   if (rc != 0) {
@@ -709,7 +675,19 @@ int stls__dns_parse_mx(const unsigned char *abuf, size_t alen,
     *nout = nwant;
   }
   free(want);
-  answer_free(rr, n);
+  return rc;
+}
+
+int stls__dns_parse_mx(const unsigned char *abuf, size_t alen,
+                       const char *qname, stls__dns_mx_rr_t **out,
+                       size_t *nout) {
+  ares_dns_record_t *rec;
+  int rc = answer_parse(abuf, alen, &rec);
+  *out = NULL;
+  *nout = 0;
+  if (rc == 0)
+    rc = mx_from_record(rec, qname, out, nout);
+  ares_dns_record_destroy(rec);
   return rc;
 }
 
@@ -740,13 +718,14 @@ static int tlsa_cmp(const void *a, const void *b) {
   return x->len < y->len ? -1 : x->len > y->len;
 }
 
-int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen,
-                         const char *qname, stls_dns_tlsa_result_t *r) {
-  answer_rr_t *rr;
-  size_t n, *want, nwant, u = 0;
+/* The TLSA records answering qname, sorted and unique. c-ares refuses a
+ * TLSA record without certificate data, and with it the whole answer. */
+static int tlsa_from_record(const ares_dns_record_t *rec, const char *qname,
+                            stls_dns_tlsa_result_t *r) {
+  const ares_dns_rr_t **want;
+  size_t nwant, u = 0;
   bool cname;
-  int rc = answer_select(abuf, alen, qname, T_TLSA_TYPE, &rr, &n, &want, &nwant,
-                         &cname);
+  int rc = answer_select(rec, qname, ARES_REC_TYPE_TLSA, &want, &nwant, &cname);
 
   if (rc != 0)
     return rc;
@@ -754,24 +733,22 @@ int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen,
   if (nwant > 0 && !(r->rr = calloc(nwant, sizeof *r->rr)))
     rc = UV_ENOMEM;
   for (size_t k = 0; rc == 0 && k < nwant; k++) {
-    const answer_rr_t *x = &rr[want[k]];
-    const unsigned char *p = abuf + x->rdata;
     stls_dns_tlsa_rr_t *t = &r->rr[r->nrr];
-    if (x->rdlen < 3) {
-      rc = UV_EINVAL;
-      break;
-    }
-    t->usage = p[0];
-    t->selector = p[1];
-    t->mtype = p[2];
-    t->len = x->rdlen - 3;
+    size_t len = 0;
+    const unsigned char *data =
+        ares_dns_rr_get_bin(want[k], ARES_RR_TLSA_DATA, &len);
+    t->usage = ares_dns_rr_get_u8(want[k], ARES_RR_TLSA_CERT_USAGE);
+    t->selector = ares_dns_rr_get_u8(want[k], ARES_RR_TLSA_SELECTOR);
+    t->mtype = ares_dns_rr_get_u8(want[k], ARES_RR_TLSA_MATCH);
+    t->len = data ? len : 0;
     /* One byte more, so even empty data is a real allocation. */
     t->data = malloc(t->len + 1);
     if (!t->data) {
       rc = UV_ENOMEM;
       break;
     }
-    memcpy(t->data, p + 3, t->len);
+    if (t->len > 0)
+      memcpy(t->data, data, t->len);
     r->nrr++;
   }
   if (rc == 0 && r->nrr > 1) {
@@ -793,7 +770,50 @@ int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen,
     r->nrr = 0;
   }
   free(want);
-  answer_free(rr, n);
+  return rc;
+}
+
+int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen,
+                         const char *qname, stls_dns_tlsa_result_t *r) {
+  ares_dns_record_t *rec;
+  int rc = answer_parse(abuf, alen, &rec);
+  if (rc == 0)
+    rc = tlsa_from_record(rec, qname, r);
+  ares_dns_record_destroy(rec);
+  return rc;
+}
+
+/* The addresses of `family` answering host, in answer order, into
+ * lk->bin (unsorted); sets *cname when the answer went through an alias.
+ * 0 or UV_ENOMEM. */
+static int addrs_from_record(const ares_dns_record_t *rec, const char *host,
+                             int family, unsigned char (**bin)[16], size_t *n,
+                             bool *cname) {
+  const ares_dns_rr_t **want;
+  size_t nwant;
+  int rc = answer_select(
+      rec, host, family == AF_INET ? ARES_REC_TYPE_A : ARES_REC_TYPE_AAAA,
+      &want, &nwant, cname);
+
+  *bin = NULL;
+  *n = 0;
+  if (rc != 0)
+    return rc;
+  if (nwant > 0 && !(*bin = calloc(nwant, sizeof **bin)))
+    rc = UV_ENOMEM;
+  for (size_t k = 0; rc == 0 && k < nwant; k++) {
+    if (family == AF_INET) {
+      const struct in_addr *a = ares_dns_rr_get_addr(want[k], ARES_RR_A_ADDR);
+      if (a)
+        memcpy((*bin)[(*n)++], a, 4);
+    } else {
+      const struct ares_in6_addr *a =
+          ares_dns_rr_get_addr6(want[k], ARES_RR_AAAA_ADDR);
+      if (a)
+        memcpy((*bin)[(*n)++], a, 16);
+    }
+  }
+  free(want);
   return rc;
 }
 
@@ -850,14 +870,28 @@ struct dns_req_s {
 
 /* A query waiting for a slot (see max_inflight). name points into the
  * request's result, which outlives the query. */
+/* What a query hands back: a c-ares status with the rcode folded in (as
+ * ares_query would), and the response when one came (NULL otherwise). */
+typedef void (*query_cb)(void *arg, int status, const ares_dns_record_t *rec);
+
 typedef struct dns_q_s {
   stls_dns_t *d;
   const char *name;
-  int type;
-  ares_callback cb;
+  ares_dns_rec_type_t type;
+  query_cb cb;
   void *arg;
   struct dns_q_s *next;
 } dns_q_t;
+
+/* A socket c-ares opened through our socket functions (see wire_recv). */
+typedef struct dns_fd_s {
+  ares_socket_t fd;
+  bool tcp;
+  unsigned char *buf; /* TCP: bytes read and not yet handed to c-ares */
+  size_t len, cap;
+  size_t ready; /* TCP: buf[0..ready) holds whole, checked messages */
+  struct dns_fd_s *next;
+} dns_fd_t;
 
 struct stls_dns_s {
   uv_loop_t *loop;
@@ -866,6 +900,7 @@ struct stls_dns_s {
   uv_timer_t timer; /* c-ares retries and timeouts */
   uv_timer_t defer; /* delivers completions that happened during a call */
   dns_sock_t *socks;
+  dns_fd_t *fds;
   dns_req_t *deferred_head, *deferred_tail;
   dns_q_t *queue_head, *queue_tail; /* queries beyond max_inflight */
   unsigned inflight;
@@ -1011,6 +1046,192 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable,
   uv_poll_start(&s->poll, events, poll_cb);
 }
 
+/* ---- the wire check on every answer c-ares reads ---------------------- */
+
+/* c-ares 1.34 parses a response as it reads it and hands callbacks only
+ * its parsed record, so the one check it lacks (wire_check: compression
+ * pointers into the header, an MX exchange short of its RDATA, an
+ * impossible ANCOUNT) runs here, in the socket functions c-ares reads
+ * through. A response that fails it is replaced by a 12-byte header that
+ * announces a question it lacks; c-ares refuses that as malformed, as it
+ * refuses its own malformed answers: the query is retried and ends as
+ * BADRESP. Everything else does what c-ares' own socket functions do. */
+
+static dns_fd_t *fd_find(stls_dns_t *d, ares_socket_t fd) {
+  dns_fd_t *f = d->fds;
+  while (f && f->fd != fd)
+    f = f->next;
+  return f;
+}
+
+/* Overwrite a DNS message of at least 12 bytes with the refused header. */
+static void poison(unsigned char *msg) {
+  /* QDCOUNT 1, no question follows; ANCOUNT, NSCOUNT, ARCOUNT 0. */
+  static const unsigned char counts[8] = {0, 1, 0, 0, 0, 0, 0, 0};
+  memcpy(msg + 4, counts, sizeof counts);
+}
+
+static ares_socket_t wire_socket(int domain, int type, int protocol,
+                                 void *data) {
+  stls_dns_t *d = data;
+  dns_fd_t *f = calloc(1, sizeof *f);
+  int fd, one = 1;
+
+  if (!f) {
+    errno = ENOMEM;
+    return ARES_SOCKET_BAD;
+  }
+  fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) {
+    free(f);
+    return ARES_SOCKET_BAD;
+  }
+  if (type == SOCK_STREAM)
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  f->fd = fd;
+  f->tcp = type == SOCK_STREAM;
+  f->next = d->fds;
+  d->fds = f;
+  return fd;
+}
+
+static int wire_close(ares_socket_t fd, void *data) {
+  stls_dns_t *d = data;
+  dns_fd_t **pp = &d->fds;
+  while (*pp && (*pp)->fd != fd)
+    pp = &(*pp)->next;
+  if (*pp) {
+    dns_fd_t *f = *pp;
+    *pp = f->next;
+    free(f->buf);
+    free(f);
+  }
+  return close(fd);
+}
+
+static int wire_setsockopt(ares_socket_t fd, ares_socket_opt_t opt,
+                           const void *val, ares_socklen_t len, void *data) {
+  (void)data;
+  switch (opt) {
+  case ARES_SOCKET_OPT_SENDBUF_SIZE:
+    return setsockopt(fd, SOL_SOCKET, SO_SNDBUF, val, len);
+  case ARES_SOCKET_OPT_RECVBUF_SIZE:
+    return setsockopt(fd, SOL_SOCKET, SO_RCVBUF, val, len);
+  case ARES_SOCKET_OPT_BIND_DEVICE:
+    return setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, val, len);
+  default: /* TCP Fast Open: not worth it for a few TCP fallbacks */
+    errno = ENOSYS;
+    return -1;
+  }
+}
+
+static int wire_connect(ares_socket_t fd, const struct sockaddr *addr,
+                        ares_socklen_t len, unsigned flags, void *data) {
+  (void)flags;
+  (void)data;
+  return connect(fd, addr, len);
+}
+
+static ares_ssize_t wire_sendto(ares_socket_t fd, const void *buf, size_t len,
+                                int flags, const struct sockaddr *addr,
+                                ares_socklen_t alen, void *data) {
+  (void)data;
+  flags |= MSG_NOSIGNAL;
+  return addr ? sendto(fd, buf, len, flags, addr, alen)
+              : send(fd, buf, len, flags);
+}
+
+static int wire_getsockname(ares_socket_t fd, struct sockaddr *addr,
+                            ares_socklen_t *len, void *data) {
+  (void)data;
+  return getsockname(fd, addr, len);
+}
+
+/* TCP: read what the kernel has, then check each whole message (2-byte
+ * length, then the message) before c-ares sees any of it. */
+static ares_ssize_t tcp_recv(dns_fd_t *f, unsigned char *out, size_t outlen,
+                             int flags) {
+  size_t take;
+  if (f->ready == 0) {
+    ssize_t n;
+    if (f->cap - f->len < 4096) {
+      size_t cap = f->cap ? f->cap * 2 : 16384;
+      unsigned char *nb;
+      if (cap < f->len + 65538)
+        cap = f->len + 65538;
+      nb = realloc(f->buf, cap);
+      if (!nb) {
+        errno = ENOMEM;
+        return -1;
+      }
+      f->buf = nb;
+      f->cap = cap;
+    }
+    n = recv(f->fd, f->buf + f->len, f->cap - f->len, flags);
+    if (n <= 0)
+      return n; /* EOF or error: a partial message is lost with it */
+    f->len += (size_t)n;
+    while (f->len - f->ready >= 2) {
+      unsigned char *m = f->buf + f->ready;
+      size_t mlen = get16(m);
+      if (f->len - f->ready < 2 + mlen)
+        break;
+      if (wire_check(m + 2, mlen) != 0 && mlen >= HFIXEDSZ) {
+        /* Shrink the message to its refused header. */
+        poison(m + 2);
+        memmove(m + 2 + HFIXEDSZ, m + 2 + mlen, f->len - f->ready - 2 - mlen);
+        f->len -= mlen - HFIXEDSZ;
+        mlen = HFIXEDSZ;
+        m[0] = 0;
+        m[1] = HFIXEDSZ;
+      }
+      f->ready += 2 + mlen;
+    }
+    if (f->ready == 0) {
+      errno = EAGAIN;
+      return -1;
+    }
+  }
+  /* c-ares reads again while it gets as much as it asked for. */
+  take = f->ready < outlen ? f->ready : outlen;
+  memcpy(out, f->buf, take);
+  memmove(f->buf, f->buf + take, f->len - take);
+  f->len -= take;
+  f->ready -= take;
+  return (ares_ssize_t)take;
+}
+
+static ares_ssize_t wire_recvfrom(ares_socket_t fd, void *buf, size_t len,
+                                  int flags, struct sockaddr *from,
+                                  ares_socklen_t *fromlen, void *data) {
+  dns_fd_t *f = fd_find(data, fd);
+  ssize_t n;
+  if (f && f->tcp)
+    return tcp_recv(f, buf, len, flags);
+  n = recvfrom(fd, buf, len, flags, from, fromlen);
+  /* One datagram, one message; shorter than a header c-ares refuses. A
+   * truncated one (TC) is only a signal to ask again over TCP, where the
+   * whole answer is checked. */
+  if (n >= HFIXEDSZ && !(((unsigned char *)buf)[2] & 0x02) &&
+      wire_check(buf, (size_t)n) != 0) {
+    poison(buf);
+    n = HFIXEDSZ;
+  }
+  return n;
+}
+
+static const struct ares_socket_functions_ex wire_funcs = {
+    .version = 1,
+    .flags = ARES_SOCKFUNC_FLAG_NONBLOCKING,
+    .asocket = wire_socket,
+    .aclose = wire_close,
+    .asetsockopt = wire_setsockopt,
+    .aconnect = wire_connect,
+    .arecvfrom = wire_recvfrom,
+    .asendto = wire_sendto,
+    .agetsockname = wire_getsockname,
+};
+
 /* ---- the query queue -------------------------------------------------- */
 
 /* c-ares sends every query at once; thousands of them in one burst
@@ -1020,54 +1241,75 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable,
 static void queue_pump(stls_dns_t *d);
 
 /* Turn a response's rcode into a c-ares status the way ares_query does
- * (which we cannot use: it hides the header, and with it the AD bit). The
- * response is passed on whatever the rcode, so the callbacks can read AD
- * from NXDOMAIN and NODATA answers too. */
-static void query_done_cb(void *arg, int status, int timeouts,
-                          unsigned char *abuf, int alen) {
+ * (ares_send_dnsrec leaves that to us). The response is passed on whatever
+ * the rcode, so the callbacks can read AD from NXDOMAIN and NODATA answers
+ * too. */
+static void query_done_cb(void *arg, ares_status_t status, size_t timeouts,
+                          const ares_dns_record_t *rec) {
   dns_q_t *q = arg;
   stls_dns_t *d = q->d;
-  if (status == ARES_SUCCESS) {
-    if (!abuf || alen < HFIXEDSZ) {
-      status = ARES_EBADRESP;
+  int st = (int)status;
+  (void)timeouts;
+  if (st == ARES_SUCCESS) {
+    if (!rec) {
+      st = ARES_EBADRESP;
     } else {
-      switch (abuf[3] & 0x0f) {
-      case 0: /* NOERROR */
-        status = (abuf[6] << 8 | abuf[7]) > 0 ? ARES_SUCCESS : ARES_ENODATA;
+      switch (ares_dns_record_get_rcode(rec)) {
+      case ARES_RCODE_NOERROR:
+        st = ares_dns_record_rr_cnt(rec, ARES_SECTION_ANSWER) > 0
+                 ? ARES_SUCCESS
+                 : ARES_ENODATA;
         break;
-      case 1: status = ARES_EFORMERR; break;
-      case 2: status = ARES_ESERVFAIL; break;
-      case 3: status = ARES_ENOTFOUND; break;
-      case 4: status = ARES_ENOTIMP; break;
-      case 5: status = ARES_EREFUSED; break;
-      default: status = ARES_EBADRESP; break;
+      case ARES_RCODE_FORMERR: st = ARES_EFORMERR; break;
+      case ARES_RCODE_SERVFAIL: st = ARES_ESERVFAIL; break;
+      case ARES_RCODE_NXDOMAIN: st = ARES_ENOTFOUND; break;
+      case ARES_RCODE_NOTIMP: st = ARES_ENOTIMP; break;
+      case ARES_RCODE_REFUSED: st = ARES_EREFUSED; break;
+      default: st = ARES_EBADRESP; break;
       }
     }
   }
   d->inflight--;
-  q->cb(q->arg, status, timeouts, abuf, alen);
+  q->cb(q->arg, st,
+        st == ARES_SUCCESS || st == ARES_ENODATA || st == ARES_ENOTFOUND
+            ? rec
+            : NULL);
   free(q);
   queue_pump(d);
 }
 
-/* Build the query ourselves and set the AD bit in it: RFC 6840 5.7 says a
+/* Build the query ourselves with the AD bit set: RFC 6840 5.7 says a
  * validating resolver then reports in AD whether it validated the answer,
- * without the DO bit's RRSIG records bloating every response. (EDNS is
- * added here as ares_query would, and c-ares still drops it on FORMERR.) */
+ * without the DO bit's RRSIG records bloating every response. EDNS is
+ * added as ares_query would (c-ares still drops it on FORMERR). */
 static void query_send(stls_dns_t *d, dns_q_t *q) {
-  unsigned char *qbuf = NULL;
-  int qlen = 0, rc;
+  ares_dns_record_t *rec = NULL;
+  ares_dns_rr_t *opt = NULL;
+  ares_status_t st;
 
   d->inflight++;
-  rc =
-      ares_create_query(q->name, C_IN, q->type, 0, 1, &qbuf, &qlen, d->ednspsz);
-  if (rc != ARES_SUCCESS) {
-    query_done_cb(q, rc, 0, NULL, 0);
+  st = ares_dns_record_create(&rec, 0, ARES_FLAG_RD | ARES_FLAG_AD,
+                              ARES_OPCODE_QUERY, ARES_RCODE_NOERROR);
+  if (st == ARES_SUCCESS)
+    st = ares_dns_record_query_add(rec, q->name, q->type, ARES_CLASS_IN);
+  if (st == ARES_SUCCESS)
+    st = ares_dns_record_rr_add(&opt, rec, ARES_SECTION_ADDITIONAL, "",
+                                ARES_REC_TYPE_OPT, ARES_CLASS_IN, 0);
+  if (st == ARES_SUCCESS)
+    st = ares_dns_rr_set_u16(opt, ARES_RR_OPT_UDP_SIZE,
+                             (unsigned short)d->ednspsz);
+  if (st == ARES_SUCCESS)
+    st = ares_dns_rr_set_u8(opt, ARES_RR_OPT_VERSION, 0);
+  if (st == ARES_SUCCESS)
+    st = ares_dns_rr_set_u16(opt, ARES_RR_OPT_FLAGS, 0);
+  if (st != ARES_SUCCESS) {
+    ares_dns_record_destroy(rec);
+    query_done_cb(q, st, 0, NULL);
     return;
   }
-  qbuf[3] |= 0x20; /* AD */
-  ares_send(d->channel, qbuf, qlen, query_done_cb, q);
-  ares_free_string(qbuf);
+  /* The callback runs exactly once, also when sending fails at once. */
+  (void)ares_send_dnsrec(d->channel, rec, query_done_cb, q, NULL);
+  ares_dns_record_destroy(rec);
 }
 
 /* Send queued queries while there is room. Not re-entered: a query that
@@ -1087,11 +1329,11 @@ static void queue_pump(stls_dns_t *d) {
 }
 
 /* Start a query; cb runs exactly once, possibly before this returns. */
-static void query_start(stls_dns_t *d, const char *name, int type,
-                        ares_callback cb, void *arg) {
+static void query_start(stls_dns_t *d, const char *name,
+                        ares_dns_rec_type_t type, query_cb cb, void *arg) {
   dns_q_t *q = calloc(1, sizeof *q);
   if (!q) {
-    cb(arg, ARES_ENOMEM, 0, NULL, 0);
+    cb(arg, ARES_ENOMEM, NULL);
     return;
   }
   q->d = d;
@@ -1117,7 +1359,7 @@ static void queue_cancel(stls_dns_t *d) {
     d->queue_head = q->next;
     if (!d->queue_head)
       d->queue_tail = NULL;
-    q->cb(q->arg, ARES_EDESTRUCTION, 0, NULL, 0);
+    q->cb(q->arg, ARES_EDESTRUCTION, NULL);
     free(q);
   }
 }
@@ -1253,19 +1495,14 @@ static void req_release(dns_req_t *req) {
     req_finish(req);
 }
 
-/* Keep a lookup's addresses: copied, sorted and de-duplicated so results
- * do not depend on the server's round-robin order. */
-static int lookup_store(dns_lookup_t *lk, const struct hostent *he) {
+/* Keep a lookup's addresses: sorted and de-duplicated so results do not
+ * depend on the server's round-robin order. */
+static int lookup_store(dns_lookup_t *lk, const ares_dns_record_t *rec,
+                        const char *host, bool *cname) {
   size_t alen = lk->family == AF_INET ? 4 : 16, n = 0, u = 0;
-  while (he->h_addr_list && he->h_addr_list[n])
-    n++;
-  if (n == 0)
-    return 0;
-  lk->bin = calloc(n, sizeof *lk->bin);
-  if (!lk->bin)
-    return UV_ENOMEM;
-  for (size_t i = 0; i < n; i++)
-    memcpy(lk->bin[i], he->h_addr_list[i], alen);
+  int rc = addrs_from_record(rec, host, lk->family, &lk->bin, &n, cname);
+  if (rc != 0 || n == 0)
+    return rc;
   qsort(lk->bin, n, sizeof *lk->bin, alen == 4 ? bin_cmp4 : bin_cmp16);
   for (size_t i = 0; i < n; i++)
     if (u == 0 || memcmp(lk->bin[u - 1], lk->bin[i], alen) != 0)
@@ -1274,50 +1511,25 @@ static int lookup_store(dns_lookup_t *lk, const struct hostent *he) {
   return 0;
 }
 
-/* Did the answer reach the address through an alias? c-ares reports the
- * end of a CNAME chain as h_name and the names on the way as aliases. */
-static bool went_through_cname(const struct hostent *he, const char *host) {
-  char *canon;
-  bool differs;
-  if (he->h_aliases && he->h_aliases[0])
-    return true;
-  if (!he->h_name)
-    return false;
-  canon = host_dup(he->h_name);
-  if (!canon)
-    return false;
-  differs = strcmp(canon, host) != 0;
-  free(canon);
-  return differs;
-}
-
 /* An A or AAAA answer for one MX host. */
-static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf,
-                    int alen) {
+static void addr_cb(void *arg, int status, const ares_dns_record_t *rec) {
   dns_lookup_t *lk = arg;
   dns_req_t *req = lk->req;
   stls_dns_mx_t *m = &req->res->mx[lk->idx];
   stls_dns_error_t err = no_error;
   stls_dns_status_t s;
 
-  (void)timeouts;
   if (status == ARES_EDESTRUCTION)
     req->cancelled = true;
-  lk->secure = answer_secure(status, abuf, alen);
+  lk->secure = answer_secure(status, rec);
   if (status == ARES_SUCCESS) {
-    struct hostent *he = NULL;
-    int prc = parse_status(stls__dns_answer_check(abuf, (size_t)alen));
-    if (prc == ARES_SUCCESS)
-      prc = lk->family == AF_INET
-                ? ares_parse_a_reply(abuf, alen, &he, NULL, NULL)
-                : ares_parse_aaaa_reply(abuf, alen, &he, NULL, NULL);
-    if (prc == ARES_SUCCESS) {
-      if (went_through_cname(he, m->host))
-        m->is_cname = true;
-      if (lookup_store(lk, he) != 0)
-        prc = ARES_ENOMEM;
-      ares_free_hostent(he);
-    }
+    bool cname = false;
+    int prc = parse_status(lookup_store(lk, rec, m->host, &cname));
+    if (cname)
+      m->is_cname = true;
+    /* Records, but none of the family for this name: no address. */
+    if (prc == ARES_SUCCESS && lk->n == 0)
+      prc = ARES_ENODATA;
     if (prc != ARES_SUCCESS && prc != ARES_ENODATA)
       lk->secure = false;
     status = prc;
@@ -1379,19 +1591,19 @@ static void lookups_start(dns_req_t *req) {
     if (req->q.want_ipv4) {
       req->lookups[2 * i].queried = true;
       req->pending++;
-      query_start(d, m->host, T_A, addr_cb, &req->lookups[2 * i]);
+      query_start(d, m->host, ARES_REC_TYPE_A, addr_cb, &req->lookups[2 * i]);
     }
     if (req->q.want_ipv6) {
       req->lookups[2 * i + 1].queried = true;
       req->pending++;
-      query_start(d, m->host, T_AAAA, addr_cb, &req->lookups[2 * i + 1]);
+      query_start(d, m->host, ARES_REC_TYPE_AAAA, addr_cb,
+                  &req->lookups[2 * i + 1]);
     }
   }
 }
 
 /* The MX answer: apply the MX rules, then look up every host. */
-static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
-                  int alen) {
+static void mx_cb(void *arg, int status, const ares_dns_record_t *rec) {
   dns_req_t *req = arg;
   stls_dns_result_t *res = req->res;
   stls__dns_mx_rr_t *rr = NULL;
@@ -1399,13 +1611,11 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf,
   stls_dns_error_t err = no_error;
   stls_dns_status_t s;
 
-  (void)timeouts;
   if (status == ARES_EDESTRUCTION)
     req->cancelled = true;
-  res->mx_secure = answer_secure(status, abuf, alen);
+  res->mx_secure = answer_secure(status, rec);
   if (status == ARES_SUCCESS)
-    status = parse_status(
-        stls__dns_parse_mx(abuf, (size_t)alen, res->domain, &rr, &nrr));
+    status = parse_status(mx_from_record(rec, res->domain, &rr, &nrr));
   /* No MX records (also an answer with only a CNAME to a name without
    * MX): the implicit-MX rule applies. */
   if (status == ARES_ENODATA)
@@ -1465,7 +1675,7 @@ int stls_dns_resolve_domain(stls_dns_t *d, const char *domain,
   req->in_submit = true;
 
   d->busy++;
-  query_start(d, req->res->domain, T_MX, mx_cb, req);
+  query_start(d, req->res->domain, ARES_REC_TYPE_MX, mx_cb, req);
   /* req is still ours: delivery is held while in_submit is set. */
   req->in_submit = false;
   if (req->complete)
@@ -1546,13 +1756,13 @@ static stls_dns_status_t single_status(int status, size_t nrecords,
 /* The common part of a single-name lookup's answer (TXT, TLSA): parse it,
  * settle status and error, and trust the AD bit only for an answer or a
  * validated denial. */
-static void single_answer(dns_req_t *req, int status, unsigned char *abuf,
-                          int alen, int parsed, bool *secure,
-                          stls_dns_status_t *st, stls_dns_error_t *error,
-                          size_t count) {
+static void single_answer(dns_req_t *req, int status,
+                          const ares_dns_record_t *rec, int parsed,
+                          bool *secure, stls_dns_status_t *st,
+                          stls_dns_error_t *error, size_t count) {
   if (status == ARES_EDESTRUCTION)
     req->cancelled = true;
-  *secure = answer_secure(status, abuf, alen);
+  *secure = answer_secure(status, rec);
   if (status == ARES_SUCCESS)
     status = parse_status(parsed);
   *st = single_status(status, count, error);
@@ -1561,27 +1771,21 @@ static void single_answer(dns_req_t *req, int status, unsigned char *abuf,
   req_release(req);
 }
 
-static void txt_cb(void *arg, int status, int timeouts, unsigned char *abuf,
-                   int alen) {
+static void txt_cb(void *arg, int status, const ares_dns_record_t *rec) {
   dns_req_t *req = arg;
   stls_dns_txt_result_t *res = req->txt;
-  int parsed = status == ARES_SUCCESS
-                   ? stls__dns_parse_txt(abuf, (size_t)alen, req->qname, res)
-                   : 0;
-  (void)timeouts;
-  single_answer(req, status, abuf, alen, parsed, &res->secure, &res->status,
+  int parsed =
+      status == ARES_SUCCESS ? txt_from_record(rec, req->qname, res) : 0;
+  single_answer(req, status, rec, parsed, &res->secure, &res->status,
                 &res->error, res->ntxt);
 }
 
-static void tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf,
-                    int alen) {
+static void tlsa_cb(void *arg, int status, const ares_dns_record_t *rec) {
   dns_req_t *req = arg;
   stls_dns_tlsa_result_t *res = req->tlsa;
-  int parsed = status == ARES_SUCCESS
-                   ? stls__dns_parse_tlsa(abuf, (size_t)alen, req->qname, res)
-                   : 0;
-  (void)timeouts;
-  single_answer(req, status, abuf, alen, parsed, &res->secure, &res->status,
+  int parsed =
+      status == ARES_SUCCESS ? tlsa_from_record(rec, req->qname, res) : 0;
+  single_answer(req, status, rec, parsed, &res->secure, &res->status,
                 &res->error, res->nrr);
 }
 
@@ -1618,8 +1822,8 @@ static void tlsa_deliver(dns_req_t *req) {
 
 /* Start a request of one query; the caller has filled the kind-specific
  * fields. Same delivery rules as stls_dns_resolve_domain. */
-static void single_submit(stls_dns_t *d, dns_req_t *req, int type,
-                          ares_callback cb) {
+static void single_submit(stls_dns_t *d, dns_req_t *req,
+                          ares_dns_rec_type_t type, query_cb cb) {
   req->d = d;
   req->start_ns = uv_hrtime();
   req->pending = 1;
@@ -1654,7 +1858,7 @@ int stls_dns_lookup_txt(stls_dns_t *d, const char *name, stls_dns_txt_cb cb,
   req->deliver = txt_deliver;
   req->txt_cb = cb;
   req->arg = arg;
-  single_submit(d, req, T_TXT, txt_cb);
+  single_submit(d, req, ARES_REC_TYPE_TXT, txt_cb);
   return 0;
 }
 
@@ -1693,7 +1897,7 @@ int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port,
   req->deliver = tlsa_deliver;
   req->tlsa_cb = cb;
   req->arg = arg;
-  single_submit(d, req, T_TLSA_TYPE, tlsa_cb);
+  single_submit(d, req, ARES_REC_TYPE_TLSA, tlsa_cb);
   return 0;
 }
 
@@ -1786,7 +1990,8 @@ int stls_dns_servers_check(const char *servers, char *err, size_t errlen) {
 
 int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o) {
   struct ares_options opts;
-  int optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ;
+  int optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ |
+                ARES_OPT_QUERY_CACHE;
   bool explicit_servers = o && o->servers && o->servers[0];
   stls_dns_t *d;
   int rc;
@@ -1812,11 +2017,14 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o) {
   /* EDNS lets big MX and address sets come back over UDP; 1232 is the
    * size that avoids IP fragmentation (DNS flag day 2020). c-ares falls
    * back to TCP for a truncated answer and to plain DNS on FORMERR.
-   * NOCHECKRESP: c-ares 1.18 turns SERVFAIL and REFUSED answers into
-   * "could not contact DNS servers" (ECONNREFUSED) after retrying; we
-   * need them told apart, and a resolver's SERVFAIL is final anyway. */
+   * NOCHECKRESP: without it c-ares retries SERVFAIL and REFUSED answers
+   * and then reports its own error, not the answer; we need them told
+   * apart, and a resolver's SERVFAIL is final anyway. */
   opts.flags = ARES_FLAG_EDNS | ARES_FLAG_NOCHECKRESP;
   opts.ednspsz = d->ednspsz;
+  /* No answer cache (c-ares 1.34 has one by default): every lookup asks
+   * the resolver, as before, and the resolver does the caching. */
+  opts.qcache_max_ttl = 0;
   if (explicit_servers || (o && o->timeout_ms)) {
     opts.timeout =
         (int)(o && o->timeout_ms ? o->timeout_ms : STLS_DNS_DEFAULT_TIMEOUT_MS);
@@ -1830,6 +2038,12 @@ int stls_dns_init(stls_dns_t **out, uv_loop_t *loop, const stls_dns_opts_t *o) {
   if (rc != ARES_SUCCESS) {
     free(d);
     return rc == ARES_ENOMEM ? UV_ENOMEM : UV_EINVAL;
+  }
+  if (ares_set_socket_functions_ex(d->channel, &wire_funcs, d) !=
+      ARES_SUCCESS) {
+    ares_destroy(d->channel);
+    free(d);
+    return UV_EINVAL;
   }
   if (explicit_servers) {
     /* c-ares takes some lists we refuse (a port of 0, a missing ']'). */
@@ -1878,6 +2092,13 @@ static void teardown(stls_dns_t *d) {
     d->channel_ok = false;
     queue_cancel(d);
     d->busy--;
+  }
+  /* ares_destroy closed every socket through wire_close. */
+  while (d->fds) {
+    dns_fd_t *f = d->fds;
+    d->fds = f->next;
+    free(f->buf);
+    free(f);
   }
   /* c-ares tells the socket-state callback about each socket it closes;
    * anything left is closed here so no handle outlives the object. */

@@ -209,4 +209,14 @@ if [ "$with_lab" = 1 ] && ! "$promtool_dir/promtool" --version >/dev/null 2>&1; 
   rm -rf "$tmp"
   "$promtool_dir/promtool" --version >/dev/null
 fi
+# c-ares 1.34 (the DNS answers are parsed with its record API): the
+# system's where it is new enough (Debian 13); on Debian 12, whose c-ares is
+# 1.18, the static library and headers of trixie's libc-ares-dev, extracted
+# once into the cache (scripts/fetch-cares.sh says how and why).
+if ! pkg-config --atleast-version=1.34 libcares 2>/dev/null; then
+  if ! bash "$here/fetch-cares.sh" --check 2>/dev/null; then
+    apt_update
+    bash "$here/fetch-cares.sh"
+  fi
+fi
 echo "install-deps: ok (mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev), tuned build in ${STLS_MBEDTLS_CACHE:-/var/cache/starttls-scan}/mbedtls-tuned)"

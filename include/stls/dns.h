@@ -249,8 +249,10 @@ void stls_dns_tlsa_result_free(stls_dns_tlsa_result_t *r);
 int stls_dns_lookup_tlsa(stls_dns_t *d, const char *mxhost, unsigned port,
                          stls_dns_tlsa_cb cb, void *arg);
 
-/* Internal: the answer parsers as pure functions, for unit tests. abuf is
- * a whole DNS response; qname the name asked for. Return 0, UV_ENOMEM or
+/* Internal: the answer parsers as pure functions, for unit tests and the
+ * fuzz target: stls__dns_answer_check, then the records c-ares parsed,
+ * read as the resolver reads them. abuf is a whole DNS response; qname the
+ * name asked for. Return 0, UV_ENOMEM or
  * UV_EINVAL (malformed answer). They fill rr/nrr (resp. txt) and
  * is_cname, not status. */
 int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen,
@@ -258,15 +260,17 @@ int stls__dns_parse_tlsa(const unsigned char *abuf, size_t alen,
 int stls__dns_parse_txt(const unsigned char *abuf, size_t alen,
                         const char *qname, stls_dns_txt_result_t *r);
 
-/* Check the structure of a whole response: header, question, answer
- * records within the buffer, and every owner name and CNAME target
- * keeping to the compression rules (pointers go back, never into the
- * header). 0, UV_ENOMEM or UV_EINVAL. The address answers, which c-ares
- * parses, pass this first. */
+/* Would the program accept this response? The check c-ares lacks (every
+ * question and answer name, CNAME target and MX exchange keeping to the
+ * compression rules: pointers go back, never into the header; an MX
+ * exchange filling its RDATA; an ANCOUNT that fits), then c-ares 1.34's
+ * ares_dns_parse. 0, UV_ENOMEM or UV_EINVAL. The resolver runs the same
+ * check on every response it reads. */
 int stls__dns_answer_check(const unsigned char *abuf, size_t alen);
 
-/* The AD bit of a response (RFC 4035 3.2.3), meaningful only when the
- * rcode is NOERROR or NXDOMAIN. */
+/* The AD flag of a response (RFC 4035 3.2.3) as c-ares parses it (false
+ * for a response it refuses), meaningful only when the rcode is NOERROR
+ * or NXDOMAIN. */
 bool stls__dns_answer_ad(const unsigned char *abuf, size_t alen);
 
 /* Internal: the MX rules as pure functions, for unit tests. */
@@ -278,7 +282,7 @@ typedef struct {
 } stls__dns_mx_rr_t;
 
 /* The MX records of an answer (owned by qname or by an alias reached from
- * it), in answer order, hosts as c-ares expands them (no trailing dot, ""
+ * it), in answer order, hosts as c-ares parses them (no trailing dot, ""
  * for the root). Returns 0, UV_ENOMEM or UV_EINVAL (malformed answer,
  * among them a name with a compression pointer into the header). Free
  * the array with stls__dns_mx_rr_free. */

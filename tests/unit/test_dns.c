@@ -659,17 +659,26 @@ static void test_parse_tlsa(void **state) {
   pkt_tlsa(&p, "_25._tcp.MX.Example.COM", 2, 0, 1, "aaaa");
   pkt_tlsa(&p, "@12", 3, 1, 1, "bbbb");
   pkt_tlsa(&p, "@12", 3, 1, 1, "bbb");
-  pkt_tlsa(&p, "@12", 3, 0, 0, "");
+  pkt_tlsa(&p, "@12", 3, 0, 0, "c");
   assert_true(stls__dns_answer_ad(p.b, p.n));
   assert_int_equal(
       stls__dns_parse_tlsa(p.b, p.n, "_25._tcp.mx.example.com.", &r), 0);
   assert_int_equal(r.nrr, 4);
   assert_false(r.is_cname);
   assert_tlsa(&r.rr[0], 2, 0, 1, "aaaa");
-  assert_tlsa(&r.rr[1], 3, 0, 0, "");
+  assert_tlsa(&r.rr[1], 3, 0, 0, "c");
   assert_tlsa(&r.rr[2], 3, 1, 1, "bbb");
   assert_tlsa(&r.rr[3], 3, 1, 1, "bbbb");
   tlsa_clear(&r);
+
+  /* A record without certificate data is malformed to c-ares (RFC 6698
+   * 2.1.4 has no empty association data), and with it the answer. */
+  pkt_tlsa(&p, "@12", 3, 0, 0, "");
+  assert_false(stls__dns_answer_ad(p.b, p.n));
+  assert_int_equal(
+      stls__dns_parse_tlsa(p.b, p.n, "_25._tcp.mx.example.com", &r), UV_EINVAL);
+  assert_int_equal(r.nrr, 0);
+  assert_null(r.rr);
 }
 
 /* Only the records at the end of the CNAME chain from the name asked for
@@ -758,7 +767,7 @@ static void test_parse_txt(void **state) {
   pkt_start(&p, "_mta-sts.example.com", 16, true);
   pkt_rr(&p, "@12", 16, sts, sizeof sts - 1);
   pkt_rr(&p, "@12", 16, nul, sizeof nul - 1);
-  pkt_rr(&p, "@12", 16, "", 0);
+  pkt_rr(&p, "@12", 16, "\0", 1); /* one empty string */
   pkt_rr(&p, "other.example.com", 16, sts, sizeof sts - 1);
   assert_int_equal(stls__dns_parse_txt(p.b, p.n, "_mta-sts.example.com", &t),
                    0);
@@ -773,6 +782,15 @@ static void test_parse_txt(void **state) {
     free(t.txt[i]);
   free(t.txt);
   free(t.txt_len);
+  memset(&t, 0, sizeof t);
+
+  /* RDATA without a single string is malformed (RFC 1035 3.3.14: one or
+   * more character-strings); c-ares refuses the answer. */
+  pkt_rr(&p, "@12", 16, "", 0);
+  assert_int_equal(stls__dns_parse_txt(p.b, p.n, "_mta-sts.example.com", &t),
+                   UV_EINVAL);
+  assert_int_equal(t.ntxt, 0);
+  assert_null(t.txt);
 }
 
 /* An MX record: preference, then the exchange in wire form. */
