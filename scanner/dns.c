@@ -403,21 +403,45 @@ static bool name_ok(const unsigned char *abuf, size_t alen, size_t off,
   return false;
 }
 
-/* The pre-check c-ares' parser needs from us, on the wire bytes: the
- * question and answer names (owners, CNAME targets, MX exchanges) keep to
- * the compression rules above; an MX exchange fills its RDATA exactly
- * (c-ares skips bytes left over in an RDATA); and ANCOUNT can fit in the
- * packet at all (c-ares allocates for the count before reading records:
- * ANCOUNT 65535 in a 60-byte answer asked for megabytes). Everything else
- * (lengths, label syntax, each type's RDATA, the other sections) is
- * c-ares' to judge. 0 or UV_EINVAL. */
-static int wire_check(const unsigned char *abuf, size_t alen) {
-  size_t qd, an, off = HFIXEDSZ, end = 0;
+/* Do the names in a record's RDATA keep to the compression rules? Only the
+ * types of RFC 1035 may compress names there, and only those c-ares reads
+ * with compression (RFC 3597 3; any other type's pointer it refuses). The
+ * RDATA is the limit, so a name cannot run past it. An MX exchange must
+ * also fill its RDATA (c-ares skips bytes left over in an RDATA). */
+static bool rdata_ok(const unsigned char *abuf, unsigned type, size_t off,
+                     size_t rdlen) {
+  size_t lim = off + rdlen, end = 0;
+  switch (type) {
+  case T_NS:
+  case T_CNAME:
+  case T_PTR: return name_ok(abuf, lim, off, &end);
+  case T_MX:
+    return rdlen >= 3 && name_ok(abuf, lim, off + 2, &end) && end == lim;
+  case T_SOA:
+    return name_ok(abuf, lim, off, &end) && name_ok(abuf, lim, end, &end);
+  default: return true;
+  }
+}
 
+/* The pre-check c-ares' parser needs from us, on the wire bytes: every
+ * name c-ares reads with compression (question names, owners, the names in
+ * NS, CNAME, PTR, MX and SOA data, in every section) keeps to the
+ * compression rules above; an MX exchange fills its RDATA exactly; and the
+ * record counts can fit in the packet at all (c-ares allocates for the
+ * counts before reading records: ANCOUNT 65535 in a 60-byte answer asked
+ * for megabytes). Without the pointer rule in every section, whether
+ * c-ares accepted an answer could depend on its ID. Everything else
+ * (lengths, label syntax, each type's RDATA) is c-ares' to judge. 0 or
+ * UV_EINVAL; *qend is where the question section ends when it is sound,
+ * else 0. */
+static int wire_check(const unsigned char *abuf, size_t alen, size_t *qend) {
+  size_t qd, nrr, off = HFIXEDSZ, end = 0;
+
+  *qend = 0;
   if (!abuf || alen < HFIXEDSZ || alen > 65535)
     return UV_EINVAL;
   qd = get16(abuf + 4);
-  an = get16(abuf + 6);
+  nrr = (size_t)get16(abuf + 6) + get16(abuf + 8) + get16(abuf + 10);
   for (size_t i = 0; i < qd; i++) {
     if (!name_ok(abuf, alen, off, &end))
       return UV_EINVAL;
@@ -425,10 +449,11 @@ static int wire_check(const unsigned char *abuf, size_t alen) {
     if (off > alen)
       return UV_EINVAL;
   }
+  *qend = off;
   /* A record takes at least 11 bytes (a root owner and the fixed part). */
-  if (an > (alen - off) / (1 + RRFIXEDSZ))
+  if (nrr > (alen - off) / (1 + RRFIXEDSZ))
     return UV_EINVAL;
-  for (size_t i = 0; i < an; i++) {
+  for (size_t i = 0; i < nrr; i++) {
     unsigned type;
     size_t rdlen;
     if (!name_ok(abuf, alen, off, &end))
@@ -439,16 +464,7 @@ static int wire_check(const unsigned char *abuf, size_t alen) {
     type = get16(abuf + off);
     rdlen = get16(abuf + off + 8);
     off += RRFIXEDSZ;
-    if (off + rdlen > alen)
-      return UV_EINVAL;
-    /* The names inside RDATA obey the pointer rules too, followed or not;
-     * the RDATA is the limit, so a name cannot run past it. */
-    if (type == T_CNAME &&
-        (!name_ok(abuf, off + rdlen, off, &end) || end != off + rdlen))
-      return UV_EINVAL;
-    if (type == T_MX &&
-        (rdlen < 3 || !name_ok(abuf, off + rdlen, off + 2, &end) ||
-         end != off + rdlen))
+    if (off + rdlen > alen || !rdata_ok(abuf, type, off, rdlen))
       return UV_EINVAL;
     off += rdlen;
   }
@@ -460,7 +476,8 @@ static int wire_check(const unsigned char *abuf, size_t alen) {
 static int answer_parse(const unsigned char *abuf, size_t alen,
                         ares_dns_record_t **rec) {
   ares_status_t st;
-  int rc = wire_check(abuf, alen);
+  size_t qend;
+  int rc = wire_check(abuf, alen, &qend);
   *rec = NULL;
   if (rc != 0)
     return rc;
@@ -1052,10 +1069,9 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable,
  * its parsed record, so the one check it lacks (wire_check: compression
  * pointers into the header, an MX exchange short of its RDATA, an
  * impossible ANCOUNT) runs here, in the socket functions c-ares reads
- * through. A response that fails it is replaced by a 12-byte header that
- * announces a question it lacks; c-ares refuses that as malformed, as it
- * refuses its own malformed answers: the query is retried and ends as
- * BADRESP. Everything else does what c-ares' own socket functions do. */
+ * through, and a response that fails it is rewritten (poison) before
+ * c-ares sees it. Everything else does what c-ares' own socket functions
+ * do. */
 
 static dns_fd_t *fd_find(stls_dns_t *d, ares_socket_t fd) {
   dns_fd_t *f = d->fds;
@@ -1064,11 +1080,28 @@ static dns_fd_t *fd_find(stls_dns_t *d, ares_socket_t fd) {
   return f;
 }
 
-/* Overwrite a DNS message of at least 12 bytes with the refused header. */
-static void poison(unsigned char *msg) {
-  /* QDCOUNT 1, no question follows; ANCOUNT, NSCOUNT, ARCOUNT 0. */
-  static const unsigned char counts[8] = {0, 1, 0, 0, 0, 0, 0, 0};
-  memcpy(msg + 4, counts, sizeof counts);
+/* Rewrite, in place, a response of len >= 12 bytes that failed wire_check
+ * (qend as it set it); returns the new length. With a sound question, the
+ * header and question stay and the records go, and the rcode becomes
+ * NOTZONE, which no answer to a query carries: c-ares completes the query
+ * with it, as it would a SERVFAIL, and query_done_cb reports it as
+ * BADRESP, once, like the answer it replaces. (Refusing the message
+ * outright would make c-ares drop the connection and retry every query
+ * on it, sound ones included.) Otherwise a header announcing a question
+ * it lacks: c-ares refuses that as malformed and retries the queries on
+ * the connection; with no readable question there is no query to match. */
+static size_t poison(unsigned char *msg, size_t len, size_t qend) {
+  static const unsigned char none[6] = {0, 0, 0, 0, 0, 0};
+  if (qend > HFIXEDSZ && qend <= len && get16(msg + 4) == 1) {
+    memcpy(msg + 6, none, sizeof none); /* ANCOUNT, NSCOUNT, ARCOUNT */
+    msg[2] &= (unsigned char)~0x02;     /* TC */
+    msg[3] = (unsigned char)((msg[3] & 0x80) | ARES_RCODE_NOTZONE); /* RA */
+    return qend;
+  }
+  msg[4] = 0;
+  msg[5] = 1;
+  memcpy(msg + 6, none, sizeof none);
+  return HFIXEDSZ;
 }
 
 static ares_socket_t wire_socket(int domain, int type, int protocol,
@@ -1173,17 +1206,17 @@ static ares_ssize_t tcp_recv(dns_fd_t *f, unsigned char *out, size_t outlen,
     f->len += (size_t)n;
     while (f->len - f->ready >= 2) {
       unsigned char *m = f->buf + f->ready;
-      size_t mlen = get16(m);
+      size_t mlen = get16(m), qend;
       if (f->len - f->ready < 2 + mlen)
         break;
-      if (wire_check(m + 2, mlen) != 0 && mlen >= HFIXEDSZ) {
-        /* Shrink the message to its refused header. */
-        poison(m + 2);
-        memmove(m + 2 + HFIXEDSZ, m + 2 + mlen, f->len - f->ready - 2 - mlen);
-        f->len -= mlen - HFIXEDSZ;
-        mlen = HFIXEDSZ;
-        m[0] = 0;
-        m[1] = HFIXEDSZ;
+      if (mlen >= HFIXEDSZ && wire_check(m + 2, mlen, &qend) != 0) {
+        /* Rewrite it and close the gap to the next message. */
+        size_t plen = poison(m + 2, mlen, qend);
+        memmove(m + 2 + plen, m + 2 + mlen, f->len - f->ready - 2 - mlen);
+        f->len -= mlen - plen;
+        mlen = plen;
+        m[0] = (unsigned char)(plen >> 8);
+        m[1] = (unsigned char)plen;
       }
       f->ready += 2 + mlen;
     }
@@ -1206,6 +1239,7 @@ static ares_ssize_t wire_recvfrom(ares_socket_t fd, void *buf, size_t len,
                                   ares_socklen_t *fromlen, void *data) {
   dns_fd_t *f = fd_find(data, fd);
   ssize_t n;
+  size_t qend;
   if (f && f->tcp)
     return tcp_recv(f, buf, len, flags);
   n = recvfrom(fd, buf, len, flags, from, fromlen);
@@ -1213,10 +1247,8 @@ static ares_ssize_t wire_recvfrom(ares_socket_t fd, void *buf, size_t len,
    * truncated one (TC) is only a signal to ask again over TCP, where the
    * whole answer is checked. */
   if (n >= HFIXEDSZ && !(((unsigned char *)buf)[2] & 0x02) &&
-      wire_check(buf, (size_t)n) != 0) {
-    poison(buf);
-    n = HFIXEDSZ;
-  }
+      wire_check(buf, (size_t)n, &qend) != 0)
+    n = (ssize_t)poison(buf, (size_t)n, qend);
   return n;
 }
 
@@ -1265,6 +1297,8 @@ static void query_done_cb(void *arg, ares_status_t status, size_t timeouts,
       case ARES_RCODE_NXDOMAIN: st = ARES_ENOTFOUND; break;
       case ARES_RCODE_NOTIMP: st = ARES_ENOTIMP; break;
       case ARES_RCODE_REFUSED: st = ARES_EREFUSED; break;
+      /* Rcodes no answer to a query carries, among them NOTZONE for an
+       * answer wire_check refused (see poison). */
       default: st = ARES_EBADRESP; break;
       }
     }

@@ -2,9 +2,11 @@
 """A DNS server that sends answers no real server sends, one per query name.
 
 Runs only inside the lab namespace (tests/lab/netns-run.sh). Listens on UDP
-ADDR:53 and answers each question from the SCENARIOS table below; a name
-not in the table gets REFUSED. Every answer is built byte by byte, so a
-test can put a compression pointer wherever it likes.
+and TCP ADDR:53 and answers each question from the SCENARIOS table below; a
+name not in the table gets REFUSED. Every answer is built byte by byte, so a
+test can put a compression pointer wherever it likes. "tc-NAME" is NAME's
+scenario over TCP only: the UDP answer is empty and truncated (TC), and the
+TCP answer is written in small pieces, so the resolver must reassemble it.
 
 Usage: scripted_dns.py ADDR   (prints "ready" on stdout once bound)
 """
@@ -13,6 +15,8 @@ import os
 import socket
 import struct
 import sys
+import threading
+import time
 
 MX, A, AAAA, CNAME = 15, 1, 28, 5
 
@@ -53,7 +57,7 @@ SCENARIOS = {
 }
 
 
-def answer(query):
+def answer(query, tcp=False):
     if len(query) < 12:
         return None
     qid, flags, qd = struct.unpack("!HHH", query[:6])
@@ -75,7 +79,14 @@ def answer(query):
     qname = ".".join(labels).lower()
     recs = []
     rcode = 0
-    if qname in SCENARIOS and qtype == MX:
+    tc = 0
+    if qname.startswith("tc-") and qname[3:] in SCENARIOS and not tcp:
+        tc = 0x0200  # ask again over TCP
+    elif qname.startswith("tc-") and qname[3:] in SCENARIOS and qtype == MX:
+        recs = SCENARIOS[qname[3:]]()
+    elif qname.startswith("tc-") and qname[3:] in SCENARIOS:
+        recs = []
+    elif qname in SCENARIOS and qtype == MX:
         recs = SCENARIOS[qname]()
     elif qname == "a.hostile.test" and qtype == A:
         recs = [rr(ptr(4), A, bytes([127, 0, 0, 1]))]
@@ -86,9 +97,55 @@ def answer(query):
     else:
         rcode = 5  # REFUSED
     # QR, opcode 0, AA, RD copied, RA; no EDNS in the answer (allowed).
-    rflags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode
+    rflags = 0x8000 | 0x0400 | tc | (flags & 0x0100) | 0x0080 | rcode
     head = struct.pack("!HHHHHH", qid, rflags, 1, len(recs), 0, 0)
     return head + question + b"".join(recs)
+
+
+def read_exact(conn, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def tcp_client(conn):
+    """Answer length-prefixed queries; each answer goes out in pieces (the
+    length split from the message, the message cut in three)."""
+    with conn:
+        while True:
+            head = read_exact(conn, 2)
+            if head is None:
+                return
+            query = read_exact(conn, struct.unpack("!H", head)[0])
+            if query is None:
+                return
+            reply = answer(query, tcp=True)
+            if reply is None:
+                continue
+            msg = struct.pack("!H", len(reply)) + reply
+            for piece in (msg[:1], msg[1:7], msg[7:20], msg[20:]):
+                if piece:
+                    conn.sendall(piece)
+                    time.sleep(0.01)
+
+
+def tcp_serve(addr):
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind((addr, 53))
+    t.listen(16)
+    return t
+
+
+def tcp_loop(t):
+    while True:
+        conn, _ = t.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=tcp_client, args=(conn,), daemon=True).start()
 
 
 def main():
@@ -96,6 +153,8 @@ def main():
         sys.exit("scripted_dns: run me inside tests/lab/netns-run.sh")
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((sys.argv[1], 53))
+    t = tcp_serve(sys.argv[1])
+    threading.Thread(target=tcp_loop, args=(t,), daemon=True).start()
     print("ready", flush=True)
     while True:
         query, peer = s.recvfrom(4096)

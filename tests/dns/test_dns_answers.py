@@ -5,8 +5,9 @@ scripted_dns.py inside the lab namespace.
 An MX whose exchange (or owner) is a compression pointer into the header
 is a malformed answer: the domain is dns-error (BADRESP), never null-mx.
 So is an MX host whose A answer has such an owner.
-A real null MX stays null-mx. Every record is validated against the
-schema. Prints one line per check and exits non-zero on any failure.
+A real null MX stays null-mx. The same holds for answers that come over
+TCP after a truncated UDP answer, written in pieces (the "tc-" names).
+Every record is validated against the schema. Prints one line per check and exits non-zero on any failure.
 
 Usage: test_dns_answers.py --bin PATH
 """
@@ -31,6 +32,10 @@ WANT = {
     "ptr6.hostile.test": ("dns-error", "BADRESP"),
     "owner4.hostile.test": ("dns-error", "BADRESP"),
     "mxa.hostile.test": ("dns-error", "BADRESP"),
+    "tc-null.hostile.test": ("null-mx", None),
+    "tc-ptr0.hostile.test": ("dns-error", "BADRESP"),
+    "tc-ptr4.hostile.test": ("dns-error", "BADRESP"),
+    "tc-owner4.hostile.test": ("dns-error", "BADRESP"),
 }
 
 

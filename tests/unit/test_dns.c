@@ -873,6 +873,20 @@ static void test_parse_mx_pointer_into_header(void **state) {
   pkt_cname(&p, "@12", "@0");
   assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n),
                    UV_EINVAL);
+  /* And outside the answer section: c-ares reads the additional records
+   * too, so whether it accepted one pointing into the header depended on
+   * the ID (found by fuzz_dns: corpus/dns/ptr0-in-additional). Moved from
+   * ANCOUNT to ARCOUNT, the record is an additional one. */
+  for (unsigned id = 0; id < 0x10000; id += 0xffff) {
+    pkt_start(&p, "example.com", 15, false);
+    p.b[0] = p.b[1] = (unsigned char)(id & 0xff);
+    pkt_mx(&p, "@12", 0, "@0");
+    p.b[p.ancount_at + 1] = 0; /* ANCOUNT 0 */
+    p.b[p.ancount_at + 5] = 1; /* ARCOUNT 1 */
+    assert_int_equal(stls__dns_answer_check(p.b, p.n), UV_EINVAL);
+    assert_int_equal(stls__dns_parse_mx(p.b, p.n, "example.com", &rr, &n),
+                     UV_EINVAL);
+  }
   /* A pointer back into the labels of its own name: "a" then a pointer
    * to that "a" would repeat for ever. */
   pkt_start(&p, "example.com", 15, false);
