@@ -495,6 +495,7 @@ int stls_tls_conn_collect(stls_tls_conn_t *c, const char *mx,
     if (r->kind == STLS_HELLO_KIND_SERVER_HELLO) {
       out->handshake_seen = true;
       out->group = r->group;
+      out->hello_retry = r->hello_retry;
       out->sigalg = r->sigalg ? r->sigalg : c->tls13_sigalg;
       out->ocsp_stapled = r->ocsp_staple;
       out->secure_renegotiation = r->secure_renegotiation;

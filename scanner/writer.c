@@ -217,6 +217,9 @@ static void add_tls(jctx_t *j, cJSON *o, const stls_tls_result_t *t,
     } else {
       jnull(j, tls, "key_exchange_group");
     }
+    /* Only when it happened: the round trip a second key share costs. */
+    if (t->hello_retry)
+      jbool(j, tls, "hello_retry", true);
     if (t->sigalg) {
       snprintf(hex, sizeof(hex), "0x%04x", t->sigalg);
       jstr(j, tls, "server_signature", sg ? sg : hex);

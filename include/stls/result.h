@@ -206,7 +206,10 @@ typedef struct stls_tls_result_s {
   uint16_t group;
   uint16_t sigalg;
   bool handshake_seen; /* the fields below were observed */
-  bool ocsp_stapled;   /* TLS 1.2: CertificateStatus with a response */
+  /* TLS 1.3: the server answered the first ClientHello with a
+   * HelloRetryRequest (it wanted a key share for another group). */
+  bool hello_retry;
+  bool ocsp_stapled; /* TLS 1.2: CertificateStatus with a response */
   bool secure_renegotiation;
   bool extended_master_secret;
   stls_store_trust_t *stores; /* every trust store, [0] is `trusted` */

@@ -95,6 +95,11 @@ def tls_context(cert, step):
     opts = step["starttls_tls"] if isinstance(step["starttls_tls"], dict) else {}
     if "ciphers" in opts:
         ctx.set_ciphers(opts["ciphers"])  # OpenSSL syntax; "@SECLEVEL=0" unlocks TLS 1.0/1.1
+    if "group" in opts:
+        # The one key exchange group the server accepts ("prime256v1"), for
+        # TLS 1.3 too: a client whose key share is for another group gets a
+        # HelloRetryRequest.
+        ctx.set_ecdh_curve(opts["group"])
     for key, attr in (("min_version", "minimum_version"), ("max_version", "maximum_version")):
         if key in opts:
             setattr(ctx, attr, getattr(ssl.TLSVersion, opts[key].replace(".", "_")))

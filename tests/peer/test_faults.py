@@ -20,6 +20,7 @@ end). Prints "ok NAME" or "FAIL NAME: why" per scenario and a final
   {"$re": "regex"}      a string this regex finds something in
   {"$type": "int"}      any value of that JSON type (int, str, bool, list, dict)
   {"$contains": x}      a list holding x
+  {"$absent": true}     the path is absent (or null)
   {"$peer": "fact"}     the value the peer logged: cert_sha256, spki_sha256,
                         tls_version, tls_cipher_id, ...
 Two keys are special: "findings" lists finding ids that must be present and
@@ -84,6 +85,8 @@ def check_value(path, got, want, facts):
             ok = isinstance(got, str) and re.search(arg, got) is not None
         elif op == "$type":
             ok = got is not MISSING and type(got) is JSON_TYPES[arg]
+        elif op == "$absent":
+            ok = got is MISSING
         elif op == "$contains":
             ok = isinstance(got, list) and any(same(g, arg) for g in got)
         else:
