@@ -214,6 +214,29 @@ class ServerMeter:
         }
 
 
+class LoadSampler:
+    """The 1-minute load average every 10 s while the phases run: the
+    machine is shared, and the figures must be read against it."""
+
+    def __init__(self):
+        self.samples = [os.getloadavg()[0]]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.wait(10):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        self.samples.append(os.getloadavg()[0])
+        x = sorted(self.samples)
+        return {"min": round(x[0], 2), "median": round(statistics.median(x), 2), "max": round(x[-1], 2),
+                "samples": len(x)}
+
+
 # ---------------------------------------------------------------- phases
 
 def open_sockets(pid):
@@ -294,11 +317,12 @@ def check_scan_output(path, domains, expect="success"):
     v = subprocess.run([sys.executable, VALIDATE, path], capture_output=True, text=True)
     if v.returncode != 0:
         problems.append("validate.py: " + (v.stdout.strip().splitlines() or ["exit %d" % v.returncode])[-1])
-    seen, statuses, groups = [], {}, {}
-    probes = success = 0
+    seen, statuses, groups, leaves = [], {}, {}, set()
+    probes = success = trusted = hrr = 0
     if not os.path.exists(path):
         return problems + ["no output file"], {"records": 0, "probes": 0, "success": 0, "statuses": {},
-                                               "groups": {}}
+                                               "groups": {}, "trusted": 0, "leaves": 0,
+                                               "hello_retry": 0}
     with open(path) as f:
         for line in f:
             try:
@@ -314,6 +338,10 @@ def check_scan_output(path, domains, expect="success"):
                 statuses[st] = statuses.get(st, 0) + 1
                 success += st == expect
                 tls = h.get("tls") or {}
+                trusted += bool((tls.get("trust") or {}).get("trusted"))
+                hrr += tls.get("hello_retry") is True
+                if tls.get("chain"):
+                    leaves.add(tls["chain"][0].get("sha256"))
                 if tls.get("version"):
                     # The group the server chose, by protocol version: on
                     # TLS 1.3 anything but our first key share (x25519)
@@ -326,11 +354,12 @@ def check_scan_output(path, domains, expect="success"):
         problems.append("%d of %d probes ended %s: %s" % (success, len(domains), expect,
                                                            json.dumps(statuses, sort_keys=True)))
     return problems, {"records": len(seen), "probes": probes, "success": success, "statuses": statuses,
-                      "groups": groups}
+                      "groups": groups, "trusted": trusted, "leaves": len(leaves),
+                      "hello_retry": hrr}
 
 
 def phase_scan(args, lab, domains, work, conc, tag, extra=(), expect="success", binary=None,
-               per_ip=None):
+               per_ip=None, ca=None, all_trusted=False):
     """One measured scan of domains; tag names its corpus and output files,
     extra are more scanner options, expect the status every probe must end
     with, binary the scanner (default --bin)."""
@@ -340,7 +369,7 @@ def phase_scan(args, lab, domains, work, conc, tag, extra=(), expect="success", 
     out = os.path.join(work, "scan-%s.ndjson" % tag)
     if os.path.exists(out):
         os.unlink(out)
-    cmd = scan_command(binary or args.bin, corpus, out, conc, os.path.join(lab, "pki", "ca-a.pem"),
+    cmd = scan_command(binary or args.bin, corpus, out, conc, ca or os.path.join(lab, "pki", "ca-a.pem"),
                        per_ip) + list(extra)
     meter = ServerMeter(lab)
     with open(os.path.join(work, "scan-%s.stderr" % tag), "w") as err:
@@ -353,6 +382,8 @@ def phase_scan(args, lab, domains, work, conc, tag, extra=(), expect="success", 
             said = f.read().strip().splitlines()
         problems.append("scanner exited %d: %s" % (rc, said[-1] if said else "(nothing on stderr)"))
     more, counts = check_scan_output(out, domains, expect)
+    if all_trusted and counts["trusted"] != len(domains):
+        more.append("%d of %d probes found the chain trusted" % (counts["trusted"], len(domains)))
     return dict(wall_s=wall, cpu_s=cpu, peak_rss_kb=rss, peak_sockets=socks, problems=problems + more,
                 **counts, **server)
 
@@ -384,7 +415,14 @@ def phase_sessions(args, lab, work):
     greeting that never comes: silent listeners (as in phase_tarpit) on
     the sixteen mx-tarpit addresses, each with a backlog no smaller than its
     share, and a greeting timeout long enough for every connection to be
-    made before the first one gives up."""
+    made before the first one gives up.
+
+    One worker (-w 1): the engine splits -c evenly between its workers and
+    gives each address to one worker (by a hash of the address, so that
+    --per-ip is counted in one place). Sixteen addresses over two workers
+    split 7/9 here, and the worker with nine addresses (5,625 sessions)
+    could hold only its 5,000: 9,375 sessions open, the rest queued until
+    the first wave timed out. One worker holds all 10,000."""
     socks = []
     try:
         for ip in SESSION_ADDRS:
@@ -396,7 +434,7 @@ def phase_sessions(args, lab, work):
         domains = ["tarpit%05d.lab.test" % i for i in range(args.sessions)]
         # --per-ip allows at most 1000: 10,000 sessions over 16 addresses.
         r = phase_scan(args, lab, domains, work, args.sessions, "sessions",
-                       ["--port", str(TARPIT_PORT), "--greeting-timeout", "60"], "io-timeout",
+                       ["--port", str(TARPIT_PORT), "--greeting-timeout", "60", "-w", "1"], "io-timeout",
                        per_ip=1000)
         if r["peak_sockets"] < 0.95 * args.sessions:
             r["problems"].append("only %d of %d sessions were seen open at once"
@@ -405,6 +443,42 @@ def phase_sessions(args, lab, work):
     finally:
         for s in socks:
             s.close()
+
+
+CHAIN_ADDR = "127.0.29.1"  # mx-chain000..399 in the lab zone (start-dns.sh)
+CHAIN_ZONE_SIZE = 400  # chainNNN and samechainNNN in the lab zone
+MKCHAINS = os.path.join(HERE, "mkchains.sh")
+
+
+def setup_chains(lab, work, n):
+    """The distinct-chain corpus: bench/mkchains.sh makes n leaf chains
+    under a bench root, and one more Postfix listener on CHAIN_ADDR serves
+    each MX name its own chain through SNI (tls_server_sni_maps, built with
+    postmap -F). The scanner sends the MX name as SNI. Returns the CA file
+    for these chains."""
+    d = os.path.join(work, "chains")
+    t0 = time.monotonic()
+    subprocess.run(["bash", MKCHAINS, d, str(n)], check=True)
+    log("%d distinct chains made in %.1f s" % (n, time.monotonic() - t0))
+    conf = os.path.join(lab, "postfix")
+    subprocess.run(["postmap", "-c", conf, "-F", "hash:" + os.path.join(d, "sni.txt")], check=True)
+    with open(os.path.join(conf, "master.cf"), "a") as f:
+        f.write("%s:25 inet n - n - - smtpd\n"
+                "  -o syslog_name=postfix/mx-chain\n  -o myhostname=mx-chain000.lab.test\n"
+                "  -o smtpd_tls_security_level=may\n  -o smtpd_tls_chain_files=%s\n"
+                "  -o tls_server_sni_maps=hash:%s\n"
+                % (CHAIN_ADDR, os.path.join(d, "chain000.pem"), os.path.join(d, "sni.txt")))
+    subprocess.run(["postfix", "-c", conf, "reload"], check=True, capture_output=True)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection((CHAIN_ADDR, 25), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                die("the distinct-chain listener on %s:25 did not come up" % CHAIN_ADDR)
+            time.sleep(0.1)
+    return os.path.join(d, "root.pem")
 
 
 def run_floor(floor, lab):
@@ -624,6 +698,10 @@ def summarise(reps):
     s = {k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}
     if reps[-1].get("groups"):
         s["groups"] = reps[-1]["groups"]
+        s["hello_retry"] = reps[-1].get("hello_retry", 0)
+    if "leaves" in reps[-1]:
+        s["leaves"] = min(r["leaves"] for r in reps)
+        s["trusted"] = min(r["trusted"] for r in reps)
     return s
 
 
@@ -661,7 +739,10 @@ def markdown(run):
     labels["stock-c64"] = "starttls-scan -c 64, stock mbedTLS"
     labels["workers-1"] = "starttls-scan -c 64 -w 1"
     labels["workers-2"] = "starttls-scan -c 64 -w 2"
-    labels["sessions"] = "starttls-scan -c %d, silent listeners (io-timeout)" % run.get("sessions", 0)
+    labels["sessions"] = "starttls-scan -c %d -w 1, silent listeners (io-timeout)" % run.get("sessions", 0)
+    for tag, what in (("", ""), ("-stock", ", stock mbedTLS")):
+        labels["chains-distinct" + tag] = "starttls-scan -c 64, %d distinct chains%s" % (run.get("chains", 0), what)
+        labels["chains-shared" + tag] = "starttls-scan -c 64, one chain (same server)%s" % what
     for name, label in labels.items():
         if name not in s:
             continue
@@ -671,37 +752,80 @@ def markdown(run):
             rss += " (one process)"
         if name in ("tarpit", "sessions") and x.get("peak_sockets"):
             rss += " (%d sockets)" % x["peak_sockets"]
-        lines.append("| %s | %d | %d | %.2f | %.0f | %.2f | %s | %.2f | %.2f |"
+        # Silent listeners of our own: Postfix has no part in these phases.
+        pf = ("- | -" if name in ("tarpit", "sessions") else
+              "%.2f | %.2f" % (x["sessions_per_probe"], x["postfix_cpu_ms_per_session"]))
+        lines.append("| %s | %d | %d | %.2f | %.0f | %.2f | %s | %s |"
                      % (label, x["probes"], x["success"], x["wall_s"], x["probes_per_s"],
-                        x["cpu_ms_per_probe"], rss, x["sessions_per_probe"], x["postfix_cpu_ms_per_session"]))
+                        x["cpu_ms_per_probe"], rss, pf))
     r = run["ratios"]
-    lines += ["", "Ratios (median figures): posttls-finger uses **%.1fx** the scanner's CPU per probe (-c 64,"
-              " tuned mbedTLS; target %.0fx: %s)" % (r["finger_cpu_per_scanner_cpu"], CPU_TARGET,
-                                                     "met" if r["finger_cpu_per_scanner_cpu"] >= CPU_TARGET
-                                                     else "missed")
-              + (", %.1fx that of the stock-mbedTLS build" % r["finger_cpu_per_stock_cpu"]
-                 if "finger_cpu_per_stock_cpu" in r else "")
-              + (", openssl s_client %.1fx (stock build: %.1fx)" % (r["openssl_cpu_per_scanner_cpu"],
-                                                                  r.get("openssl_cpu_per_stock_cpu", 0))
-                 if "openssl_cpu_per_scanner_cpu" in r else "")
-              + "; the tuned build spends %.2fx the stock build's CPU per probe" % r.get("tuned_per_stock_cpu", 0)
-              + ". Throughput at --rate 0: the scanner's probes/s is %.1fx posttls-finger's" % r["scanner_per_finger_throughput"]
-              + (" and %.1fx openssl s_client's" % r["scanner_per_openssl_throughput"]
-                 if "scanner_per_openssl_throughput" in r else "")
-              + (". Workers: -w 2 gives %.2fx the probes/s of -w 1 (target 1.7x)" % r["workers_2_per_1"]
-                 if "workers_2_per_1" in r else "")
-              + ". The scanner's DNS cost unbound %.3f ms of CPU per probe." % s["scan-c64"]["unbound_cpu_ms_per_probe"]]
+    parts = []
+    if "finger_cpu_per_scanner_cpu" in r:
+        parts.append("posttls-finger uses **%.1fx** the scanner's CPU per probe (-c 64, tuned mbedTLS; target"
+                     " %.0fx: %s)" % (r["finger_cpu_per_scanner_cpu"], CPU_TARGET,
+                                      "met" if r["finger_cpu_per_scanner_cpu"] >= CPU_TARGET else "missed")
+                     + (", %.1fx that of the stock-mbedTLS build" % r["finger_cpu_per_stock_cpu"]
+                        if "finger_cpu_per_stock_cpu" in r else ""))
+    if "openssl_cpu_per_scanner_cpu" in r:
+        parts.append("openssl s_client %.1fx (stock build: %.1fx)" % (r["openssl_cpu_per_scanner_cpu"],
+                                                                    r.get("openssl_cpu_per_stock_cpu", 0)))
+    if "tuned_per_stock_cpu" in r:
+        parts.append("the tuned build spends %.2fx the stock build's CPU per probe" % r["tuned_per_stock_cpu"])
+    if "scanner_per_finger_throughput" in r:
+        parts.append("throughput at --rate 0: the scanner's probes/s is %.1fx posttls-finger's"
+                     % r["scanner_per_finger_throughput"]
+                     + (" and %.1fx openssl s_client's" % r["scanner_per_openssl_throughput"]
+                        if "scanner_per_openssl_throughput" in r else ""))
+    if "workers_2_per_1" in r:
+        parts.append("workers: -w 2 gives %.2fx the probes/s of -w 1 (target 1.7x: %s)"
+                     % (r["workers_2_per_1"], "met" if r["workers_2_per_1"] >= 1.7 else "missed"))
+    if "scan-c64" in s:
+        parts.append("the scanner's DNS cost unbound %.3f ms of CPU per probe" % s["scan-c64"]["unbound_cpu_ms_per_probe"])
+    if parts:
+        lines += ["", "Ratios (median figures): " + "; ".join(parts) + "."]
+    ld = run.get("load_during")
+    if ld:
+        lines += ["", "Load average (1 min) during the phases, sampled every 10 s: min %.2f, median %.2f, max %.2f"
+                  " (%d samples) on %d CPUs." % (ld["min"], ld["median"], ld["max"], ld["samples"],
+                                                 run["machine"]["nproc"])]
+    if "chains-distinct" in s and "chains-shared" in s:
+        d, sh = s["chains-distinct"], s["chains-shared"]
+        txt = ("Chain cache (one Postfix listener, %d domains at -c 64; `chains-distinct`: every MX name its own"
+               " chain, served by SNI, bench/mkchains.sh; `chains-shared`: every domain on one MX name, one chain):"
+               " tuned build %.2f ms CPU/probe with %d distinct leaves, %.2f ms with %d, so judging a chain costs"
+               " about %.2f ms more per new chain (%.2fx)"
+               % (d["probes"], d["cpu_ms_per_probe"], d.get("leaves", 0), sh["cpu_ms_per_probe"], sh.get("leaves", 0),
+                  d["cpu_ms_per_probe"] - sh["cpu_ms_per_probe"], r.get("chains_distinct_per_shared_cpu", 0)))
+        ds, shs = s.get("chains-distinct-stock"), s.get("chains-shared-stock")
+        if ds and shs:
+            txt += ("; stock build %.2f ms against %.2f ms (%.2f ms per new chain)"
+                    % (ds["cpu_ms_per_probe"], shs["cpu_ms_per_probe"],
+                       ds["cpu_ms_per_probe"] - shs["cpu_ms_per_probe"]))
+        lines += ["", txt + "."]
     if "sessions" in s:
         x = s["sessions"]
-        lines += ["", "10k sessions: peak RSS %.1f MB with at most %d sockets seen open at once (target <= %d MB: %s);"
-                  " RLIMIT_NOFILE for the scanner %s."
+        lines += ["", "10k sessions (one worker, see README): peak RSS %.1f MB with at most %d sockets seen open"
+                  " at once (target <= %d MB: %s); RLIMIT_NOFILE for the scanner %s."
                   % (x["peak_rss_kb"] / 1024, x.get("peak_sockets", 0), SESSION_TARGET_MB,
                      "met" if x["peak_rss_kb"] / 1024 <= SESSION_TARGET_MB else "missed", run.get("nofile", "?"))]
-    g = s["scan-c64"].get("groups")
-    if g:
-        lines += ["", "Key exchange group the servers chose (-c 64 run; on TLS 1.3 anything but x25519,"
-                  " the ClientHello's only key share, means a HelloRetryRequest): "
-                  + ", ".join("%s %d" % (k, n) for k, n in sorted(g.items())) + "."]
+    groups, hrr_seen = {}, 0
+    for name in s:
+        if name in ("tarpit", "sessions") or not s[name].get("groups"):
+            continue
+        if name.startswith("stock") or name.endswith("-stock") or name in ("finger", "openssl"):
+            continue
+        for k, n in s[name]["groups"].items():
+            groups[k] = groups.get(k, 0) + n
+        hrr_seen += s[name].get("hello_retry", 0)
+    if groups:
+        tls13 = sum(n for k, n in groups.items() if k.startswith("TLSv1.3"))
+        hrr = sum(n for k, n in groups.items() if k.startswith("TLSv1.3") and not k.endswith(" x25519"))
+        lines += ["", "Key exchange groups the servers chose (last repetition of every tuned-build scan phase"
+                  " that completed handshakes): " + ", ".join("%s %d" % (k, n) for k, n in sorted(groups.items()))
+                  + ". The scanner offers x25519 first, the fastest group of both builds (see the floor), with"
+                  " its only key share, so a TLS 1.3 server that chose any other group sent a HelloRetryRequest:"
+                  " %d of %d TLS 1.3 handshakes did by that count, and %d records carry `tls.hello_retry`"
+                  " (the HelloRetryRequest read off the wire)." % (hrr, tls13, hrr_seen)]
     fl = run.get("floor") or {}
     if fl.get("tuned") or fl.get("stock"):
         ops = []
@@ -724,7 +848,7 @@ def markdown(run):
                       " plus one RSA-PSS verify (CertificateVerify) plus the chain: %.3f ms with the tuned"
                       " build before the chain, against %.2f ms measured per probe."
                       % (t["x25519-keygen+agree"] + t["rsa2048-pss-verify"],
-                         s.get("only-mx-good", s["scan-c64"])["cpu_ms_per_probe"])]
+                         (s.get("only-mx-good") or s.get("scan-c64") or {"cpu_ms_per_probe": 0})["cpu_ms_per_probe"])]
     base = s.get("scan-c1")
     mem = []
     for name, what in (("scan-c64", "-c 64"), ("scan-c256", "-c 256"),
@@ -797,6 +921,10 @@ def main():
                     help="domains for the memory run against silent listeners (0: skip)")
     ap.add_argument("--tarpit-concurrency", type=int, default=500)
     ap.add_argument("--profile-domains", type=int, default=200)
+    ap.add_argument("--chains", type=int, default=CHAIN_ZONE_SIZE,
+                    help="distinct chains for the chain-cache phases (0: skip; at most %d)" % CHAIN_ZONE_SIZE)
+    ap.add_argument("--only", type=lambda v: set(v.split(",")),
+                    help="run only these phases (comma-separated names; for trying the bench, not for results)")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print the report, leave RESULTS.md/results.json alone")
     ap.add_argument("--command", default="bench/run.sh", help="how this run was invoked, for the report")
@@ -826,6 +954,8 @@ def main():
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     args.nofile = "raised from %d to %d" % (soft, hard) if soft != hard else "%d (soft = hard)" % hard
+    if not 0 <= args.chains <= CHAIN_ZONE_SIZE:
+        die("--chains must be 0..%d (the lab zone's chainNNN names)" % CHAIN_ZONE_SIZE)
     if args.sessions and hard < args.sessions + 100:
         die("RLIMIT_NOFILE hard limit %d is below --sessions %d" % (hard, args.sessions))
     started = time.monotonic()
@@ -882,12 +1012,30 @@ def bench(args, lab, work):
         phases.append(("tarpit", lambda: phase_tarpit(args, lab, targets, work)))
     if args.sessions:
         phases.append(("sessions", lambda: phase_sessions(args, lab, work)))
+    if args.chains:
+        # The chain cache: the same probes against one server, every MX
+        # name with its own chain, then every domain on one MX name (one
+        # chain); with each build.
+        chain_ca = setup_chains(lab, work, args.chains)
+        distinct = ["chain%03d.lab.test" % i for i in range(args.chains)]
+        same = ["samechain%03d.lab.test" % i for i in range(args.chains)]
+        for tag, binary in (("", args.bin), ("-stock", args.stock_bin)):
+            if not binary:
+                continue
+            for kind, part in (("distinct", distinct), ("shared", same)):
+                phases.append(("chains-%s%s" % (kind, tag),
+                               lambda part=part, kind=kind, tag=tag, binary=binary: phase_scan(
+                                   args, lab, part, work, 64, "chains-%s%s" % (kind, tag), binary=binary,
+                                   ca=chain_ca, all_trusted=True)))
     # Where the cost differs: one scan per endpoint (RSA, ECDSA, TLS 1.2).
     for mx in sorted({t[1] for t in targets}):
         part = [t[0] for t in targets if t[1] == mx]
         name = mx.split(".")[0]
         phases.append(("only-" + name, lambda part=part, name=name: phase_scan(args, lab, part, work, 64, name)))
+    if args.only:
+        phases = [(n, f) for n, f in phases if n in args.only]
     results = {name: [] for name, _ in phases}
+    load = LoadSampler()
     for rep in range(1, args.reps + 1):
         for name, fn in phases:
             r = fn()
@@ -896,6 +1044,7 @@ def bench(args, lab, work):
                 % (rep, name, r["success"], r["probes"], r["wall_s"], r["probes"] / r["wall_s"],
                    1000 * r["cpu_s"] / max(1, r["probes"]), r["peak_rss_kb"] / 1024, r["postfix_cpu_s"], r["sessions"]))
 
+    load_during = load.stop()
     summary = {name: summarise(reps) for name, reps in results.items()}
     problems = []
     for name, reps in results.items():
@@ -904,23 +1053,32 @@ def bench(args, lab, work):
     def ratio(a, b):
         return round(a / b, 2) if b else 0.0
 
-    scan, finger = summary["scan-c64"], summary["finger"]
-    ratios = {
-        "finger_cpu_per_scanner_cpu": ratio(finger["cpu_ms_per_probe"], scan["cpu_ms_per_probe"]),
-        "scanner_per_finger_throughput": ratio(scan["probes_per_s"], finger["probes_per_s"]),
-    }
-    if "openssl" in summary:
+    scan, finger = summary.get("scan-c64"), summary.get("finger")
+    ratios = {}
+    if scan and finger:
+        ratios["finger_cpu_per_scanner_cpu"] = ratio(finger["cpu_ms_per_probe"], scan["cpu_ms_per_probe"])
+        ratios["scanner_per_finger_throughput"] = ratio(scan["probes_per_s"], finger["probes_per_s"])
+    for tag in ("", "-stock"):
+        d, sh = summary.get("chains-distinct" + tag), summary.get("chains-shared" + tag)
+        if d and sh:
+            ratios["chains_distinct_per_shared_cpu" + tag.replace("-", "_")] = ratio(
+                d["cpu_ms_per_probe"], sh["cpu_ms_per_probe"])
+    if not scan:
+        scan = {"cpu_ms_per_probe": 0, "probes_per_s": 0}
+    if "openssl" in summary and scan["cpu_ms_per_probe"]:
         ratios["openssl_cpu_per_scanner_cpu"] = ratio(summary["openssl"]["cpu_ms_per_probe"],
                                                       scan["cpu_ms_per_probe"])
         ratios["scanner_per_openssl_throughput"] = ratio(scan["probes_per_s"], summary["openssl"]["probes_per_s"])
-    if "stock-c64" in summary:
+    if "stock-c64" in summary and finger and scan["cpu_ms_per_probe"]:
         stock = summary["stock-c64"]
         ratios["finger_cpu_per_stock_cpu"] = ratio(finger["cpu_ms_per_probe"], stock["cpu_ms_per_probe"])
         ratios["tuned_per_stock_cpu"] = ratio(scan["cpu_ms_per_probe"], stock["cpu_ms_per_probe"])
         if "openssl" in summary:
             ratios["openssl_cpu_per_stock_cpu"] = ratio(summary["openssl"]["cpu_ms_per_probe"],
                                                         stock["cpu_ms_per_probe"])
-    ratios["workers_2_per_1"] = ratio(summary["workers-2"]["probes_per_s"], summary["workers-1"]["probes_per_s"])
+    if "workers-1" in summary and "workers-2" in summary:
+        ratios["workers_2_per_1"] = ratio(summary["workers-2"]["probes_per_s"],
+                                          summary["workers-1"]["probes_per_s"])
     for key, peer in (("finger", "posttls-finger"), ("openssl", "openssl s_client")):
         if key in summary and summary[key]["probes_per_s"] >= scan["probes_per_s"]:
             problems.append("throughput: %s did %.0f probes/s, the scanner (-c 64, --rate 0) %.0f"
@@ -953,6 +1111,8 @@ def bench(args, lab, work):
         "reps": args.reps,
         "load_before": load_before,
         "load_after": "%.2f" % os.getloadavg()[0],
+        "load_during": load_during,
+        "chains": args.chains,
         "summary": summary,
         "ratios": ratios,
         "repetitions": results,

@@ -67,6 +67,17 @@ trap '[ "$started" = 1 ] || bash "$here/stop-dns.sh" "$dir"' EXIT
     for (i = 0; i < 2000; i++)
       printf "bench%04d MX 10 %s\n", i, host[i % 3 + 1];
   }'
+  # Chain-cache benchmark: chain000..chain399 each with its own MX name
+  # (and so, through SNI, its own certificate chain, see bench/mkchains.sh),
+  # and samechain000..samechain399 all on mx-chain000 (one chain); every
+  # mx-chainNNN is one address where only bench/run.py starts a listener.
+  awk 'BEGIN {
+    for (i = 0; i < 400; i++) {
+      printf "mx-chain%03d A 127.0.29.1\n", i;
+      printf "chain%03d MX 10 mx-chain%03d\n", i, i;
+      printf "samechain%03d MX 10 mx-chain000\n", i;
+    }
+  }'
   # Memory benchmark at 10,000 sessions: tarpit00000..tarpit09999 over
   # sixteen addresses where only bench/run.py listens (and never greets).
   for i in $(seq 1 16); do
