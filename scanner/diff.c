@@ -39,13 +39,32 @@ static long days_from_civil(long y, unsigned m, unsigned d) {
   return era * 146097 + (long)doe - 719468;
 }
 
+/* n digits at s as a number, or -1. */
+static int digits(const char *s, int n) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ" exactly (what the writer prints). By hand, not
+ * sscanf: the service parses several per record it ingests. */
 int stls_time_parse_rfc3339(const char *s, time_t *t) {
-  int y, mo, d, h, mi, se, n = 0;
-  if (!s ||
-      sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &se, &n) !=
-          6 ||
-      n != 20 || s[n] || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-      mi > 59 || se > 60 || h < 0 || mi < 0 || se < 0)
+  int y, mo, d, h, mi, se;
+  if (!s || strlen(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+      s[13] != ':' || s[16] != ':' || s[19] != 'Z')
+    return -1;
+  y = digits(s, 4);
+  mo = digits(s + 5, 2);
+  d = digits(s + 8, 2);
+  h = digits(s + 11, 2);
+  mi = digits(s + 14, 2);
+  se = digits(s + 17, 2);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
+      mi < 0 || mi > 59 || se < 0 || se > 60)
     return -1;
   *t = (time_t)days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
        h * 3600 + mi * 60 + se;

@@ -29,7 +29,8 @@ typedef struct stls_store_record_s {
   int64_t scanned_at;      /* Unix time */
   const char *status;      /* domain status */
   const char *recommended; /* policy level, or NULL */
-  const char *json;        /* the record as one line of JSON */
+  const char *json;        /* the record as one line of JSON (json_len bytes,
+                              not necessarily NUL-terminated) */
   size_t json_len;
   const stls_store_host_t *hosts;
   size_t n_hosts;

@@ -251,6 +251,13 @@ static void test_time(void **state) {
   assert_int_equal(stls_time_parse_rfc3339("2026-13-30T04:23:02Z", &t), -1);
   assert_int_equal(stls_time_parse_rfc3339("2026-11-30T04:23:02Zx", &t), -1);
   assert_int_equal(stls_time_parse_rfc3339(NULL, &t), -1);
+  /* Digits only: no sign, no blank, no short field. */
+  assert_int_equal(stls_time_parse_rfc3339("+026-11-30T04:23:02Z", &t), -1);
+  assert_int_equal(stls_time_parse_rfc3339(" 026-11-30T04:23:02Z", &t), -1);
+  assert_int_equal(stls_time_parse_rfc3339("2026-1-030T04:23:02Z", &t), -1);
+  assert_int_equal(stls_time_parse_rfc3339("2026-11-30T04:23:0Z", &t), -1);
+  assert_int_equal(stls_time_parse_rfc3339("2026-11-30T24:00:00Z", &t), -1);
+  assert_int_equal(stls_time_parse_rfc3339("2026-11-00T04:23:02Z", &t), -1);
 }
 
 int main(void) {
