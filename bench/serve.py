@@ -4,7 +4,7 @@ GET /v1/domains/{d} latency with them stored, and the process's RSS.
 
 Usage: serve.py --bin PATH [--domains N] [--batch N] [--gets N] [--write FILE]
 
-Records are the service tests' record (tests/serve/record.json, three
+Records are the service tests' record (tests/lab/serve/record.json, three
 hosts, ~3.8 KB as one line) with the domain, time and certificate varied,
 so every record is valid and every first ingest makes a first-seen event.
 """
@@ -48,7 +48,7 @@ def main():
     ap.add_argument("--write", help="append a section to this RESULTS.md")
     a = ap.parse_args()
 
-    with open(os.path.join(REPO, "tests", "serve", "record.json")) as f:
+    with open(os.path.join(REPO, "tests", "lab", "serve", "record.json")) as f:
         base = json.load(f)
     tmp = tempfile.mkdtemp(prefix="serve-bench-")
     db = os.path.join(tmp, "bench.db")

@@ -4,7 +4,7 @@
  * also wrote what OpenSSL says about each one (digests, serial, dates, DNs,
  * key size, signature algorithm) to NAME.txt. Comparing stls_cert_describe()
  * with those files checks our mbedTLS-based code against an independent
- * implementation. STLS_TEST_CERTS_DIR comes from tests/core.cmake.
+ * implementation. STLS_TEST_CERTS_DIR comes from tests/unit/CMakeLists.txt.
  *
  * Tests marked "BUG:" fail on purpose until scanner/cert.c is fixed; they
  * document a defect that was reported, and stay in as regression tests. */
@@ -29,7 +29,7 @@
 #include "stls/result.h"
 
 #ifndef STLS_TEST_CERTS_DIR
-#error "STLS_TEST_CERTS_DIR must name the fixture directory (tests/core.cmake)"
+#error "STLS_TEST_CERTS_DIR: the fixture directory (tests/unit/CMakeLists.txt)"
 #endif
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -1,8 +1,8 @@
 /* Unit tests for chain quality and multi-store trust (scanner/chain.c).
  *
  * Fixtures are made by tests/unit/certs/make-chain.sh (see the list there);
- * STLS_TEST_CHAIN_DIR comes from tests/chain.cmake. Trust verdicts use the
- * real clock (mbedTLS offers no other), so every fixture a trust assertion
+ * STLS_TEST_CHAIN_DIR comes from tests/unit/CMakeLists.txt. Trust verdicts use
+ * the real clock (mbedTLS offers no other), so every fixture a trust assertion
  * relies on is valid from 2024 to 2124; facts about time take an explicit
  * `now`. */
 #include <setjmp.h>
@@ -25,7 +25,7 @@
 #include "stls/result.h"
 
 #ifndef STLS_TEST_CHAIN_DIR
-#error "STLS_TEST_CHAIN_DIR must name the fixture directory (tests/chain.cmake)"
+#error "STLS_TEST_CHAIN_DIR: the fixture directory (tests/unit/CMakeLists.txt)"
 #endif
 
 /* 2025-06-01T00:00:00Z: inside the validity of the century-long fixtures. */

@@ -6,8 +6,8 @@
  * code under test.
  *
  * Parser: the server flights captured from openssl s_server
- * (tests/unit/hello/, made by tests/hello/openssl_flights.py; facts from the
- * servers' configuration or s_client's report) and hand-made flights for
+ * (tests/unit/hello/, made by tests/lab/hello/openssl_flights.py; facts from
+ * the servers' configuration or s_client's report) and hand-made flights for
  * everything a real server rarely sends: garbage, SSLv2, warnings, every
  * kind of inconsistent length, messages out of order, the limits. Every
  * input is parsed whole, one byte at a time and split in two at every

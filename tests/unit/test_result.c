@@ -2,9 +2,10 @@
  * copy, cleanup of half-built results, the growable string list, the fixed
  * findings capacity and the name tables.
  *
- * The binary is linked with --wrap=malloc,calloc,realloc (tests/core.cmake)
- * so a test can make the N-th allocation fail and check that every failure
- * path reports the error and leaks nothing (valgrind and ASan run it too). */
+ * The binary is linked with --wrap=malloc,calloc,realloc
+ * (tests/unit/CMakeLists.txt) so a test can make the N-th allocation fail and
+ * check that every failure path reports the error and leaks nothing (valgrind
+ * and ASan run it too). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -28,11 +28,11 @@ import re
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 import stlstest  # noqa: E402
 
 CLOSED = "127.0.0.1:1"
-REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 MAN = os.path.join(REPO, "docs", "starttls-scan.1")
 COMPLETION = os.path.join(REPO, "scripts", "starttls-scan.bash-completion")
 

@@ -6,7 +6,7 @@ connections to one address open at once; --rate paces every connection,
 also the extra ones of --versions.
 
 Usage (inside tests/lab/netns-run.sh, with the lab DNS up: see
-tests/peer.cmake): test_politeness.py --bin PATH
+tests/lab/CMakeLists.txt): test_politeness.py --bin PATH
 
 peer.lab.test and peer2.lab.test have MX hosts mx-peer / mx-peer2, both
 127.0.26.1, where the peer listens on a free port (scan --port). Prints
@@ -22,7 +22,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
 sys.path.insert(0, HERE)
 
 import stlstest  # noqa: E402

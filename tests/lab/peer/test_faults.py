@@ -40,7 +40,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
 
 PEER_ADDR = "127.0.26.1"
 FORBIDDEN = ("MAIL", "RCPT", "DATA", "BDAT")

@@ -17,7 +17,7 @@ import yaml
 from jsonschema import Draft202012Validator, RefResolver
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(_HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(_HERE, "..", "..", "lib"))
 import stlstest  # noqa: E402
 
 REPO = stlstest.REPO_ROOT

@@ -5,7 +5,7 @@
 # the shard count is taken from spec.completions alone; and where a kubectl
 # with a recent kustomize exists, its rendering equals ours.
 set -euo pipefail
-src=$(cd "$(dirname "$0")/../.." && pwd)
+src=$(cd "$(dirname "$0")/../../.." && pwd)
 py=${STLS_PYTHON:-/usr/bin/python3}
 val="$src/docker/validate-k8s.py"
 tmp=$(mktemp -d)

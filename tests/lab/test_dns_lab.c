@@ -1,6 +1,6 @@
 /* The resolver against the lab DNS server (tests/lab/dns): every zone case
  * resolved through stls_dns on a libuv loop. Runs inside the lab namespace
- * (see tests/dns.cmake); it refuses to run anywhere else. */
+ * (see tests/lab/CMakeLists.txt); it refuses to run anywhere else. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* MTA-STS discovery against the HTTPS lab (tests/lab/sts: nginx policy
  * hosts) and the lab DNS (tests/lab/dns), inside the lab namespace. Every
  * sts-* case of the zone is fetched through stls_sts_fetch on a libuv loop
- * with the lab's CA bundle as the trust store. See tests/sts.cmake. */
+ * with the lab's CA bundle as the trust store. See tests/lab/CMakeLists.txt. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -619,8 +619,9 @@ static void test_close_from_callback(void **state) {
 int main(void) {
   const char *dir = getenv("STLS_STS_LAB");
   if (getenv("STLS_IN_NETNS") == NULL || dir == NULL) {
-    fprintf(stderr, "test_sts_lab: run me through tests/lab/netns-run.sh and "
-                    "tests/lab/sts/run-with-sts.sh (see tests/sts.cmake)\n");
+    fprintf(stderr,
+            "test_sts_lab: run me through tests/lab/netns-run.sh and "
+            "tests/lab/sts/run-with-sts.sh (see tests/lab/CMakeLists.txt)\n");
     return 1;
   }
   snprintf(lab_dir, sizeof(lab_dir), "%s", dir);

@@ -42,7 +42,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 import stlstest  # noqa: E402
 
@@ -400,7 +400,7 @@ def check_examples(res, fresh_dir, update):
         if w == h:
             res.ok("example %s: equal to a real lab run" % name)
         else:
-            res.fail("example %s: equal to a real lab run (tests/docs/test_docs.py --update "
+            res.fail("example %s: equal to a real lab run (tests/lab/docs/test_docs.py --update "
                      "rewrites it)" % name,
                      "\n".join(difflib.unified_diff(w, h, "docs/examples/" + name, "this run",
                                                     lineterm="", n=2))[:4000])

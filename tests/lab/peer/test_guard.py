@@ -10,7 +10,7 @@ DNS: the guard is checked after DNS, for every address). With --debug the
 session logs its state changes on stderr, and prints nothing there without.
 
 Usage (inside tests/lab/netns-run.sh, with the lab DNS up: see
-tests/peer.cmake): test_guard.py --bin PATH
+tests/lab/CMakeLists.txt): test_guard.py --bin PATH
 """
 
 import argparse
@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
 sys.path.insert(0, HERE)
 
 import stlstest  # noqa: E402

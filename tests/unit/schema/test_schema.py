@@ -4,7 +4,7 @@
 1. Every example in docs/examples/*.json must validate (the docs show real
    output shapes, so they must stay valid).
 2. Mutated copies of those examples, each breaking one rule of the contract,
-   must be REJECTED, and so must every file in tests/schema/negative/. A
+   must be REJECTED, and so must every file in tests/unit/schema/negative/. A
    schema that accepts everything would pass step 1; step 2 proves it can fail.
    Every object is closed, so an unknown field anywhere is rejected.
 3. docs/output.md and the schema name the same fields: every field a table
@@ -27,7 +27,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 
 import stlstest  # noqa: E402
@@ -252,7 +252,7 @@ def check_mutations():
 
 def check_negative_files():
     files = sorted(glob.glob(os.path.join(NEGATIVE, "*.json")))
-    report(len(files) > 0, "tests/schema/negative has files (%d)" % len(files))
+    report(len(files) > 0, "tests/unit/schema/negative has files (%d)" % len(files))
     for path in files:
         with open(path, encoding="utf-8") as f:
             record = json.load(f)
