@@ -65,7 +65,7 @@ runs() {
     "starttls-scan $(sed -n 's/^project(starttls-scan VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt") (mbedTLS 3."*) ;;
     *) echo "version says '$v'"; return 1 ;;
   esac
-  "$1/usr/bin/starttls-scan" help probe | grep -q '^usage: starttls-scan probe'
+  "$1/usr/bin/starttls-scan" help probe | grep >/dev/null '^usage: starttls-scan probe'
 }
 
 # man_clean FILE: groff renders the page without a warning.
@@ -79,7 +79,7 @@ man_clean() {
 completes() {
   bash -c 'source "$1"; COMP_WORDS=(starttls-scan probe --); COMP_CWORD=2; _starttls_scan
            printf "%s\n" "${COMPREPLY[@]}"' _ "$1/usr/share/bash-completion/completions/starttls-scan" |
-    grep -qx -- --ca-file
+    grep -x -- --ca-file >/dev/null
 }
 
 # --- cmake --install ------------------------------------------------------
