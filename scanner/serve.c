@@ -455,6 +455,41 @@ static void h_feed(stls_http_req_t *req, void *arg) {
 
 /* --- ingest --- */
 
+/* NULL when the n bytes at p can be stored and served as a record line:
+ * valid UTF-8, no control byte (JSON allows none in a string and we allow
+ * none but a tab between tokens), no \u0000 escape (the record's C strings
+ * would end there while the stored line goes on). cJSON checks none of
+ * these, and the line is served byte for byte as it came. Else why not. */
+static const char *line_text_check(const unsigned char *p, size_t n) {
+  int in_string = 0;
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    if (c >= 0x80) {
+      /* stls_utf8_seq_len may read four bytes: give it a padded copy. */
+      unsigned char seq[4] = {0};
+      size_t have = n - i < 4 ? n - i : 4, len;
+      memcpy(seq, p + i, have);
+      if (!(len = stls_utf8_seq_len(seq)) || len > have)
+        return "not valid UTF-8";
+      i += len;
+      continue;
+    }
+    if (c < 0x20 && (in_string || c != '\t'))
+      return "a control byte (JSON allows none here)";
+    if (in_string && c == '\\') {
+      if (i + 5 < n && !memcmp(p + i + 1, "u0000", 5))
+        return "a \\u0000 escape in a string";
+      i += 2; /* the escaped byte; cJSON judges the escape itself */
+      continue;
+    }
+    if (c == '"')
+      in_string = !in_string;
+    i++;
+  }
+  return NULL;
+}
+
 static void h_ingest(stls_http_req_t *req, void *arg) {
   serve_t *sv = arg;
   const char *p = req->body, *end = req->body + req->body_len;
@@ -487,11 +522,19 @@ static void h_ingest(stls_http_req_t *req, void *arg) {
       if (k == n)
         goto next;
     }
-    rec = cJSON_ParseWithLength(p, n);
-    if (!rec)
-      why = "not valid JSON";
-    else
-      why = record_shape(rec, &at);
+    rec = NULL;
+    if (!(why = line_text_check((const unsigned char *)p, n))) {
+      const char *stop = NULL;
+      rec = cJSON_ParseWithLengthOpts(p, n, &stop, 0);
+      if (!rec)
+        why = "not valid JSON";
+      else {
+        while (stop < p + n && (*stop == ' ' || *stop == '\t'))
+          stop++;
+        why = stop < p + n ? "bytes after the JSON value"
+                           : record_shape(rec, &at);
+      }
+    }
     if (!why) {
       /* Keep the line as sent (one line of valid JSON), from the body. */
       if (put_record(sv, rec, p, n, at, SRC_INGEST, NULL) != 0)

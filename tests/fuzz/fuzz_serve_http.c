@@ -77,12 +77,28 @@ static void answer_check(const char *p, size_t n, void *arg) {
   CHECK((cl = memmem(p, (size_t)(eoh - p), "Content-Length: ", 16)) != NULL);
   want = (size_t)strtoull(cl + 16, NULL, 10);
   CHECK(want == body_len);
-  ct = memmem(p, (size_t)(eoh - p), "Content-Type: application/json", 30);
-  if (!ct)
+  ct = memmem(p, (size_t)(eoh - p), "Content-Type: application/", 26);
+  if (!ct || (memcmp(ct + 26, "json", 4) && memcmp(ct + 26, "x-ndjson", 8)))
     return;
   CHECK((body = malloc(body_len + 1)) != NULL);
   memcpy(body, eoh, body_len);
   body[body_len] = '\0';
+  /* JSON as a strict parser wants it, whatever was ingested: valid UTF-8
+   * and no control byte but the newline that ends an NDJSON line. */
+  for (size_t i = 0; i < body_len; i++)
+    CHECK((unsigned char)body[i] >= 0x20 || body[i] == '\n');
+  CHECK(stls_utf8_is_valid(body));
+  if (!memcmp(ct + 26, "x-ndjson", 8)) {
+    /* Each line one JSON value. */
+    for (char *l = body, *nl; *l; l = nl + 1) {
+      cJSON *j;
+      CHECK((nl = strchr(l, '\n')) != NULL);
+      CHECK((j = cJSON_ParseWithLength(l, (size_t)(nl - l))) != NULL);
+      cJSON_Delete(j);
+    }
+    free(body);
+    return;
+  }
   {
     cJSON *j = cJSON_Parse(body);
     CHECK(j != NULL);

@@ -210,6 +210,43 @@ def main():
             assert r["scanned_at"] == seq[-1]["scanned_at"]
         res.check("an older ingested record changes neither latest nor feed", older_record)
 
+        def ingest_strict_lines():
+            # cJSON alone takes all of these; stored, they would be served
+            # byte for byte as JSON that no strict parser reads. A server of
+            # its own, so that the totals checked below stay as they are.
+            s3 = server(db="strict.db")
+            good = json.dumps(record(domain="strict.example"))
+            assert good.endswith("}")
+            cut = good.index('"ok"') + 2          # inside a string value
+            bad = [
+                good[:cut] + "\x01" + good[cut:],                 # control byte in a string
+                good[:cut] + "\x00" + good[cut:],                 # NUL in a string
+                good[:cut] + "\\u0000" + good[cut:],             # \u0000 escape
+                good + " x",                                      # bytes after the value
+                good + "{}",                                      # a second value
+            ]
+            body = "\n".join(bad).encode() + b"\n" + \
+                good[:cut].encode() + b"\xe6\xff" + good[cut:].encode() + b"\n" + \
+                good[:cut].encode() + b"\xed\xa0\x80" + good[cut:].encode() + b"\n" + \
+                good.encode() + b"\n"
+            _, _, _, (r,) = call(s3, "POST", "/v1/ingest", body,
+                                 {"Content-Type": "application/x-ndjson"}, want=200)
+            assert r["accepted"] == 1 and r["rejected"] == 7, r
+            assert [x["line"] for x in r["rejected_lines"]] == list(range(1, 8)), r
+            reasons = [x["reason"] for x in r["rejected_lines"]]
+            assert reasons[0] == reasons[1] == "a control byte (JSON allows none here)", reasons
+            assert "u0000" in reasons[2], reasons
+            assert reasons[5] == reasons[6] == "not valid UTF-8", reasons
+            assert "bytes after" in reasons[3] and "bytes after" in reasons[4], reasons
+            status, _, data = s3.request("GET", "/v1/domains/strict.example")
+            assert status == 200, status
+            rec = json.loads(data.decode("utf-8", errors="strict"))  # strict=True: no controls
+            assert rec["domain"] == "strict.example"
+            stlstest.validate(rec)
+            s3.stop()
+        res.check("ingest refuses lines that are not strict JSON (controls, bad UTF-8, "
+                  "trailing bytes)", ingest_strict_lines)
+
         def stats_and_metrics():
             from prometheus_client.parser import text_string_to_metric_families
             status, hd, data = s.request("GET", "/metrics")
