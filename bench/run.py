@@ -417,12 +417,12 @@ def phase_sessions(args, lab, work):
     share, and a greeting timeout long enough for every connection to be
     made before the first one gives up.
 
-    One worker (-w 1): the engine splits -c evenly between its workers and
-    gives each address to one worker (by a hash of the address, so that
-    --per-ip is counted in one place). Sixteen addresses over two workers
-    split 7/9 here, and the worker with nine addresses (5,625 sessions)
-    could hold only its 5,000: 9,375 sessions open, the rest queued until
-    the first wave timed out. One worker holds all 10,000."""
+    One worker (-w 1), so that the figure stays comparable with earlier
+    runs: when -c was still split evenly between workers, sixteen
+    addresses over two workers fell 7/9 and the worker with nine addresses
+    (5,625 sessions) could hold only its 5,000. Since -c is one budget for
+    the engine that no longer happens, but the phase measures memory, not
+    scaling."""
     socks = []
     try:
         for ip in SESSION_ADDRS:

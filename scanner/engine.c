@@ -9,6 +9,7 @@
 #include "stls/util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -124,7 +125,8 @@ struct worker_s {
   endpoint_t *ready_head, *ready_tail;
   endpoint_t *done_head, *done_tail;
   size_t done_count;
-  unsigned active, active_max;
+  unsigned active;    /* probes running on this loop */
+  atomic_int starved; /* wants a slot of the shared budget (-c) */
   int rate_timer_armed;
   char init_error[300];
 };
@@ -152,10 +154,13 @@ struct stls_engine_s {
   double tokens, burst;
   int64_t tokens_at;
   int64_t rate_wait_ms; /* time probes waited for a token */
-  /* load, for progress and /metrics (approximate, no lock) */
-  unsigned probes_active;
-  unsigned domains_active;
-  uint64_t local_retries;
+  /* -c: one budget of probe slots for all workers, so that a worker
+   * whose probes hang cannot idle slots another worker could use. */
+  atomic_uint slots;
+  /* load, for progress and /metrics */
+  atomic_uint probes_active;
+  atomic_uint domains_active;
+  atomic_uint_fast64_t local_retries;
 };
 
 void stls_scan_limits_defaults(stls_scan_limits_t *l) {
@@ -538,6 +543,7 @@ static void pull_jobs(worker_t *w) {
 /* ---- owner side ------------------------------------------------------- */
 
 static void schedule(worker_t *w);
+static void slot_give(worker_t *self);
 
 static void reply_waiters(worker_t *w, endpoint_t *ep) {
   int first = 1;
@@ -648,6 +654,7 @@ static void probe_done_cb(stls_host_result_t *res, void *arg) {
 
   w->active--;
   e->probes_active--;
+  slot_give(w);
   ips->active--;
   if (ips->blocked_head) {
     endpoint_t *b = ips->blocked_head;
@@ -733,9 +740,47 @@ static void rate_timer_cb(uv_timer_t *t) {
   schedule(w);
 }
 
+/* Take a slot of the shared budget if one is free. */
+static int slot_take(stls_engine_t *e) {
+  unsigned n = atomic_load(&e->slots);
+  while (n > 0)
+    if (atomic_compare_exchange_weak(&e->slots, &n, n - 1))
+      return 1;
+  return 0;
+}
+
+/* Take a slot, or mark the worker as waiting for one. The mark is set
+ * before the attempt, so a slot given back in between always finds it. */
+static int slot_take_or_wait(worker_t *w) {
+  atomic_store(&w->starved, 1);
+  if (!slot_take(w->e))
+    return 0;
+  atomic_store(&w->starved, 0);
+  return 1;
+}
+
+/* Give a slot back and wake the other workers that wait for one (this
+ * worker schedules itself after a probe anyway). All of them: one that
+ * has nothing left to start must not sit on the wake-up of another. */
+static void slot_give(worker_t *self) {
+  stls_engine_t *e = self->e;
+  atomic_fetch_add(&e->slots, 1);
+  for (unsigned k = 1; k < e->nw; k++) {
+    worker_t *o = &e->workers[(self->id + k) % e->nw];
+    if (!atomic_exchange(&o->starved, 0))
+      continue;
+    /* Under its lock: a stopping worker closes its handle only after it
+     * has seen stop, which is set under the same lock. */
+    uv_mutex_lock(&o->mu);
+    if (!o->stop)
+      uv_async_send(&o->async);
+    uv_mutex_unlock(&o->mu);
+  }
+}
+
 static void schedule(worker_t *w) {
   stls_engine_t *e = w->e;
-  while (w->active < w->active_max && w->ready_head) {
+  while (w->ready_head) {
     endpoint_t *ep = w->ready_head;
     ipstate_t *ips = ep->ips;
     stls_probe_cfg_t cfg;
@@ -754,7 +799,10 @@ static void schedule(worker_t *w) {
       ips->blocked_tail = ep;
       continue;
     }
+    if (!slot_take_or_wait(w))
+      return; /* the budget is spent: a slot given back wakes us */
     if ((wait = take_token(e)) > 0) {
+      slot_give(w); /* not used after all */
       if (!w->rate_timer_armed) {
         w->rate_timer_armed = 1;
         uv_mutex_lock(&e->rate_mu);
@@ -906,6 +954,7 @@ static void async_cb(uv_async_t *a) {
     return;
   }
   pull_jobs(w);
+  schedule(w); /* woken because a slot of the shared budget is free */
 }
 
 static void worker_main(void *arg) {
@@ -964,12 +1013,9 @@ static int worker_init(stls_engine_t *e, worker_t *w, unsigned id) {
   w->cfg.tls = w->tls;
   w->cfg.pace = pace_cb;
   w->cfg.pace_arg = w;
-  w->active_max = o->limits.concurrency / e->nw;
-  if (w->active_max < 1)
-    w->active_max = 1;
-  /* Enough domains in flight to keep the probe slots busy while others
-   * wait for DNS, few enough to keep memory flat. */
-  w->jobs_max = w->active_max * 2 + 8;
+  /* Enough domains in flight to keep this worker's share of the probe
+   * slots busy while others wait for DNS, few enough to keep memory flat. */
+  w->jobs_max = o->limits.concurrency / e->nw * 2 + 8;
   return 0;
 }
 
@@ -1021,6 +1067,7 @@ int stls_engine_new(stls_engine_t **out, uv_loop_t *loop,
   e->burst = cfg->limits.rate > 0 ? 1.0 + cfg->limits.rate / 10.0 : 0;
   e->tokens = e->burst;
   e->tokens_at = stls_now_ms();
+  atomic_init(&e->slots, cfg->limits.concurrency ? cfg->limits.concurrency : 1);
   /* One guard for SMTP and MTA-STS connections (service, --refuse-private). */
   e->cfg.guard_private = cfg->guard_private || cfg->probe.guard_private;
   e->cfg.probe.guard_private = e->cfg.guard_private;
