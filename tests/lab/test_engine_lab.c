@@ -224,7 +224,7 @@ static void drop_cb(void *tag, void *arg) {
   (*(int *)arg)++;
 }
 
-static void never_cb(stls_engine_t *e, const stls_domain_record_t *rec,
+static void count_cb(stls_engine_t *e, const stls_domain_record_t *rec,
                      void *tag, void *arg) {
   (void)e;
   (void)rec;
@@ -247,7 +247,7 @@ static void test_queue_and_stop(void **state) {
   cfg.limits.queue_cap = 2;
   uv_loop_init(&loop);
   assert_int_equal(
-      stls_engine_new(&e, &loop, &cfg, never_cb, &records, err, sizeof(err)),
+      stls_engine_new(&e, &loop, &cfg, count_cb, &records, err, sizeof(err)),
       0);
   /* The worker takes up to jobs_max at once; past that, the queue fills. */
   for (int i = 0; i < 40; i++) {
@@ -304,14 +304,6 @@ static void *hold_main(void *arg) {
   for (int i = 0; i < n; i++)
     close(held[i]);
   return NULL;
-}
-
-static void count_cb(stls_engine_t *e, const stls_domain_record_t *rec,
-                     void *tag, void *arg) {
-  (void)e;
-  (void)rec;
-  (void)tag;
-  (*(int *)arg)++;
 }
 
 /* Four silent servers' probes on one address, so all of them belong to
