@@ -18,6 +18,12 @@ have_bin=0
 for a in "$@"; do
   case $a in --bin | --bin=*) have_bin=1 ;; esac
 done
+# The fast peer (bench/fastpeer.c) needs OpenSSL's headers; without them
+# its phases are skipped.
+if [ ! -f /usr/include/openssl/ssl.h ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "bench: installing libssl-dev for bench/fastpeer" >&2
+  apt-get install -y -q libssl-dev >/dev/null
+fi
 if [ $have_bin = 0 ]; then
   for kind in tuned stock; do
     build="$root/build-bench"

@@ -141,6 +141,8 @@ for k in $rsa_keys; do
 done
 genkey mx-ecdsa ec &
 pids+=($!)
+genkey mx-wild-ec ec &
+pids+=($!)
 for p in "${pids[@]}"; do wait "$p"; done
 
 # Roots: self-signed, ten years.
@@ -199,6 +201,9 @@ leaf mx-ecdsa ec inter-a mx-ecdsa.lab.test mx-ecdsa.lab.test -days 825
 leaf mx-tls12 rsa inter-a mx-tls12.lab.test mx-tls12.lab.test -days 825
 leaf mx-wrong rsa inter-a wrong.example.net wrong.example.net -days 825
 leaf mx-wild rsa inter-a '*.lab.test' '*.lab.test' -days 825
+# The benchmark's fast peer (bench/fastpeer.c): cheap to sign with, valid
+# for every lab name.
+leaf mx-wild-ec ec inter-a '*.lab.test' '*.lab.test' -days 825
 # Entirely in the past: valid for one year, ending well before today.
 leaf mx-expired rsa inter-a mx-expired.lab.test mx-expired.lab.test \
   -startdate 20200101000000Z -enddate 20210101000000Z

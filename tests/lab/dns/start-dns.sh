@@ -87,6 +87,16 @@ trap '[ "$started" = 1 ] || bash "$here/stop-dns.sh" "$dir"' EXIT
     for (i = 0; i < 10000; i++)
       printf "tarpit%05d MX 10 mx-tarpit%d\n", i, i % 16 + 1;
   }'
+  # The benchmark's fast peer (bench/fastpeer.c): fast0000..fast3999 over
+  # 64 addresses, enough for the scanner's workers (each address belongs to
+  # one) to share the work evenly.
+  for i in $(seq 1 64); do
+    echo "mx-fast$i A 127.0.30.$i"
+  done
+  awk 'BEGIN {
+    for (i = 0; i < 4000; i++)
+      printf "fast%04d MX 10 mx-fast%d\n", i, i % 64 + 1;
+  }'
 } >"$dir/lab.test.zone"
 
 cat >"$dir/unbound.conf" <<CONF
