@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -57,21 +58,28 @@ static void *smtp_main(void *arg) {
 
 static pthread_t smtp_thread;
 
-static int start_smtp(void **state) {
+/* A listening TCP socket on a lab address, or -1 (said on stderr). */
+static int listen_on(const char *ip, int port) {
   struct sockaddr_in a;
-  int one = 1;
-  (void)state;
-  smtp_fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
   memset(&a, 0, sizeof(a));
   a.sin_family = AF_INET;
-  a.sin_port = htons(25);
-  inet_pton(AF_INET, "127.0.25.1", &a.sin_addr);
-  setsockopt(smtp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(smtp_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-      listen(smtp_fd, 16) != 0) {
-    perror("test_engine_lab: bind 127.0.25.1:25 (inside the lab only)");
+  a.sin_port = htons((uint16_t)port);
+  inet_pton(AF_INET, ip, &a.sin_addr);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 16) != 0) {
+    fprintf(stderr, "test_engine_lab: bind %s:%d (inside the lab only): %s\n",
+            ip, port, strerror(errno));
+    close(fd);
     return -1;
   }
+  return fd;
+}
+
+static int start_smtp(void **state) {
+  (void)state;
+  if ((smtp_fd = listen_on("127.0.25.1", 25)) < 0)
+    return -1;
   return pthread_create(&smtp_thread, NULL, smtp_main, NULL);
 }
 
@@ -315,22 +323,14 @@ static void test_concurrency_is_shared(void **state) {
   static const char *domains[] = {
       "tarpit00000.lab.test", "tarpit00016.lab.test", "tarpit00032.lab.test",
       "tarpit00048.lab.test"};
-  struct sockaddr_in a;
   pthread_t th;
   uv_loop_t loop;
   stls_engine_cfg_t cfg;
   stls_engine_t *e;
   char err[300];
-  int one = 1, records = 0;
+  int records = 0;
   (void)state;
-  hold_fd = socket(AF_INET, SOCK_STREAM, 0);
-  memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_port = htons(2526);
-  inet_pton(AF_INET, "127.0.28.1", &a.sin_addr);
-  setsockopt(hold_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  assert_int_equal(bind(hold_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  assert_int_equal(listen(hold_fd, 16), 0);
+  assert_true((hold_fd = listen_on("127.0.28.1", 2526)) >= 0);
   atomic_store(&hold_n, 0);
   assert_int_equal(pthread_create(&th, NULL, hold_main, NULL), 0);
 

@@ -46,6 +46,22 @@ bash "$here/dnssec.sh" "${dnssec_args[@]}" || die "dnssec.sh failed"
 started=0
 trap '[ "$started" = 1 ] || bash "$here/stop-dns.sh" "$dir"' EXIT
 
+# spread NAME WIDTH COUNT MX N NET: the domains NAME0000.. (COUNT of them,
+# numbered WIDTH digits wide) with their MX spread over MX1..MXN, and MXi's
+# address NET.i.
+spread() {
+  local name=$1 width=$2 count=$3 mx=$4 n=$5 net=$6 i
+  for i in $(seq 1 "$n"); do
+    echo "$mx$i A $net.$i"
+  done
+  awk -v name="$name" -v width="$width" -v count="$count" -v mx="$mx" \
+    -v n="$n" 'BEGIN {
+    fmt = "%s%0" width "d MX 10 %s%d\n";
+    for (i = 0; i < count; i++)
+      printf fmt, name, i, mx, i % n + 1;
+  }'
+}
+
 # The zone: the static part plus generated names.
 {
   cat "$here/lab.test.zone"
@@ -80,23 +96,11 @@ trap '[ "$started" = 1 ] || bash "$here/stop-dns.sh" "$dir"' EXIT
   }'
   # Memory benchmark at 10,000 sessions: tarpit00000..tarpit09999 over
   # sixteen addresses where only bench/run.py listens (and never greets).
-  for i in $(seq 1 16); do
-    echo "mx-tarpit$i A 127.0.28.$i"
-  done
-  awk 'BEGIN {
-    for (i = 0; i < 10000; i++)
-      printf "tarpit%05d MX 10 mx-tarpit%d\n", i, i % 16 + 1;
-  }'
+  spread tarpit 5 10000 mx-tarpit 16 127.0.28
   # The benchmark's fast peer (bench/fastpeer.c): fast0000..fast3999 over
   # 64 addresses, enough for the scanner's workers (each address belongs to
   # one) to share the work evenly.
-  for i in $(seq 1 64); do
-    echo "mx-fast$i A 127.0.30.$i"
-  done
-  awk 'BEGIN {
-    for (i = 0; i < 4000; i++)
-      printf "fast%04d MX 10 mx-fast%d\n", i, i % 64 + 1;
-  }'
+  spread fast 4 4000 mx-fast 64 127.0.30
 } >"$dir/lab.test.zone"
 
 cat >"$dir/unbound.conf" <<CONF
