@@ -125,7 +125,6 @@ struct worker_s {
   endpoint_t *ready_head, *ready_tail;
   endpoint_t *done_head, *done_tail;
   size_t done_count;
-  unsigned active;    /* probes running on this loop */
   atomic_int starved; /* wants a slot of the shared budget (-c) */
   int rate_timer_armed;
   char init_error[300];
@@ -652,7 +651,6 @@ static void probe_done_cb(stls_host_result_t *res, void *arg) {
   ipstate_t *ips = ep->ips;
   int64_t delay = e->cfg.limits.retry_delay_ms;
 
-  w->active--;
   e->probes_active--;
   slot_give(w);
   ips->active--;
@@ -820,7 +818,6 @@ static void schedule(worker_t *w) {
     cfg.ip = ep->ip;
     snprintf(key, sizeof(key), "%s|%d", ep->ip, w->cfg.port);
     cfg.tls12_only = stls_strmap_get(w->tls12_addrs, key) != NULL;
-    w->active++;
     e->probes_active++;
     ips->active++;
     if (stls_probe_start(&w->loop, &cfg, &ep->res, probe_done_cb, ep) != 0)
