@@ -455,19 +455,13 @@ def phase_sessions(args, lab, work):
             s.close()
 
 
-def proc_cpu_s(pid):
-    """user+sys CPU seconds of a running process, from /proc."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def phase_fast(args, lab, work, workers):
     """scan-c64's scaling run against bench/fastpeer instead of Postfix:
     fast0000.. on 64 addresses (so each of the scanner's workers owns about
     half of them), an ECDSA P-256 leaf for *.lab.test under the lab's
     intermediate A (trusted with ca-a, as the Postfix endpoints are). The
-    peer's CPU is read from /proc around the scan."""
+    peer's CPU is read from /proc around the scan (proc_stat: it has no
+    children, so that is its own user+sys time)."""
     cmd = [args.fastpeer, "--chain", os.path.join(lab, "pki", "mx-wild-ec.chain.pem")]
     for ip in FAST_ADDRS:
         cmd += ["--listen", "%s:%d" % (ip, FAST_PORT)]
@@ -476,11 +470,11 @@ def phase_fast(args, lab, work, workers):
         said = peer.stderr.readline()
         if "listening" not in said:
             die("bench/fastpeer did not start: %s" % (said.strip() or "exit %s" % peer.wait()))
-        cpu0 = proc_cpu_s(peer.pid)
+        cpu0 = proc_stat(peer.pid)[1]
         domains = ["fast%04d.lab.test" % i for i in range(args.fast_domains)]
         r = phase_scan(args, lab, domains, work, 64, "fast-w%d" % workers,
                        ["--port", str(FAST_PORT), "-w", str(workers)], all_trusted=True)
-        r["peer_cpu_s"] = round(proc_cpu_s(peer.pid) - cpu0, 3)
+        r["peer_cpu_s"] = round(proc_stat(peer.pid)[1] - cpu0, 3)
         return r
     finally:
         peer.terminate()
